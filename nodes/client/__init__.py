@@ -1,0 +1,1 @@
+"""Clients: closed-loop workload generators that ask for multi-sequence numbers."""

@@ -1,0 +1,97 @@
+"""Typed role configurations, loaded from TOML; unknown keys are errors.
+
+Every node process reads exactly one of these. The orchestrator renders them from
+templates and validates them with the same Structs before shipping, so a typo fails on
+the user's machine, not halfway through an experiment.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+class Endpoint(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    host: str
+    port: int
+
+
+class Common(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str  # process name, e.g. "proxy-0-1": prefix of every file it writes
+    outdir: str  # where its log, ready marker and data files go
+    nspaces: int
+    listen: Endpoint | None = None  # servers only; clients connect out
+
+
+class SequencerConfig(Common, kw_only=True):
+    epoch: int = 1
+    # Seconds between stats lines (the original's per-second sequencer log).
+    stats_interval_s: float = 1.0
+
+
+class ProxyConfig(Common, kw_only=True):
+    group: int
+    replica: int  # Raft node id within the group (0..2)
+    peers: dict[str, Endpoint]  # replica id (as text, TOML keys are strings) -> endpoint
+    sequencer: Endpoint
+    epoch: int = 1
+    designated_leader: bool = False  # campaigns at start-up, as replica 0 did in the original
+    batch_timeout_us: int = 200
+    batch_max_ops: int = 1024
+    tick_ms: int = 10
+    election_ticks: int = 30
+    heartbeat_ticks: int = 3
+    max_log_entries: int = 50_000  # compaction trigger (the original's --max_log_size)
+    seq_timeout_ms: int = 500  # resend a sequencer request after this long without answer
+    # Write every committed noop to <name>.noops (every replica does, so a noop committed
+    # just before its leader died is still on record).
+    record_noops: bool = False
+
+
+class ClientConfig(Common, kw_only=True):
+    client_id: int
+    group: int
+    replicas: list[Endpoint]  # index = replica id; replica 0 is tried first
+    concurrency: int = 32
+    counts: list[int] = []  # numbers per space per operation; empty = 1 in every space
+    warmup_s: float = 4.0
+    duration_s: float = 10.0
+    cooldown_s: float = 4.0
+    timeout_ms: int = 1000  # retransmit to the next replica after this long
+    drain_s: float = 10.0  # at the end, how long to wait for outstanding answers
+    record_seqnums: bool = False
+    series_bin_ms: int = 10
+
+
+ConfigT = TypeVar("ConfigT", bound=Common)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message is one line."""
+
+
+def parse(text: str, kind: type[ConfigT], source: str = "<config>") -> ConfigT:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load(path: str | Path, kind: type[ConfigT]) -> ConfigT:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse(text, kind, str(path))

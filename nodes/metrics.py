@@ -1,0 +1,337 @@
+"""Measurement recording for node processes, and the writers of every measurement file.
+
+Node machines carry only msgspec and uvloop, so this module uses nothing else outside the
+standard library. ``analysis`` imports it for the shared percentile maths and file formats,
+which keeps the writer and the reader of each format in one place.
+
+Files a client process writes into its results directory (``client-<m>-<t>.*``):
+
+* ``.hist``  exact latency histogram, ``# latency_us count`` then ``us count`` ascending;
+* ``.dat``   the original one-line ``mrps,p50,p99,p999,p9999,retx`` (C ``%f``, retx integer);
+* ``.series`` CSV ``unix_ms,ops``: completions per fixed bin, zero bins included;
+* ``.summary.json`` a :class:`ClientSummary`;
+* ``.seqnums`` one line per answered operation (with ``--record-seqnums``).
+
+Proxies write ``<proxyname>.noops`` with the numbers consumed by committed noops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+__all__ = [
+    "HIST_HEADER",
+    "PERCENTILES",
+    "SERIES_HEADER",
+    "ClientSummary",
+    "LatencyHistogram",
+    "NoopRecorder",
+    "SeqnumRecorder",
+    "ThroughputSeries",
+    "format_dat",
+    "nearest_rank",
+    "write_dat",
+    "write_summary",
+]
+
+PERCENTILES: tuple[float, ...] = (0.5, 0.99, 0.999, 0.9999)
+
+HIST_HEADER = "# latency_us count"
+SERIES_HEADER = "unix_ms,ops"
+
+StrPath = str | os.PathLike[str]
+
+
+def nearest_rank(p: float, count: int) -> int:
+    """The 1-based rank of the nearest-rank ``p``-percentile among ``count`` samples.
+
+    ``ceil(p * count)``, clamped to at least 1. The product is taken on the decimal value of
+    ``p`` (``0.99`` means 99/100, not the binary double just above it), so that 99 % of 100
+    samples is rank 99 and never rank 100 because of a rounding error.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"percentile must lie in [0, 1], got {p!r}")
+    # str(float(p)) is the shortest decimal that round-trips, also for numpy scalars.
+    return max(1, math.ceil(Fraction(str(float(p))) * count))
+
+
+class LatencyHistogram:
+    """Exact latency histogram: integer microseconds -> count (dict), no saturation, no bins.
+
+    The original used eRPC's binned histogram, which saturates at about 1.3 ms: useless for
+    failure experiments, where latencies of seconds are the point. A dict keyed by the exact
+    microsecond value stays small (latencies cluster) and merges exactly.
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: defaultdict[int, int] = defaultdict(int)
+
+    def record(self, us: int) -> None:
+        # Hot path (tens of thousands of calls per second per process): one dict update.
+        self._counts[us] += 1
+
+    def merge(self, other: LatencyHistogram) -> None:
+        counts = self._counts
+        for us, n in other._counts.items():
+            counts[us] += n
+
+    @property
+    def count(self) -> int:
+        return sum(self._counts.values())
+
+    def items(self) -> list[tuple[int, int]]:
+        """``(us, count)`` pairs, ascending by latency, zero counts omitted."""
+        return sorted((us, n) for us, n in self._counts.items() if n)
+
+    def percentile(self, p: float) -> float:
+        """Nearest rank: the smallest recorded value v such that at least ceil(p*count)
+        samples are <= v; 0.0 when the histogram is empty."""
+        return self.percentiles((p,))[0]
+
+    def percentiles(self, ps: Sequence[float] = PERCENTILES) -> list[float]:
+        """:meth:`percentile` for each of ``ps``, with one sort of the histogram."""
+        pairs = self.items()
+        total = sum(n for _, n in pairs)
+        if total == 0:
+            for p in ps:
+                nearest_rank(p, 0)  # still reject an out-of-range p
+            return [0.0 for _ in ps]
+        out = []
+        for p in ps:
+            rank = nearest_rank(p, total)
+            seen = 0
+            for us, n in pairs:
+                seen += n
+                if seen >= rank:
+                    out.append(float(us))
+                    break
+        return out
+
+    def clear(self) -> None:
+        self._counts.clear()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencyHistogram):
+            return NotImplemented
+        return self.items() == other.items()
+
+    def __repr__(self) -> str:
+        return f"LatencyHistogram(count={self.count}, distinct={len(self.items())})"
+
+    def write(self, path: StrPath) -> None:
+        lines = [HIST_HEADER]
+        lines.extend(f"{us} {n}" for us, n in self.items())
+        _write_text(path, "\n".join(lines) + "\n")
+
+    @classmethod
+    def read(cls, path: StrPath) -> LatencyHistogram:
+        """Parse a ``.hist`` file; ``ValueError`` naming the file and line when malformed."""
+        hist = cls()
+        counts = hist._counts
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+            if first.rstrip("\r\n").strip() != HIST_HEADER:
+                raise ValueError(f"{path}:1: expected header {HIST_HEADER!r}, got {first[:60]!r}")
+            previous = -1
+            for lineno, line in enumerate(f, start=2):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 2:
+                    raise ValueError(f"{path}:{lineno}: expected 'us count', got {line.strip()!r}")
+                try:
+                    us, n = int(fields[0]), int(fields[1])
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{lineno}: not two integers: {line.strip()!r}"
+                    ) from None
+                if us < 0 or n <= 0:
+                    raise ValueError(
+                        f"{path}:{lineno}: latency must be >= 0 and count > 0: {line.strip()!r}"
+                    )
+                if us <= previous:
+                    raise ValueError(f"{path}:{lineno}: latencies not strictly ascending")
+                previous = us
+                counts[us] = n
+        return hist
+
+
+class ThroughputSeries:
+    """Completed operations per fixed bin of wall-clock time (default 10 ms), for
+    throughput-over-time and recovery plots."""
+
+    __slots__ = ("bin_ms", "_bin_ns", "_bins")
+
+    def __init__(self, bin_ms: int = 10) -> None:
+        if bin_ms <= 0:
+            raise ValueError(f"bin_ms must be positive, got {bin_ms}")
+        self.bin_ms = bin_ms
+        self._bin_ns = bin_ms * 1_000_000
+        self._bins: defaultdict[int, int] = defaultdict(int)
+
+    def record(self, now_ns: int) -> None:
+        # Hot path: now_ns = time.time_ns(); the key is the bin index.
+        self._bins[now_ns // self._bin_ns] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self._bins.values())
+
+    def rows(self) -> list[tuple[int, int]]:
+        """``(unix_ms of the bin start, ops)`` from the first to the last bin, zeros included."""
+        if not self._bins:
+            return []
+        first, last = min(self._bins), max(self._bins)
+        bins = self._bins
+        return [(b * self.bin_ms, bins.get(b, 0)) for b in range(first, last + 1)]
+
+    def write(self, path: StrPath) -> None:
+        lines = [SERIES_HEADER]
+        lines.extend(f"{ms},{n}" for ms, n in self.rows())
+        _write_text(path, "\n".join(lines) + "\n")
+
+
+def format_dat(mrps: float, hist: LatencyHistogram, retransmits: int) -> str:
+    """The original client ``.dat`` line (with newline): ``mrps,p50,p99,p999,p9999,retx``.
+
+    C ``%f`` for the rate and the latencies so that the original scripts read it unchanged;
+    the retransmission count is a count, so it is printed as an integer.
+    """
+    # Python's "f" presentation type is C's %f: six decimals, no exponent.
+    lat = ",".join(f"{v:f}" for v in hist.percentiles(PERCENTILES))
+    return f"{mrps:f},{lat},{int(retransmits):d}\n"
+
+
+def write_dat(
+    path: StrPath, ops: int, seconds: float, hist: LatencyHistogram, retransmits: int
+) -> None:
+    """Write the one-line ``.dat`` for ``ops`` completions in ``seconds`` (whole window).
+
+    A client that never reached its measured window reports 0 Mops/s rather than failing:
+    the file must exist so that a run's results are complete.
+    """
+    mrps = ops / seconds / 1e6 if seconds > 0 else 0.0
+    _write_text(path, format_dat(mrps, hist, retransmits))
+
+
+class ClientSummary(msgspec.Struct, forbid_unknown_fields=True):
+    """What one client process reports about its run (``<name>.summary.json``)."""
+
+    name: str
+    client_id: int
+    ops_total: int
+    ops_measured: int
+    window_start_unix_ms: int
+    window_end_unix_ms: int
+    retransmits: int
+    redirects: int
+    unanswered: int
+
+    @property
+    def window_seconds(self) -> float:
+        return (self.window_end_unix_ms - self.window_start_unix_ms) / 1000.0
+
+
+def write_summary(path: StrPath, s: ClientSummary) -> None:
+    _write_bytes(path, msgspec.json.encode(s) + b"\n")
+
+
+class _RangeRecorder:
+    """Shared buffered line writer for per-operation number ranges.
+
+    Each range is written as ``count last``: the range is ``[last-count+1, last]`` and count 0
+    means no number in that space. Lines go through a large write buffer; the hot path only
+    formats a string.
+    """
+
+    def __init__(self, path: StrPath, header: str, nspaces: int) -> None:
+        if nspaces <= 0:
+            raise ValueError(f"nspaces must be positive, got {nspaces}")
+        self.path = Path(path)
+        self.nspaces = nspaces
+        # Kept open for the life of the recorder; close() (or the with-block) releases it.
+        self._f: IO[str] | None = open(self.path, "w", encoding="ascii", buffering=1 << 20)
+        self._f.write(header + "\n")
+
+    def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
+        if len(counts) != self.nspaces or len(lasts) != self.nspaces:
+            raise ValueError(
+                f"expected {self.nspaces} counts and lasts, got {len(counts)} and {len(lasts)}"
+            )
+        f = self._f
+        if f is None:
+            raise ValueError(f"{self.path}: recorder is closed")
+        parts = [head]
+        for c, last in zip(counts, lasts, strict=True):
+            parts.append(f"{c} {last}")
+        f.write(" ".join(parts) + "\n")
+
+    def flush(self, fsync: bool = False) -> None:
+        """Push buffered lines to the OS; with ``fsync`` also to the disk (the original
+        fsync'ed once per second so that a killed client still leaves its numbers)."""
+        if self._f is None:
+            return
+        self._f.flush()
+        if fsync:
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> _RangeRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SeqnumRecorder(_RangeRecorder):
+    """Appends one line per operation result: for the contiguity/FIFO checker.
+
+    Header ``# client_id <id> spaces <n>``; lines ``reqid unix_us c0 l0 c1 l1 ...``.
+    Buffered; call :meth:`flush` and :meth:`close`.
+    """
+
+    def __init__(self, path: StrPath, client_id: int, nspaces: int) -> None:
+        super().__init__(path, f"# client_id {client_id} spaces {nspaces}", nspaces)
+        self.client_id = client_id
+
+    def record(self, reqid: int, unix_us: int, counts: Sequence[int], lasts: Sequence[int]) -> None:
+        self._line(f"{reqid} {unix_us}", counts, lasts)
+
+
+class NoopRecorder(_RangeRecorder):
+    """Numbers consumed by committed noops: header ``# noops spaces <n>``, lines
+    ``unix_us c0 l0 c1 l1 ...``."""
+
+    def __init__(self, path: StrPath, nspaces: int) -> None:
+        super().__init__(path, f"# noops spaces {nspaces}", nspaces)
+
+    def record(self, unix_us: int, counts: Sequence[int], lasts: Sequence[int]) -> None:
+        self._line(str(unix_us), counts, lasts)
+
+
+def _write_text(path: StrPath, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: StrPath, data: bytes) -> None:
+    # Write beside the target and rename, so that a reader (or a collector copying the results
+    # directory while the process exits) never sees a half-written file.
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)

@@ -1,0 +1,1 @@
+"""The proxy: one replica of one Raft group that batches client operations."""

@@ -1,0 +1,53 @@
+"""What a proxy group writes in its Raft log.
+
+One `BatchEntry` per batch, written only after the sequencer answered: the ranges in the
+log are final, so every replica that applies the entry knows exactly which numbers the
+batch's operations own. The srid is logged so that a future leader can tell which of the
+group's sequencer requests are settled and which must be probed and turned into noops.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+NOOP_CLIENT = -1  # client id of the single operation of a noop batch
+
+
+class OpRecord(msgspec.Struct, array_like=True):
+    client_id: int
+    reqid: int
+    counts: list[int]
+    lasts: list[int]
+
+
+class BatchEntry(msgspec.Struct, array_like=True, tag="b"):
+    srid: int
+    batch_id: int
+    ops: list[OpRecord]
+    # Cumulative client acks gathered since the previous entry: (client_id, ack).
+    acks: list[tuple[int, int]]
+    noop: bool = False
+
+
+class SwitchSequencer(msgspec.Struct, array_like=True, tag="s"):
+    """From this entry on, the group talks to `epoch`'s sequencer only."""
+
+    epoch: int
+    host: str
+    port: int
+
+
+Entry = Union[BatchEntry, SwitchSequencer]  # noqa: UP007
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Entry)
+
+
+def encode(entry: BatchEntry | SwitchSequencer) -> bytes:
+    return _encoder.encode(entry)
+
+
+def decode(data: bytes) -> BatchEntry | SwitchSequencer:
+    return _decoder.decode(data)

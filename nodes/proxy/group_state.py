@@ -1,0 +1,169 @@
+"""The state every replica of a group derives from the committed log, free of I/O.
+
+It answers three questions after any failover:
+- which operations already own numbers (so a retransmitted request gets the same
+  answer and no operation is numbered twice): `results`, pruned by client acks;
+- how far each client's operations have been sequenced (client-determined order):
+  `sequenced`;
+- which sequencer request ids (srids) are settled in the log: a contiguous `srid_floor`
+  plus the settled srids above it. A new leader probes every srid that is not settled.
+
+Done-ness is tracked per operation (results pruned by each client's cumulative ack) and
+per srid (a floor that advances over settled srids), never by a batch-id watermark, so a
+batch id that never commits cannot stall garbage collection.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, SwitchSequencer
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    results: dict[int, dict[int, list[int]]]
+    acked: dict[int, int]
+    sequenced: dict[int, int]
+    srid_floor: int
+    srids_above: list[int]
+    max_srid: int
+    next_batch_id: int
+    epoch: int
+    seq_host: str
+    seq_port: int
+    ops_committed: int
+    noops_committed: int
+    noop_numbers: list[int]
+
+
+_snap_encoder = msgspec.msgpack.Encoder()
+_snap_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+class GroupState:
+    def __init__(self, nspaces: int, epoch: int, seq_host: str, seq_port: int) -> None:
+        self.nspaces = nspaces
+        self.results: dict[int, dict[int, list[int]]] = {}
+        self.acked: dict[int, int] = {}
+        self.sequenced: dict[int, int] = {}
+        self.srid_floor = 0
+        self.srids_above: set[int] = set()
+        self.max_srid = 0
+        self.next_batch_id = 0
+        self.epoch = epoch
+        self.seq_host = seq_host
+        self.seq_port = seq_port
+        self.ops_committed = 0
+        self.noops_committed = 0
+        self.noop_numbers = [0] * nspaces
+
+    # ---- srids ------------------------------------------------------------------------
+    def settle_srid(self, srid: int) -> None:
+        if srid <= self.srid_floor:
+            return
+        if srid > self.max_srid:
+            self.max_srid = srid
+        self.srids_above.add(srid)
+        floor = self.srid_floor
+        above = self.srids_above
+        while floor + 1 in above:
+            floor += 1
+            above.discard(floor)
+        self.srid_floor = floor
+
+    def unsettled_srids(self, upto: int) -> list[int]:
+        """Srids in (floor, upto] that the log does not settle: a new leader probes them."""
+        return [s for s in range(self.srid_floor + 1, upto + 1) if s not in self.srids_above]
+
+    # ---- clients ------------------------------------------------------------------------
+    def answer(self, client_id: int, reqid: int) -> list[int] | None:
+        per_client = self.results.get(client_id)
+        return None if per_client is None else per_client.get(reqid)
+
+    def already_acked(self, client_id: int, reqid: int) -> bool:
+        return reqid <= self.acked.get(client_id, -1)
+
+    def apply_ack(self, client_id: int, ack: int) -> None:
+        if ack <= self.acked.get(client_id, -1):
+            return
+        self.acked[client_id] = ack
+        per_client = self.results.get(client_id)
+        if not per_client:
+            return
+        # A client has at most `concurrency` unacknowledged answers, so a sweep is cheap.
+        for reqid in [r for r in per_client if r <= ack]:
+            del per_client[reqid]
+
+    def note_sequenced(self, client_id: int, reqid: int) -> None:
+        if reqid > self.sequenced.get(client_id, -1):
+            self.sequenced[client_id] = reqid
+
+    # ---- apply ----------------------------------------------------------------------------
+    def apply(self, entry: BatchEntry | SwitchSequencer) -> list[OpRecord]:
+        """Apply one committed entry; returns the operations it committed (noops included)."""
+        if isinstance(entry, SwitchSequencer):
+            if entry.epoch > self.epoch:
+                self.epoch, self.seq_host, self.seq_port = entry.epoch, entry.host, entry.port
+            return []
+        for client_id, ack in entry.acks:
+            self.apply_ack(client_id, ack)
+        self.settle_srid(entry.srid)
+        if entry.batch_id >= self.next_batch_id:
+            self.next_batch_id = entry.batch_id + 1
+        if entry.noop:
+            self.noops_committed += 1
+            for op in entry.ops:
+                for i, count in enumerate(op.counts):
+                    self.noop_numbers[i] += count
+            return entry.ops
+        results = self.results
+        for op in entry.ops:
+            per_client = results.get(op.client_id)
+            if per_client is None:
+                per_client = results[op.client_id] = {}
+            # An acked operation needs no answer kept (it can only be a late duplicate).
+            if op.reqid > self.acked.get(op.client_id, -1):
+                per_client[op.reqid] = op.lasts
+            self.note_sequenced(op.client_id, op.reqid)
+        self.ops_committed += len(entry.ops)
+        return entry.ops
+
+    # ---- snapshots ------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        return _snap_encoder.encode(
+            Snapshot(
+                results=self.results,
+                acked=self.acked,
+                sequenced=self.sequenced,
+                srid_floor=self.srid_floor,
+                srids_above=sorted(self.srids_above),
+                max_srid=self.max_srid,
+                next_batch_id=self.next_batch_id,
+                epoch=self.epoch,
+                seq_host=self.seq_host,
+                seq_port=self.seq_port,
+                ops_committed=self.ops_committed,
+                noops_committed=self.noops_committed,
+                noop_numbers=self.noop_numbers,
+            )
+        )
+
+    def restore(self, data: bytes) -> None:
+        snap = _snap_decoder.decode(data)
+        self.results = snap.results
+        self.acked = snap.acked
+        self.sequenced = snap.sequenced
+        self.srid_floor = snap.srid_floor
+        self.srids_above = set(snap.srids_above)
+        self.max_srid = snap.max_srid
+        self.next_batch_id = snap.next_batch_id
+        self.epoch = snap.epoch
+        self.seq_host = snap.seq_host
+        self.seq_port = snap.seq_port
+        self.ops_committed = snap.ops_committed
+        self.noops_committed = snap.noops_committed
+        self.noop_numbers = snap.noop_numbers
+
+
+def is_noop(op: OpRecord) -> bool:
+    return op.client_id == NOOP_CLIENT

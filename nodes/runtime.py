@@ -1,0 +1,103 @@
+"""What every node process does around its role: arguments, logging, signals, exit codes.
+
+`python -m nodes.<role> --config FILE` loads the config, installs uvloop when present,
+runs the role's coroutine until it returns or SIGTERM/SIGINT arrives, and exits 0 on a
+clean stop. Expected failures (a port in use, a bad config) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from nodes import config as cfg
+from nodes.rpc import install_uvloop
+
+
+class NodeError(Exception):
+    """An expected failure of a node; its message is the one line the user sees."""
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT: the role finishes its measurement, flushes and returns."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+def ready_path(conf: cfg.Common) -> Path:
+    return Path(conf.outdir) / f"{conf.name}.ready"
+
+
+def mark_ready(conf: cfg.Common, detail: str = "") -> None:
+    """Tell the orchestrator this process serves; written atomically."""
+    path = ready_path(conf)
+    tmp = path.with_suffix(".ready.tmp")
+    tmp.write_text(f"{detail}\n")
+    tmp.replace(path)
+
+
+async def listen(conf: cfg.Common, handler) -> asyncio.Server:  # type: ignore[no-untyped-def]
+    from nodes import rpc
+
+    if conf.listen is None:
+        raise NodeError("the config names no listen address")
+    try:
+        return await rpc.serve(conf.listen.host, conf.listen.port, handler, name=conf.name)
+    except OSError as exc:
+        where = f"{conf.listen.host}:{conf.listen.port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise NodeError(f"cannot listen on {where}: port already in use") from None
+        raise NodeError(f"cannot listen on {where}: {exc.strerror}") from None
+
+
+def main(
+    kind: type[cfg.ConfigT],
+    role: Callable[[cfg.ConfigT, Stop], Awaitable[None]],
+    argv: list[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m nodes.{kind.__name__}")
+    parser.add_argument("--config", required=True, help="the role's TOML config")
+    args = parser.parse_args(argv)
+    try:
+        conf = cfg.load(args.config, kind)
+    except cfg.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    Path(conf.outdir).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s.%(msecs)03d {conf.name} %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
+    )
+    loop_name = install_uvloop()
+    logging.getLogger("mason").info("starting (%s)", loop_name)
+
+    async def runner() -> None:
+        stop = Stop()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.event.set)
+        await role(conf, stop)
+
+    try:
+        asyncio.run(runner())
+    except NodeError as exc:
+        print(f"error: {conf.name}: {exc}", flush=True)
+        sys.exit(2)
+    logging.getLogger("mason").info("stopped")
+    logging.shutdown()

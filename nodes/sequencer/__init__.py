@@ -1,0 +1,1 @@
+"""The sequencer: n counters, ranges per request, at-most-once per (group, srid)."""

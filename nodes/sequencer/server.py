@@ -1,0 +1,65 @@
+"""The sequencer process: serves SeqRequests and heartbeats over the RPC layer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from nodes import runtime, wire
+from nodes.config import SequencerConfig
+from nodes.rpc import Conn
+from nodes.sequencer.counters import Counters
+
+log = logging.getLogger("mason.sequencer")
+
+
+async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
+    counters = Counters(conf.nspaces, conf.epoch)
+    answered = 0
+
+    def handle(conn: Conn, rid: int, msg: object) -> None:
+        nonlocal answered
+        if isinstance(msg, wire.SeqRequest):
+            if msg.epoch != counters.epoch:
+                conn.reply(
+                    rid,
+                    wire.SeqReply(
+                        msg.group, msg.srid, wire.SEQ_WRONG_EPOCH, msg.counts, [], False, 0,
+                        counters.epoch,
+                    ),
+                )
+                return
+            try:
+                reply = counters.handle(msg)
+            except ValueError as exc:
+                conn.abort(f"bad request from group {msg.group}: {exc}")
+                return
+            conn.reply(rid, reply)
+            answered += 1
+        elif isinstance(msg, wire.Heartbeat):
+            conn.reply(rid, wire.HeartbeatReply(counters.epoch, list(counters.next)))
+            answered += 1
+        else:
+            conn.abort(f"unexpected {type(msg).__name__}")
+
+    server = await runtime.listen(conf, handle)
+    runtime.mark_ready(conf, f"epoch {conf.epoch}")
+    log.info("serving %d spaces on %s:%d", conf.nspaces, conf.listen.host, conf.listen.port)
+    stats = Path(conf.outdir) / f"{conf.name}.stats"
+    with stats.open("a") as out:
+        out.write("# unix_s mrps table_size counters\n")
+        last = time.monotonic()
+        while not stop.requested:
+            try:
+                await asyncio.wait_for(stop.wait(), conf.stats_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            now = time.monotonic()
+            mrps = answered / (now - last) / 1e6
+            answered, last = 0, now
+            nexts = " ".join(str(n) for n in counters.next)
+            out.write(f"{time.time():.3f} {mrps:.6f} {counters.table_size()} {nexts}\n")
+            out.flush()
+    server.close()

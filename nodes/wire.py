@@ -1,0 +1,186 @@
+"""Every message that crosses a socket, as msgspec Structs, and the frame format.
+
+A frame is a 4-byte big-endian length followed by a msgpack array of envelopes
+`[kind, request_id, message]`; writers put every envelope produced in one event-loop turn
+into one frame. Messages are tagged, array-like Structs, so a frame is a compact list of
+lists and decoding validates every field's type: malformed input is rejected by the
+decoder, never interpreted.
+
+Ranges follow the original's descriptor: for each sequence space a `count` and the
+`last` (highest) number of the range, i.e. the range is [last - count + 1, last].
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from nodes.raft import RaftMessage
+
+# Envelope kinds.
+CALL = 0  # expects a REPLY with the same request id
+REPLY = 1
+CAST = 2  # one-way; request id 0
+
+HEADER = 4
+MAX_FRAME = 64 * 1024 * 1024  # a peer announcing more than this is treated as corrupt
+
+
+class Msg(msgspec.Struct, array_like=True):
+    """Base of all mason messages; the tag names the request type."""
+
+
+# ---- client <-> proxy ----------------------------------------------------------------
+
+
+class OpRequest(Msg, tag="op"):
+    """One client operation: `counts[i]` numbers wanted in space i.
+
+    `ack` is the client's cumulative acknowledgement: every reqid <= ack has been
+    answered, so the proxies may forget those answers.
+    """
+
+    client_id: int
+    reqid: int
+    group: int
+    ack: int
+    counts: list[int]
+    kind: int = 0  # system-specific operation type (0 = pure sequencing)
+    payload: bytes = b""
+
+
+class OpReply(Msg, tag="opr"):
+    """The operation's ranges, or `lasts is None` when the receiver is not the leader.
+
+    `leader` is the replica index the receiver believes leads the group (-1: unknown).
+    """
+
+    reqid: int
+    lasts: list[int] | None
+    leader: int = -1
+    payload: bytes = b""
+
+
+# ---- proxy <-> sequencer -------------------------------------------------------------
+
+SEQ_OK = 0
+SEQ_STALE_TERM = 1  # a newer leader of this group has spoken to the sequencer
+SEQ_PRUNED = 2  # the srid is below the group's floor: it is already in the group's log
+SEQ_WRONG_EPOCH = 3  # the request was meant for another sequencer epoch
+
+
+class SeqRequest(Msg, tag="sq"):
+    """A batch's demand, at-most-once per (group, srid).
+
+    srid 0 is the leader's hello: it assigns nothing and fences older terms. `floor` tells
+    the sequencer that every srid <= floor is settled in the group's log, so it may drop
+    them from its at-most-once table.
+    """
+
+    group: int
+    term: int
+    srid: int
+    counts: list[int]
+    floor: int
+    epoch: int
+
+
+class SeqReply(Msg, tag="sqr"):
+    group: int
+    srid: int
+    status: int
+    counts: list[int]
+    lasts: list[int]
+    retx: bool  # the srid had been assigned before; these are the earlier ranges
+    max_srid: int  # highest srid this sequencer has seen from the group
+    epoch: int
+
+
+class Heartbeat(Msg, tag="hb"):
+    epoch: int
+
+
+class HeartbeatReply(Msg, tag="hbr"):
+    epoch: int
+    counters: list[int]
+
+
+# ---- proxy -> noop recorder ----------------------------------------------------------
+
+
+class NoopRecord(Msg, tag="nr"):
+    group: int
+    unix_us: int
+    counts: list[int]
+    lasts: list[int]
+
+
+class Ack(Msg, tag="ok"):
+    pass
+
+
+Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs
+    OpRequest,
+    OpReply,
+    SeqRequest,
+    SeqReply,
+    Heartbeat,
+    HeartbeatReply,
+    NoopRecord,
+    Ack,
+    RaftMessage,
+]
+
+Envelope = tuple[int, int, Message]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[Envelope])
+
+
+class FrameError(Exception):
+    """A frame that cannot be decoded; the connection that sent it must be closed."""
+
+
+def encode_frame(envelopes: list[Envelope]) -> bytes:
+    body = _encoder.encode(envelopes)
+    return len(body).to_bytes(HEADER, "big") + body
+
+
+def decode_body(body: bytes | memoryview) -> list[Envelope]:
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FrameError(str(exc).splitlines()[0]) from None
+
+
+class FrameReader:
+    """Accumulates stream bytes and yields complete decoded frames."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Envelope]]:
+        buf = self._buf
+        buf += data
+        frames = []
+        pos = 0
+        end = len(buf)
+        view = memoryview(buf)
+        try:
+            while end - pos >= HEADER:
+                size = int.from_bytes(view[pos : pos + HEADER], "big")
+                if size > MAX_FRAME:
+                    raise FrameError(f"frame of {size} bytes exceeds the {MAX_FRAME} limit")
+                if end - pos - HEADER < size:
+                    break
+                start = pos + HEADER
+                frames.append(decode_body(view[start : start + size]))
+                pos = start + size
+        finally:
+            view.release()
+        if pos:
+            del buf[:pos]
+        return frames

@@ -1,0 +1,283 @@
+"""One experiment: configs -> launch -> warm-up -> measured window with faults -> stop -> collect.
+
+The same code drives LocalHost (every role on this machine) and SSHHost (a testbed): it only
+uses the `Host` interface. Whatever happens (a node that fails to start, ^C, a bug), every
+process the run started is stopped before `run` returns or raises.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from orchestrator import faults, render
+from orchestrator.hosts import Host, HostError
+from orchestrator.placement import Placement, Proc, Slot, place
+from orchestrator.spec import ExperimentSpec, to_toml
+
+POLL = 0.05
+
+
+class RunFailed(Exception):
+    """The experiment could not run; the message is one line naming the cause."""
+
+
+@dataclass
+class Launched:
+    proc: Proc
+    host: Host
+    rundir: str
+    killed: bool = False  # by the fault schedule: its death is expected
+
+    def path(self, suffix: str) -> str:
+        return f"{self.rundir}/{self.proc.name}{suffix}"
+
+
+@dataclass
+class Cluster:
+    """The machines an experiment may use and the Host that reaches each."""
+
+    slots: list[Slot]
+    hosts: dict[str, Host]  # machine name -> host
+
+    @classmethod
+    def local(cls, spec: ExperimentSpec, rundir: Path, host: Host) -> Cluster:
+        """Every logical machine is this one, on 127.0.0.1."""
+        slots = []
+        for role, count in (("sequencer", spec.nsequencers), ("proxy", spec.nproxies),
+                            ("client", spec.nclients)):
+            for i in range(count):
+                slots.append(Slot(f"{role}-{i}", role, i, host.address, str(rundir)))
+        return cls(slots, {s.name: host for s in slots})
+
+
+@dataclass
+class Outcome:
+    results: Path
+    started: int
+    fault_events: list[str] = field(default_factory=list)
+
+
+class Experiment:
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        cluster: Cluster,
+        results: Path,
+        console: Console,
+        provenance: dict[str, object] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.cluster = cluster
+        self.results = results
+        self.console = console
+        self.provenance = provenance or {}
+        self.placement: Placement = place(spec, cluster.slots)
+        self.running: list[Launched] = []
+        self.fault_log = faults.FaultLog(results / "faults.log")
+
+    # ---- the whole run ---------------------------------------------------------------
+    def run(self) -> Outcome:
+        self.results.mkdir(parents=True, exist_ok=True)
+        (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
+        try:
+            self.ship_configs()
+            self.start("sequencer")
+            self.start("proxy")
+            self.wait_for_leaders()
+            self.start("client")
+            self.measure()
+        finally:
+            self.stop_all()
+            self.fault_log.close()
+        self.collect()
+        return Outcome(self.results, len(self.running), self.fault_log.events)
+
+    # ---- launching ----------------------------------------------------------------------
+    def host_of(self, proc: Proc) -> Host:
+        return self.cluster.hosts[proc.machine]
+
+    def rundir_of(self, proc: Proc) -> str:
+        return next(s.rundir for s in self.cluster.slots if s.name == proc.machine)
+
+    def ship_configs(self) -> None:
+        made: set[tuple[str, str]] = set()
+        for proc in self.placement.procs:
+            host, rundir = self.host_of(proc), self.rundir_of(proc)
+            if (host.name, rundir) not in made:
+                host.makedirs(rundir)
+                made.add((host.name, rundir))
+            text = render.render(proc.role, proc.context)
+            host.write_text(f"{rundir}/{proc.name}.toml", text)
+
+    def start(self, role: str) -> None:
+        procs = self.placement.by_role(role)
+        launched = []
+        for proc in procs:
+            entry = Launched(proc, self.host_of(proc), self.rundir_of(proc))
+            argv = [entry.host.python, "-m", proc.module, "--config", entry.path(".toml")]
+            try:
+                entry.host.spawn(argv, log_path=entry.path(".log"), pid_path=entry.path(".pid"))
+            except HostError as exc:
+                raise RunFailed(f"cannot start {proc.name}: {exc}") from None
+            self.running.append(entry)
+            launched.append(entry)
+        self.wait_until(
+            lambda: all(e.host.exists(e.path(".ready")) for e in launched),
+            timeout=60.0,
+            what=f"{len(launched)} {role} process(es) to start",
+            watch=launched,
+        )
+
+    def wait_until(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,
+        what: str,
+        watch: list[Launched],
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.check_alive(watch)
+            if time.monotonic() > deadline:
+                raise RunFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(POLL)
+
+    def check_alive(self, watch: list[Launched]) -> None:
+        for entry in watch:
+            if entry.killed or entry.host.alive(entry.path(".pid")):
+                continue
+            if entry.host.exists(entry.path(".ready")) and entry.proc.role == "client":
+                code = entry.host.exit_code(entry.path(".pid"))
+                if code in (0, None):
+                    continue
+            raise RunFailed(f"{entry.proc.name} on {entry.host.name} died: {self.cause(entry)}")
+
+    def cause(self, entry: Launched) -> str:
+        tail = entry.host.tail(entry.path(".log"), 20).splitlines()
+        for line in reversed(tail):
+            if "error:" in line.lower():
+                return line.strip()
+        if tail:
+            return tail[-1].strip()
+        code = entry.host.exit_code(entry.path(".pid"))
+        return f"exited with status {code}" if code is not None else "no output"
+
+    def role_of(self, entry: Launched) -> tuple[str, int]:
+        try:
+            mode, term = entry.host.read_text(entry.path(".role")).split()
+            return mode, int(term)
+        except (HostError, ValueError):
+            return "unknown", -1
+
+    def leader_of(self, group: int) -> Launched | None:
+        best: tuple[int, Launched] | None = None
+        for entry in self.running:
+            if entry.proc.role != "proxy" or entry.proc.group != group or entry.killed:
+                continue
+            mode, term = self.role_of(entry)
+            if mode == "leader" and (best is None or term > best[0]):
+                best = (term, entry)
+        return None if best is None else best[1]
+
+    def wait_for_leaders(self) -> None:
+        groups = sorted({p.group for p in self.placement.by_role("proxy")})
+        proxies = [e for e in self.running if e.proc.role == "proxy"]
+        self.wait_until(
+            lambda: all(self.leader_of(g) is not None for g in groups),
+            timeout=60.0,
+            what=f"a leader in each of {len(groups)} group(s)",
+            watch=proxies,
+        )
+
+    # ---- the measured run -----------------------------------------------------------------
+    def measure(self) -> None:
+        spec = self.spec
+        clients = [e for e in self.running if e.proc.role == "client"]
+        others = [e for e in self.running if e.proc.role != "client"]
+        start = time.monotonic()
+        measure_start = start + spec.warmup
+        total = spec.warmup + spec.expduration + spec.cooldown
+        schedule = faults.schedule(spec)
+        deadline = start + total + 60.0
+        marked_start = marked_end = False
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[phase]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(self.spec.name, total=total, phase="warm-up")
+            while not all(not e.host.alive(e.path(".pid")) for e in clients):
+                now = time.monotonic()
+                elapsed = now - start
+                phase = ("warm-up" if now < measure_start else
+                         "measuring" if now < measure_start + spec.expduration else
+                         "cool-down" if elapsed < total else "draining")
+                progress.update(task, completed=min(elapsed, total), phase=phase)
+                if not marked_start and now >= measure_start:
+                    self.fault_log.mark("measure_start", "clients")
+                    marked_start = True
+                if not marked_end and now >= measure_start + spec.expduration:
+                    self.fault_log.mark("measure_end", "clients")
+                    marked_end = True
+                while schedule and now >= measure_start + schedule[0].at:
+                    self.inject(schedule.pop(0))
+                self.check_alive(clients + others)
+                if now > deadline:
+                    raise RunFailed("clients did not finish within 60 s of the planned end")
+                time.sleep(POLL)
+        for entry in clients:
+            code = entry.host.exit_code(entry.path(".pid"))
+            if code not in (0, None):
+                raise RunFailed(f"{entry.proc.name} exited with status {code}: "
+                                f"{self.cause(entry)}")
+
+    def inject(self, fault: faults.Fault) -> None:
+        target = self.fault_target(fault)
+        if target is None:
+            self.console.print(f"[yellow]fault {fault.event}: no target alive; skipped")
+            return
+        target.killed = True
+        target.host.signal(target.path(".pid"), signal.SIGKILL)
+        self.fault_log.mark(fault.event, target.proc.name)
+        self.console.print(f"fault: {fault.event} -> kill -9 {target.proc.name}")
+
+    def fault_target(self, fault: faults.Fault) -> Launched | None:
+        if fault.event == "kill_leader":
+            return self.leader_of(fault.group)
+        if fault.event == "kill_sequencer":
+            return next((e for e in self.running if e.proc.name == "sequencer-0"), None)
+        return None
+
+    # ---- stopping and collecting ------------------------------------------------------------
+    def stop_all(self) -> None:
+        live = [e for e in self.running if e.host.alive(e.path(".pid"))]
+        for entry in live:
+            entry.host.signal(entry.path(".pid"), signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        while live and time.monotonic() < deadline:
+            live = [e for e in live if e.host.alive(e.path(".pid"))]
+            time.sleep(POLL)
+        for entry in live:
+            entry.host.signal(entry.path(".pid"), signal.SIGKILL)
+
+    def collect(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for entry in self.running:
+            key = (entry.host.name, entry.rundir)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                entry.host.fetch_dir(entry.rundir, self.results)
+            except HostError as exc:
+                self.console.print(f"[yellow]warning: {exc}")

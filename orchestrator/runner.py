@@ -1,0 +1,84 @@
+"""Runs an experiment end to end for the CLI and prints what a researcher looks at first."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.experiment import Cluster, Experiment, RunFailed
+from orchestrator.hosts import HostError, LocalHost
+from orchestrator.spec import ExperimentSpec, SpecError
+
+
+def software_version() -> str:
+    """The exact code that ran, recorded with the results."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def provenance() -> dict[str, object]:
+    return {
+        "version": software_version(),
+        "python": platform.python_version(),
+        "controller": platform.node(),
+    }
+
+
+def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> int:
+    host = LocalHost(python=spec.python or sys.executable, workdir=str(results))
+    if results.exists() and any(results.iterdir()):
+        err.print(f"[bold red]error:[/] {results} already holds a run; choose another --outdir")
+        return 2
+    cluster = Cluster.local(spec, results.resolve(), host)
+    try:
+        experiment = Experiment(spec, cluster, results, out, provenance())
+        out.print(
+            f"[bold]{spec.name}[/]: {spec.system}, {spec.ngroups} group(s) of 3, "
+            f"{spec.nclients * spec.nclient_threads} client process(es) x "
+            f"{spec.client_concurrency} outstanding, {spec.nsequence_spaces} space(s), "
+            f"{spec.expduration:g} s measured (all local)"
+        )
+        experiment.run()
+    except (RunFailed, HostError, SpecError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 1
+    finally:
+        host.close()
+    return report(spec, results, out)
+
+
+def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
+    """Merge the clients' files, print throughput, percentiles and the contiguity verdict."""
+    from analysis.aggregate import merge_machine_dats, summarize_run
+    from analysis.contiguity import check_run
+
+    merge_machine_dats(results)
+    summary = summarize_run(results)
+    out.print(f"results: {results}")
+    out.print(f"throughput: {summary.throughput_ops:,.0f} ops/s")
+    out.print(
+        "latency (us): "
+        f"p50 {summary.p50_us:.0f}  p99 {summary.p99_us:.0f}  "
+        f"p99.9 {summary.p999_us:.0f}  p99.99 {summary.p9999_us:.0f}"
+    )
+    if not spec.record_seqnums:
+        out.print("contiguity: not checked (run with --record-seqnums)")
+        return 0
+    verdict = check_run(results)
+    lines = verdict.lines()
+    for line in lines[:-1] if verdict.ok else lines:
+        out.print(line)
+    if verdict.ok:
+        out.print(lines[-1])
+    return 0 if verdict.ok else 1

@@ -1,0 +1,244 @@
+"""analysis.contiguity: a clean run passes; each kind of fault fails with its own reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from analysis.contiguity import NO_SEQNUMS, check_run
+from nodes.metrics import ClientSummary, NoopRecorder, SeqnumRecorder, write_summary
+
+# An operation as recorded: (reqid, [(count, last) per space]).
+Op = tuple[int, Sequence[tuple[int, int]]]
+
+
+def write_client(
+    run: Path, name: str, cid: int, ops: Sequence[Op], nspaces: int, unanswered: int = 0,
+    summary: bool = True,
+) -> None:
+    with SeqnumRecorder(run / f"{name}.seqnums", cid, nspaces) as r:
+        for i, (reqid, ranges) in enumerate(ops):
+            r.record(reqid, 1_000_000 + i, [c for c, _ in ranges], [last for _, last in ranges])
+    if summary:
+        write_summary(
+            run / f"{name}.summary.json",
+            ClientSummary(name, cid, len(ops), len(ops), 0, 1000, 0, 0, unanswered),
+        )
+
+
+def write_noops(run: Path, name: str, noops: Sequence[Sequence[tuple[int, int]]], n: int) -> None:
+    with NoopRecorder(run / f"{name}.noops", n) as r:
+        for i, ranges in enumerate(noops):
+            r.record(2_000_000 + i, [c for c, _ in ranges], [last for _, last in ranges])
+
+
+def clean_run(run: Path) -> None:
+    """Two spaces. Space 0 hands out 0..9, space 1 hands out 0..5.
+
+    space 0: client 1 gets 0, 1..2, 5;  client 2 gets 3..4, 9;  noops own 6..8.
+    space 1: client 1 gets 0 (reqid 0), nothing (reqid 1), 1..2 (reqid 2);
+             client 2 gets 3, 4;  noop owns 5.
+    Client 1 receives reqid 2's answer twice (identical): counted, not a duplicate.
+    """
+    write_client(
+        run,
+        "client-0-0",
+        1,
+        [
+            (0, [(1, 0), (1, 0)]),
+            (1, [(2, 2), (0, 0)]),
+            (2, [(1, 5), (2, 2)]),
+            (2, [(1, 5), (2, 2)]),  # the same answer delivered again
+        ],
+        nspaces=2,
+    )
+    write_client(run, "client-1-0", 2, [(0, [(2, 4), (1, 3)]), (1, [(1, 9), (1, 4)])], 2)
+    write_noops(run, "proxy-0-0", [[(3, 8), (0, 0)], [(0, 0), (1, 5)]], 2)
+
+
+def test_clean_run_passes(tmp_path: Path) -> None:
+    clean_run(tmp_path)
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert v.reason == ""
+    assert v.lines()[-1] == "contiguity: OK"
+    assert (v.clients, v.operations, v.repeated_answers, v.noops) == (2, 5, 1, 2)
+    s0, s1 = v.spaces
+    # space 0: ops 1+2+1 (client 1) + 2+1 (client 2) = 7 numbers, noops 3 -> 0..9
+    assert (s0.max, s0.op_numbers, s0.noop_numbers, s0.distinct) == (9, 7, 3, 10)
+    # space 1: ops 1+0+2 + 1+1 = 5, noop 1 -> 0..5
+    assert (s1.max, s1.op_numbers, s1.noop_numbers, s1.distinct) == (5, 5, 1, 6)
+    assert s0.gaps == [] and s0.duplicates == [] and v.fifo_violation_count == 0
+
+
+def test_gap_fails(tmp_path: Path) -> None:
+    # Space 0 numbers: 0, 1, 4..5, 9 -> missing 2..3 and 6..8 (5 numbers).
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (1, [(1, 1)]), (2, [(2, 5)])], 1)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 9)]], 1)
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == "gap in space 0: 5 numbers missing"
+    assert v.spaces[0].gaps == [(2, 3), (6, 8)]
+    assert v.spaces[0].missing == 5
+    assert v.lines()[-1] == "contiguity: FAILED (gap in space 0: 5 numbers missing)"
+    assert "  first gaps: 2..3, 6..8" in v.lines()
+
+
+def test_gap_at_zero(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(2, 3)])], 1)  # 2..3: 0 and 1 missing
+    v = check_run(tmp_path)
+    assert v.spaces[0].gaps == [(0, 1)]
+    assert "gap in space 0" in v.reason
+
+
+def test_duplicate_fails_and_names_holders(tmp_path: Path) -> None:
+    # client 1: 0..2, 3;  client 2: 3..4 (3 again);  noop: 2 (again). Distinct 0..4 = 5,
+    # handed out 3+1+2+1 = 7 -> 2 duplicated, no gap.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(3, 2)]), (1, [(1, 3)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(0, [(2, 4)])], 1)
+    write_noops(tmp_path, "proxy-1-2", [[(1, 2)]], 1)
+    v = check_run(tmp_path)
+    assert not v.ok
+    s = v.spaces[0]
+    assert (s.missing, s.duplicated, s.distinct, s.max) == (0, 2, 5, 4)
+    assert v.reason == "duplicates in space 0: 2 extra"
+    assert [n for n, _ in s.duplicates] == [2, 3]
+    assert s.duplicates[0][1] == ["client 1 reqid 0", "noop #1 in proxy-1-2.noops"]
+    assert s.duplicates[1][1] == ["client 1 reqid 1", "client 2 reqid 0"]
+
+
+def test_fifo_inversion_fails(tmp_path: Path) -> None:
+    # Client 1's reqid 1 got 0 while reqid 0 got 1: contiguous, but against reqid order.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 1)]), (1, [(1, 0)])], 1)
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.spaces[0].ok
+    assert v.reason == "1 FIFO violations"
+    (f,) = v.fifo_violations
+    assert (f.client_id, f.space, f.reqid_before, f.reqid) == (1, 0, 0, 1)
+    assert f.detail == "space 0: reqid 0 got 1 but later reqid 1 got 0"
+
+
+def test_fifo_skips_empty_spaces_and_overlapping_ranges_fail(tmp_path: Path) -> None:
+    # Space 1 is empty for reqid 1, so reqid 0 (space 1: 0) and 2 (space 1: 1) are compared.
+    # Space 0: reqid 1 gets 1..3 and reqid 2 gets 3..4: overlap -> FIFO and duplicate.
+    write_client(
+        tmp_path,
+        "client-0-0",
+        1,
+        [(0, [(1, 0), (1, 0)]), (1, [(3, 3), (0, 0)]), (2, [(2, 4), (1, 1)])],
+        2,
+    )
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1
+    assert v.fifo_violations[0].space == 0
+    assert v.spaces[1].ok
+    assert v.spaces[0].duplicated == 1
+
+
+def test_same_reqid_different_numbers_fails(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (0, [(1, 1)])], 1)
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == "1 FIFO violations"
+    (f,) = v.fifo_violations
+    assert f.space == -1
+    assert f.detail == "reqid 0 answered twice with different numbers: [0] and [1]"
+
+
+def test_unanswered_client_fails(tmp_path: Path) -> None:
+    clean_run(tmp_path)
+    write_client(tmp_path, "client-2-0", 7, [], 2, unanswered=3)
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == "3 unanswered operations at 1 clients"
+    assert v.unanswered == {7: 3}
+    assert "client 7: 3 operations never answered" in v.lines()
+
+
+def test_missing_summary_fails(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1, summary=False)
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == "1 clients without a summary"
+
+
+def test_no_seqnums(tmp_path: Path) -> None:
+    (tmp_path / "client-0-0.dat").write_text("1,2,3,4,5,0\n")
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == NO_SEQNUMS == "no seqnums recorded (run with --record-seqnums)"
+    assert v.lines()[-1] == "contiguity: FAILED (no seqnums recorded (run with --record-seqnums))"
+
+
+def test_disagreeing_space_counts(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 1), (1, 0)]], 2)
+    v = check_run(tmp_path)
+    assert not v.ok and v.reason == "files disagree on the number of spaces"
+
+
+def test_noop_recorded_twice_by_two_leaders_is_not_a_duplicate(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (1, [(1, 3)])], 1)
+    write_noops(tmp_path, "proxy-0-0", [[(2, 2)]], 1)
+    write_noops(tmp_path, "proxy-0-1", [[(2, 2)]], 1)  # the new leader re-records 1..2
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert v.repeated_noops == 1 and v.noops == 1
+
+
+def test_sealed_space_u64_last_is_no_number(tmp_path: Path) -> None:
+    # A seal answer in a space whose counter is still 0 carries last = 2^64 - 1, count 0.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (1, 0)])], 2)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 1), (0, 2**64 - 1)]], 2)
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert v.spaces[0].max == 1 and v.spaces[1].max == 0
+
+
+def write_big_client(path: Path, cid: int, reqid: np.ndarray, counts: np.ndarray,
+                     lasts: np.ndarray) -> None:
+    n = reqid.size
+    cols = [reqid, np.full(n, 1_700_000_000_000_000) + reqid]
+    for s in range(counts.shape[1]):
+        cols += [counts[:, s], lasts[:, s]]
+    table = np.column_stack(cols).astype(np.int64)
+    with open(path, "w") as f:
+        f.write(f"# client_id {cid} spaces {counts.shape[1]}\n")
+        np.savetxt(f, table, fmt="%d")
+
+
+def test_five_million_numbers(tmp_path: Path) -> None:
+    """4 clients x 250,000 ops, 5 numbers each in space 0 (5,000,000) and 1 in space 1.
+
+    Operation k (0-based, over all clients round-robin: client k % 4, reqid k // 4) gets
+    space 0 numbers 5k..5k+4 and space 1 number k; the run's numbers are then exactly
+    0..4,999,999 and 0..999,999, rising with reqid per client.
+    """
+    clients, per = 4, 250_000
+    for c in range(clients):
+        k = np.arange(per, dtype=np.int64) * clients + c
+        counts = np.column_stack([np.full(per, 5), np.ones(per, dtype=np.int64)])
+        lasts = np.column_stack([5 * k + 4, k])
+        write_big_client(tmp_path / f"client-{c}-0.seqnums", c, k // clients, counts, lasts)
+        write_summary(
+            tmp_path / f"client-{c}-0.summary.json",
+            ClientSummary(f"client-{c}-0", c, per, per, 0, 1000, 0, 0, 0),
+        )
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert v.operations == 1_000_000
+    assert (v.spaces[0].max, v.spaces[0].distinct) == (4_999_999, 5_000_000)
+    assert (v.spaces[1].max, v.spaces[1].distinct) == (999_999, 1_000_000)
+
+    # Remove one operation's 5 numbers from the middle: the checker finds exactly that gap.
+    victim = tmp_path / "client-2-0.seqnums"
+    lines = victim.read_text().splitlines(keepends=True)
+    del lines[1 + 1000]  # client 2, reqid 1000 = op k = 4002 -> 20010..20014 and 4002
+    victim.write_text("".join(lines))
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.spaces[0].gaps == [(20010, 20014)]
+    assert v.spaces[1].gaps == [(4002, 4002)]

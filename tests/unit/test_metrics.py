@@ -1,0 +1,242 @@
+"""nodes.metrics: the recorders and writers node processes use, against hand-computed figures."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nodes.metrics import (
+    PERCENTILES,
+    ClientSummary,
+    LatencyHistogram,
+    NoopRecorder,
+    SeqnumRecorder,
+    ThroughputSeries,
+    nearest_rank,
+    write_dat,
+    write_summary,
+)
+
+
+def hist_of(counts: dict[int, int]) -> LatencyHistogram:
+    h = LatencyHistogram()
+    for us, n in counts.items():
+        for _ in range(n):
+            h.record(us)
+    return h
+
+
+# 100 samples: 50 x 10 us, 40 x 20 us, 9 x 30 us, 1 x 40 us.
+# Cumulative counts: <=10: 50, <=20: 90, <=30: 99, <=40: 100.
+HUNDRED = {10: 50, 20: 40, 30: 9, 40: 1}
+
+
+def test_percentiles_nearest_rank_by_hand() -> None:
+    h = hist_of(HUNDRED)
+    assert h.count == 100
+    # p50: rank ceil(0.5*100) = 50 -> the 50th sample is the last 10.
+    assert h.percentile(0.5) == 10.0
+    # p99: rank 99 -> cumulative 99 reached at 30.
+    assert h.percentile(0.99) == 30.0
+    # p99.9: rank ceil(99.9) = 100 -> 40; p99.99: rank ceil(99.99) = 100 -> 40.
+    assert h.percentile(0.999) == 40.0
+    assert h.percentile(0.9999) == 40.0
+    # p51: rank 51 -> the first 20.
+    assert h.percentile(0.51) == 20.0
+    # p0 and p100: the smallest and the largest value.
+    assert h.percentile(0.0) == 10.0
+    assert h.percentile(1.0) == 40.0
+    assert h.percentiles(PERCENTILES) == [10.0, 30.0, 40.0, 40.0]
+
+
+def test_percentile_rank_uses_the_decimal_value_of_p() -> None:
+    # In binary floating point 0.07 * 100 == 7.000000000000001, whose ceiling is 8; the
+    # decimal 0.07 of 100 samples is rank 7 exactly.
+    assert 0.07 * 100 > 7
+    assert nearest_rank(0.07, 100) == 7
+    h = hist_of({v: 1 for v in range(1, 101)})  # 1..100 once each
+    assert h.percentile(0.07) == 7.0
+    # Also for numpy-like scalars whose repr is not a plain number.
+    np = pytest.importorskip("numpy")
+    assert nearest_rank(np.float64(0.07), 100) == 7
+
+
+def test_percentile_empty_and_bad_p() -> None:
+    h = LatencyHistogram()
+    assert h.count == 0
+    assert h.percentile(0.5) == 0.0
+    assert h.percentiles() == [0.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        h.percentile(1.5)
+    with pytest.raises(ValueError):
+        hist_of({1: 1}).percentile(-0.1)
+
+
+def test_no_saturation() -> None:
+    # A 3-second stall stays 3 s (the original's histogram saturated at ~1.3 ms).
+    h = hist_of({5: 999, 3_000_000: 1})
+    assert h.percentile(1.0) == 3_000_000.0
+    assert h.percentile(0.999) == 5.0  # rank 999 -> 5
+
+
+def test_merge_is_exact() -> None:
+    a = hist_of({10: 50, 20: 40})
+    b = hist_of({30: 9, 40: 1})
+    a.merge(b)
+    assert a == hist_of(HUNDRED)
+    assert a.count == 100
+    assert b.count == 10  # the merged-in histogram is unchanged
+    assert a.items() == [(10, 50), (20, 40), (30, 9), (40, 1)]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=300),
+       st.sampled_from([0.0, 0.01, 0.07, 0.25, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0]))
+def test_percentile_matches_sorted_definition(samples: list[int], p: float) -> None:
+    h = LatencyHistogram()
+    for s in samples:
+        h.record(s)
+    ordered = sorted(samples)
+    # rank computed independently with integer arithmetic on p expressed in 1e-4 units
+    rank = max(1, -(-round(p * 10_000) * len(samples) // 10_000))
+    assert h.percentile(p) == float(ordered[rank - 1])
+
+
+def test_hist_file_round_trip_and_format(tmp_path: Path) -> None:
+    h = hist_of({20: 2, 7: 1, 1000: 3})
+    p = tmp_path / "client-0-0.hist"
+    h.write(p)
+    assert p.read_text() == "# latency_us count\n7 1\n20 2\n1000 3\n"
+    assert LatencyHistogram.read(p) == h
+    empty = tmp_path / "empty.hist"
+    LatencyHistogram().write(empty)
+    assert empty.read_text() == "# latency_us count\n"
+    assert LatencyHistogram.read(empty).count == 0
+    assert not list(tmp_path.glob("*.tmp"))  # written through a renamed temporary
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("7 1\n", ":1:"),
+        ("# latency_us count\n7 1\n3 1\n", ":3:"),
+        ("# latency_us count\n7 x\n", ":2:"),
+        ("# latency_us count\n7 1 2\n", ":2:"),
+        ("# latency_us count\n7 0\n", ":2:"),
+        ("# latency_us count\n-1 4\n", ":2:"),
+    ],
+)
+def test_hist_read_errors_name_file_and_line(tmp_path: Path, text: str, where: str) -> None:
+    p = tmp_path / "bad.hist"
+    p.write_text(text)
+    with pytest.raises(ValueError) as e:
+        LatencyHistogram.read(p)
+    assert f"bad.hist{where}" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_throughput_series_bins_and_zero_rows(tmp_path: Path) -> None:
+    s = ThroughputSeries(bin_ms=10)
+    ms = 1_700_000_000_000
+    ns = ms * 1_000_000
+    # bin [ms, ms+10): 2 ops (at +0 and +9.999999 ms); nothing in +10 or +20;
+    # bin [ms+30, ms+40): 1 op at +35 ms.
+    s.record(ns)
+    s.record(ns + 9_999_999)
+    s.record(ns + 35_000_000)
+    assert s.total == 3
+    p = tmp_path / "client-0-0.series"
+    s.write(p)
+    assert p.read_text() == (
+        f"unix_ms,ops\n{ms},2\n{ms + 10},0\n{ms + 20},0\n{ms + 30},1\n"
+    )
+    empty = tmp_path / "empty.series"
+    ThroughputSeries().write(empty)
+    assert empty.read_text() == "unix_ms,ops\n"
+    with pytest.raises(ValueError):
+        ThroughputSeries(bin_ms=0)
+
+
+def test_throughput_series_other_bin_width(tmp_path: Path) -> None:
+    s = ThroughputSeries(bin_ms=250)
+    for t_ms in (1000, 1100, 1249, 1250, 1800):
+        s.record(t_ms * 1_000_000)
+    # bins: 1000 -> 3 ops, 1250 -> 1, 1500 -> 0, 1750 -> 1
+    assert s.rows() == [(1000, 3), (1250, 1), (1500, 0), (1750, 1)]
+
+
+def test_write_dat_exact_line(tmp_path: Path) -> None:
+    p = tmp_path / "client-0-0.dat"
+    # 2,000,000 ops in 4 s = 0.5 Mops/s; percentiles of HUNDRED: 10, 30, 40, 40.
+    write_dat(p, ops=2_000_000, seconds=4.0, hist=hist_of(HUNDRED), retransmits=7)
+    assert p.read_text() == "0.500000,10.000000,30.000000,40.000000,40.000000,7\n"
+    # No measured window: the file still exists, with a zero rate.
+    write_dat(p, ops=0, seconds=0.0, hist=LatencyHistogram(), retransmits=0)
+    assert p.read_text() == "0.000000,0.000000,0.000000,0.000000,0.000000,0\n"
+
+
+def test_summary_round_trip(tmp_path: Path) -> None:
+    s = ClientSummary(
+        name="client-1-3",
+        client_id=11,
+        ops_total=1500,
+        ops_measured=1000,
+        window_start_unix_ms=1_000,
+        window_end_unix_ms=3_500,
+        retransmits=2,
+        redirects=1,
+        unanswered=0,
+    )
+    p = tmp_path / "client-1-3.summary.json"
+    write_summary(p, s)
+    assert msgspec.json.decode(p.read_bytes(), type=ClientSummary) == s
+    assert s.window_seconds == 2.5
+
+
+def test_seqnum_recorder_lines(tmp_path: Path) -> None:
+    p = tmp_path / "client-0-1.seqnums"
+    with SeqnumRecorder(p, client_id=4, nspaces=2) as r:
+        r.record(0, 1_000_000, [1, 0], [5, 2**64 - 1])
+        r.record(1, 1_000_010, (3, 2), (8, 1))
+        r.flush(fsync=True)
+        with pytest.raises(ValueError):
+            r.record(2, 1_000_020, [1], [9])
+    assert p.read_text() == (
+        "# client_id 4 spaces 2\n"
+        "0 1000000 1 5 0 18446744073709551615\n"
+        "1 1000010 3 8 2 1\n"
+    )
+    r.close()  # closing twice is harmless
+    with pytest.raises(ValueError):
+        r.record(3, 0, [1, 1], [1, 1])
+
+
+def test_noop_recorder_lines(tmp_path: Path) -> None:
+    p = tmp_path / "proxy-0-1.noops"
+    r = NoopRecorder(p, nspaces=1)
+    r.record(1_700_000_000_000_000, [4], [99])
+    r.close()
+    assert p.read_text() == "# noops spaces 1\n1700000000000000 4 99\n"
+
+
+def test_metrics_imports_only_stdlib_and_msgspec() -> None:
+    # Node machines have msgspec and uvloop only.
+    src = Path(__file__).resolve().parents[2] / "nodes" / "metrics.py"
+    roots = set()
+    for node in ast.walk(ast.parse(src.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    allowed = set(sys.stdlib_module_names) | {"msgspec", "__future__"}
+    assert roots <= allowed, roots - allowed
+
+
+def test_percentiles_constant() -> None:
+    # The four the original reported, in the .dat column order.
+    assert PERCENTILES == (0.5, 0.99, 0.999, 0.9999)
