@@ -436,7 +436,8 @@ def _ranges_text(r: IntArray, nspaces: int) -> str:
     for s in range(nspaces):
         c, last = int(r[2 + s]), int(r[2 + nspaces + s])
         spans.append(_span(last - c + 1, last) if c else "-")
-    return "[" + " ".join(spans) + "]"
+    # Parentheses, not brackets: the lines are printed through rich, which reads [..] as markup.
+    return "(" + ", ".join(spans) + ")"
 
 
 def _span(lo: int, hi: int) -> str:

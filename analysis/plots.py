@@ -34,6 +34,7 @@ EVENT_STYLES: dict[str, str] = {
     "heal": "tab:green",
 }
 _MARKERS = ("measure_start", "measure_end")
+_DPI = 150
 
 
 def total_series(run_dir: StrPath, bin_ms: int = 10) -> pd.DataFrame:
@@ -125,9 +126,10 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     ax.set_ylabel(f"throughput ({unit})")
     ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1e-9) * 1.05)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    # Outside the axes: inside, it would hide part of the curve whatever corner it took.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     # The event labels sit in rows above the axes; the title goes above them.
-    ax.set_title(f"Throughput during failures: {run_dir.name}", pad=8 + 12 * labels)
+    ax.set_title(f"Throughput over time: {run_dir.name}", pad=8 + 12 * labels)
     return _save(fig, out_stem)
 
 
@@ -211,15 +213,17 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
     canvas = fig.canvas
     assert isinstance(canvas, FigureCanvasAgg)
     renderer = canvas.get_renderer()
+    gap = 0.6 * 7.5 * fig.dpi / 72  # required space between labels: about half an em
     seen_kinds: set[str] = set()
     placed: list[list[Annotation]] = []
     times = [(e.unix_ms - t0) / 1000.0 for e in events]
     for e, x in sorted(zip(events, times, strict=True), key=lambda ev: ev[1]):
         color = EVENT_STYLES.get(e.event, "black")
-        kind_label = None if e.event in seen_kinds else e.event.replace("_", " ")
+        words = e.event.replace("_", " ")
+        kind_label = None if e.event in seen_kinds else words
         seen_kinds.add(e.event)
         ax.axvline(x, color=color, linestyle="--", linewidth=1.2, label=kind_label)
-        text = f"{e.target}" if e.target else e.event
+        text = f"{words} {e.target}" if e.target else words
         for row in range(len(placed) + 1):
             ann = ax.annotate(
                 text,
@@ -233,7 +237,7 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
                 color=color,
                 annotation_clip=False,
             )
-            box = ann.get_window_extent(renderer).expanded(1.08, 1.0)
+            box = ann.get_window_extent(renderer).padded(gap)
             if row == len(placed):
                 placed.append([ann])
                 break
@@ -245,7 +249,9 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
 
 
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
+    # Drawn at the PNG's resolution, so that text measured for the layout (hinted glyphs
+    # differ slightly in width between resolutions) is the text written.
+    fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas
     return fig
 
@@ -256,5 +262,5 @@ def _save(fig: Figure, out_stem: StrPath) -> list[Path]:
     paths = [Path(stem + ".pdf"), Path(stem + ".png")]
     for p in paths:
         # "tight" keeps the labels above the axes inside the image.
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        fig.savefig(p, dpi=_DPI, bbox_inches="tight")
     return paths

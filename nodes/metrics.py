@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import msgspec
 
@@ -246,6 +246,9 @@ def write_summary(path: StrPath, s: ClientSummary) -> None:
     _write_bytes(path, msgspec.json.encode(s) + b"\n")
 
 
+_R = TypeVar("_R", bound="_RangeRecorder")
+
+
 class _RangeRecorder:
     """Shared buffered line writer for per-operation number ranges.
 
@@ -290,7 +293,7 @@ class _RangeRecorder:
             self._f.close()
             self._f = None
 
-    def __enter__(self) -> _RangeRecorder:
+    def __enter__(self: _R) -> _R:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -129,6 +129,194 @@ def check(
 
 # ---- commands: testbed, setup, profile ----------------------------------------------------
 
+testbed_app = typer.Typer(
+    no_args_is_help=True,
+    help="A rehearsal testbed on this Linux box: sshd in network namespaces (needs root).",
+)
+app.add_typer(testbed_app, name="testbed")
+
+
+def _testbed_dir(state_dir: Path | None) -> Path:
+    from orchestrator import testbed
+
+    return state_dir if state_dir is not None else testbed.DEFAULT_DIR
+
+
+@testbed_app.command("up")
+def testbed_up(
+    hosts: int | None = typer.Option(None, "--hosts", help="Number of hosts. [7]"),
+    roles: str | None = typer.Option(
+        None, "--roles", help="Hosts per role, e.g. sequencer=2,proxy=3,client=1. "
+        "[7 hosts: 2 sequencers, 3 proxies, 1 client, 1 server]"),
+    state_dir: Path | None = typer.Option(
+        None, "--dir", help="Where keys, configs and the list view go. [$TMPDIR/mason-testbed]"),
+) -> None:
+    """Start N namespace hosts, each running sshd, on the bridge masonbr0 (198.18.0.0/24)."""
+    from orchestrator import testbed
+
+    directory = _testbed_dir(state_dir)
+    try:
+        role_counts = testbed.parse_roles(roles) if roles else None
+        if hosts is None and role_counts is None:
+            hosts = 7
+        state = testbed.up(hosts, role_counts, directory, log=lambda m: err.print(f"  {m}"))
+    except testbed.TestbedError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"testbed up: {len(state.hosts)} hosts, list view in {state.machine_list}")
+    out.print(f"  masonctl setup root --testbed {state.dir}")
+    out.print(f"  (= --machine-list {state.machine_list} --identity {state.identity} "
+              f"--known-hosts {state.known_hosts})", soft_wrap=True)
+
+
+@testbed_app.command("down")
+def testbed_down(
+    state_dir: Path | None = typer.Option(
+        None, "--dir", help="The directory given to `testbed up`. [$TMPDIR/mason-testbed]"),
+) -> None:
+    """Remove every namespace, veth, the bridge and our sshds; safe to repeat."""
+    from orchestrator import testbed
+
+    try:
+        testbed.down(_testbed_dir(state_dir), log=lambda m: err.print(f"  {m}"))
+    except testbed.TestbedError as exc:
+        raise fail(str(exc)) from None
+    out.print("testbed down")
+
+
+@app.command()
+def setup(
+    user: str = typer.Argument(..., help="Your login on the nodes (wins over the list's)."),
+    machine_list: Path | None = typer.Option(
+        None, "--machine-list", help="The portal's List View, pasted. [machine_list.txt]"),
+    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    python: str = typer.Option("python3", "--python", help="Python >= 3.10 on the nodes."),
+    known_hosts: Path | None = typer.Option(
+        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
+    accept_new_host_keys: bool = typer.Option(
+        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
+    dpdk: bool = typer.Option(
+        False, "--dpdk", help="Also hugepages and DPDK; takes the experiment NIC from the kernel."),
+    workdir: str = typer.Option(
+        "~/mason", "--workdir", help="Base directory on the nodes; each uses <base>/<name>."),
+    lan_prefix: str | None = typer.Option(
+        None, "--lan-prefix", help="The experiment LAN (e.g. 10.1.1.0/24) among several."),
+    machine_info: Path = typer.Option(
+        Path("machine_info.txt"), "--machine-info", help="Where to write what setup found."),
+    testbed_dir: Path | None = typer.Option(
+        None, "--testbed", help="Use a rehearsal testbed's list view, key and known_hosts."),
+    no_sysctl: bool = typer.Option(False, "--no-sysctl", help="Leave kernel settings alone."),
+) -> None:
+    """Check every machine, find its experiment LAN, ship the code into a venv, tune it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from orchestrator import machines, provision, testbed
+    from orchestrator.hosts import Host
+    from orchestrator.ssh_host import SSHHost
+
+    try:
+        machines.check_user(user)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if testbed_dir is not None:
+        try:
+            state = testbed.load_state(testbed_dir)
+        except testbed.TestbedError as exc:
+            raise fail(str(exc)) from None
+        machine_list = machine_list or Path(state.machine_list)
+        identity = identity or state.identity
+        known_hosts = known_hosts or Path(state.known_hosts)
+    try:
+        cluster = machines.load_list_view(machine_list or Path("machine_list.txt"))
+    except machines.MachineListError as exc:
+        raise fail(str(exc)) from None
+    if identity and not Path(identity).expanduser().is_file():
+        raise fail(f"--identity {identity}: no such file")
+    if dpdk:
+        err.print("[bold red]warning:[/] --dpdk binds the experiment NICs to a DPDK driver: "
+                  "the kernel (and mason's socket-based nodes) can no longer use them "
+                  "until they are rebound.", soft_wrap=True)
+    opts = provision.SetupOptions(
+        user=user, identity=identity, python=python,
+        known_hosts=str(known_hosts) if known_hosts else None,
+        accept_new_host_keys=accept_new_host_keys, dpdk=dpdk, workdir=workdir,
+        lan_prefix=lan_prefix, sysctl=not no_sysctl,
+    )
+
+    def connect(machine: machines.Machine) -> Host:
+        return SSHHost.from_machine(
+            machine, user=user, identity_file=identity, known_hosts=known_hosts,
+            accept_new_host_keys=accept_new_host_keys, workdir_base=workdir,
+        )
+
+    columns = (TextColumn("setup"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("", total=len(cluster))
+
+        def progress(name: str, text: str) -> None:
+            bar.update(task, description=f"{name}: {text}")
+
+        def done(result: provision.NodeResult) -> None:
+            bar.advance(task)
+            m = result.machine
+            if result.ok:
+                bar.console.print(f"[green]ok[/] {m.name}: {m.experiment_ip} on "
+                                  f"{m.experiment_iface}, Python {result.python_version}, "
+                                  f"{result.os_name}", soft_wrap=True)
+            else:
+                bar.console.print(f"[bold red]failed[/] {result.error}", soft_wrap=True)
+            for warning in result.warnings:
+                bar.console.print(f"[yellow]warning[/] {m.name}: {warning}", soft_wrap=True)
+
+        try:
+            report = provision.setup_cluster(cluster, opts, connect,
+                                             progress=progress, done=done)
+        except provision.ProvisionError as exc:
+            raise fail(str(exc)) from None
+    ready = report.cluster
+    if len(ready):
+        machines.write_machine_info(ready, machine_info)
+    failed = report.failed
+    if failed:
+        for result in failed:
+            err.print(f"[bold red]error:[/] {result.error}", soft_wrap=True)
+        note = f"; {machine_info} lists only those" if len(ready) else ""
+        err.print(f"{len(ready)} of {len(cluster)} machines set up{note}")
+        raise typer.Exit(1)
+    out.print(f"{len(ready)} machines set up; wrote {machine_info}")
+
+
+@app.command()
+def profile(
+    system: str = typer.Argument(
+        ..., help="mason (alias master), corfu, corfumason, rsmkeeper, zkmason (zk-mason)."),
+    nsequencers: int | None = typer.Option(None, "--nsequencers", help="[largest config]"),
+    nproxies: int | None = typer.Option(None, "--nproxies", help="[largest config]"),
+    nclients: int | None = typer.Option(None, "--nclients", help="[largest config]"),
+    nservers: int | None = typer.Option(None, "--nservers", help="[largest config]"),
+    hardware_type: str = typer.Option("d430", "--hardware-type", help="Node hardware type."),
+    image: str | None = typer.Option(None, "--image", help="Disk image URN. [Ubuntu 22.04]"),
+    out_dir: Path = typer.Option(Path("."), "--out", help="Directory for the two files."),
+) -> None:
+    """Write the geni-lib profile script for the portal and the RSpec it requests."""
+    from orchestrator import profiles
+
+    try:
+        chosen = profiles.system_named(system)
+        counts = profiles.resolve_counts(chosen, nsequencers, nproxies, nclients, nservers)
+        script, rspec = profiles.write_profile(
+            chosen, counts, out_dir, hardware_type, image or profiles.DEFAULT_IMAGE)
+    except profiles.ProfileError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write into {out_dir}: {exc.strerror}") from None
+    out.print(f"{chosen.name}: {counts.nsequencers} sequencers, {counts.nproxies} proxies, "
+              f"{counts.nclients} clients, {counts.nservers} servers ({counts.total} "
+              f"{hardware_type} nodes)")
+    out.print(f"  profile script: {script}  (paste into the portal)")
+    out.print(f"  request RSpec:  {rspec}")
+
+
 # ---- commands: analysis (parse, plot) and suites ------------------------------------------
 
 

@@ -140,6 +140,13 @@ def role_of(name: str) -> tuple[str, int]:
     return role, int(match["index"])
 
 
+def check_user(name: str) -> str:
+    """A login name safe to use anywhere (ValueError otherwise)."""
+    if not _USER.match(name):
+        raise ValueError(f"bad user name {name!r}")
+    return name
+
+
 def check_iface(name: str) -> str:
     if not _IFACE.match(name):
         raise ValueError(f"bad interface name {name!r}")

@@ -62,9 +62,14 @@ def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
     """Merge the clients' files, print throughput, percentiles and the contiguity verdict."""
     from analysis.aggregate import merge_machine_dats, summarize_run
     from analysis.contiguity import check_run
+    from analysis.datfiles import DatFormatError
 
-    merge_machine_dats(results)
-    summary = summarize_run(results)
+    try:
+        merge_machine_dats(results)
+        summary = summarize_run(results)
+    except (DatFormatError, ValueError) as exc:
+        out.print(f"[bold red]error:[/] cannot summarise {results}: {exc}")
+        return 1
     out.print(f"results: {results}")
     out.print(f"throughput: {summary.throughput_ops:,.0f} ops/s")
     out.print(
@@ -75,7 +80,11 @@ def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
     if not spec.record_seqnums:
         out.print("contiguity: not checked (run with --record-seqnums)")
         return 0
-    verdict = check_run(results)
+    try:
+        verdict = check_run(results)
+    except (DatFormatError, ValueError) as exc:
+        out.print(f"contiguity: FAILED (unreadable records: {exc})")
+        return 1
     lines = verdict.lines()
     for line in lines[:-1] if verdict.ok else lines:
         out.print(line)

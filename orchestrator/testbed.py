@@ -323,9 +323,20 @@ def _build(names: list[str], state_dir: Path, log: Callable[[str], None]) -> Tes
               "-E", str(host_dir / "sshd.log")])
         hosts.append(TestbedHost(name=name, netns=netns, ip=ip, veth=veth))
 
-    for host in hosts:
-        _wait_until(f"sshd of {host.name} on {host.ip}:22",
-                    lambda ip=host.ip: _sshd_answers(ip), 15.0)
+    pending = list(enumerate(hosts))
+
+    def all_answer() -> bool:
+        pending[:] = [(i, h) for i, h in pending if not _sshd_answers(h.ip)]
+        return not pending
+
+    try:
+        _wait_until("every sshd to accept connections", all_answer, 15.0)
+    except TestbedError:
+        i, h = pending[0]
+        log_path = state_dir / f"h{i}" / "sshd.log"
+        log_lines = log_path.read_text().strip().splitlines() if log_path.exists() else []
+        raise TestbedError(f"sshd of {h.name} does not answer on {h.ip}:22: "
+                           f"{log_lines[-1] if log_lines else 'no log'}") from None
 
     known_hosts = state_dir / "known_hosts"
     known_hosts.write_text("\n".join(known) + "\n")
@@ -415,8 +426,10 @@ def down(state_dir: Path = DEFAULT_DIR, log: Callable[[str], None] = lambda _msg
     if BRIDGE in our_links():
         log(f"bridge {BRIDGE}")
         _run(["ip", "link", "del", BRIDGE], check=False)
-    _wait_until("namespaces and links to go",
-                lambda: not our_namespaces() and not our_links(), 10.0)
+    def gone() -> bool:
+        return not our_namespaces() and not our_links()
+
+    _wait_until("namespaces and links to go", gone, 10.0)
 
     if state_dir.is_dir() and (state_dir / MARKER).exists():
         shutil.rmtree(state_dir)

@@ -57,10 +57,12 @@ class Replica:
         self.peers: dict[int, Peer] = {}
         self.sequencer: Peer | None = None
         self.noops = (
-            NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.group, conf.nspaces)
+            NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.nspaces)
             if conf.record_noops
             else None
         )
+        if self.noops is not None:
+            self.noops.flush()  # the header, so that even a replica killed at once leaves a valid file
         self.batches_sent = 0
         self.ops_answered = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
@@ -143,7 +145,9 @@ class Replica:
             if self.noops is not None:
                 now_us = time.time_ns() // 1000
                 for op in committed:
-                    self.noops.record(entry.srid, now_us, op.counts, op.lasts)
+                    self.noops.record(now_us, op.counts, op.lasts)
+                # Noops are rare and must survive a kill -9 of this replica right after.
+                self.noops.flush()
             return
         if self.mode == FOLLOWING:
             return

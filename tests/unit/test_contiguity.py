@@ -15,7 +15,12 @@ Op = tuple[int, Sequence[tuple[int, int]]]
 
 
 def write_client(
-    run: Path, name: str, cid: int, ops: Sequence[Op], nspaces: int, unanswered: int = 0,
+    run: Path,
+    name: str,
+    cid: int,
+    ops: Sequence[Op],
+    nspaces: int,
+    unanswered: int = 0,
     summary: bool = True,
 ) -> None:
     with SeqnumRecorder(run / f"{name}.seqnums", cid, nspaces) as r:
@@ -145,7 +150,7 @@ def test_same_reqid_different_numbers_fails(tmp_path: Path) -> None:
     assert v.reason == "1 FIFO violations"
     (f,) = v.fifo_violations
     assert f.space == -1
-    assert f.detail == "reqid 0 answered twice with different numbers: [0] and [1]"
+    assert f.detail == "reqid 0 answered twice with different numbers: (0) and (1)"
 
 
 def test_unanswered_client_fails(tmp_path: Path) -> None:
@@ -198,8 +203,9 @@ def test_sealed_space_u64_last_is_no_number(tmp_path: Path) -> None:
     assert v.spaces[0].max == 1 and v.spaces[1].max == 0
 
 
-def write_big_client(path: Path, cid: int, reqid: np.ndarray, counts: np.ndarray,
-                     lasts: np.ndarray) -> None:
+def write_big_client(
+    path: Path, cid: int, reqid: np.ndarray, counts: np.ndarray, lasts: np.ndarray
+) -> None:
     n = reqid.size
     cols = [reqid, np.full(n, 1_700_000_000_000_000) + reqid]
     for s in range(counts.shape[1]):

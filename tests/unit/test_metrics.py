@@ -95,8 +95,10 @@ def test_merge_is_exact() -> None:
     assert a.items() == [(10, 50), (20, 40), (30, 9), (40, 1)]
 
 
-@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=300),
-       st.sampled_from([0.0, 0.01, 0.07, 0.25, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0]))
+@given(
+    st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=300),
+    st.sampled_from([0.0, 0.01, 0.07, 0.25, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0]),
+)
 def test_percentile_matches_sorted_definition(samples: list[int], p: float) -> None:
     h = LatencyHistogram()
     for s in samples:
@@ -152,9 +154,7 @@ def test_throughput_series_bins_and_zero_rows(tmp_path: Path) -> None:
     assert s.total == 3
     p = tmp_path / "client-0-0.series"
     s.write(p)
-    assert p.read_text() == (
-        f"unix_ms,ops\n{ms},2\n{ms + 10},0\n{ms + 20},0\n{ms + 30},1\n"
-    )
+    assert p.read_text() == (f"unix_ms,ops\n{ms},2\n{ms + 10},0\n{ms + 20},0\n{ms + 30},1\n")
     empty = tmp_path / "empty.series"
     ThroughputSeries().write(empty)
     assert empty.read_text() == "unix_ms,ops\n"
@@ -207,9 +207,7 @@ def test_seqnum_recorder_lines(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             r.record(2, 1_000_020, [1], [9])
     assert p.read_text() == (
-        "# client_id 4 spaces 2\n"
-        "0 1000000 1 5 0 18446744073709551615\n"
-        "1 1000010 3 8 2 1\n"
+        "# client_id 4 spaces 2\n0 1000000 1 5 0 18446744073709551615\n1 1000010 3 8 2 1\n"
     )
     r.close()  # closing twice is harmless
     with pytest.raises(ValueError):
@@ -227,7 +225,7 @@ def test_noop_recorder_lines(tmp_path: Path) -> None:
 def test_metrics_imports_only_stdlib_and_msgspec() -> None:
     # Node machines have msgspec and uvloop only.
     src = Path(__file__).resolve().parents[2] / "nodes" / "metrics.py"
-    roots = set()
+    roots: set[str] = set()
     for node in ast.walk(ast.parse(src.read_text())):
         if isinstance(node, ast.Import):
             roots.update(a.name.split(".")[0] for a in node.names)

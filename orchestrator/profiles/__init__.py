@@ -1,0 +1,180 @@
+"""Testbed profiles: the geni-lib portal script to paste into Emulab/CloudLab, and the request
+RSpec it produces, rendered here so it can be checked (and used with other tools) offline.
+
+The portal script is rendered from `profile.py.j2`; the RSpec is built with `geni.rspec.pg`
+directly, because geni-lib's `geni.portal` (0.9.9.4) is Python 2 code and cannot be imported.
+Both follow one layout: nodes `sequencer-i`, `proxy-i`, `client-i`, `server-i` (in that order),
+each with one interface on a single LAN at 10.1.1.<k> (k = 1, 2, ...), as on Emulab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+MAX_NODES = 253  # one /24 LAN, .1 to .253
+LAN_NAME = "lan"
+LAN_PREFIX = "10.1.1"  # profile text only: the address plan of the testbed's own LAN
+NETMASK = "255.255.255.0"
+DEFAULT_HARDWARE = "d430"
+DEFAULT_IMAGE = "urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU22-64-STD"
+ROLE_ORDER = ("sequencer", "proxy", "client", "server")
+COUNT_FIELD = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients",
+               "server": "nservers"}
+
+
+class ProfileError(ValueError):
+    """Bad profile input; the message is one line."""
+
+
+class Counts(msgspec.Struct, frozen=True):
+    nsequencers: int
+    nproxies: int
+    nclients: int
+    nservers: int
+
+    @property
+    def total(self) -> int:
+        return self.nsequencers + self.nproxies + self.nclients + self.nservers
+
+    def of(self, role: str) -> int:
+        return int(getattr(self, COUNT_FIELD[role]))
+
+
+class System(msgspec.Struct, frozen=True):
+    name: str
+    title: str
+    description: str
+    largest: Counts  # the README's largest configuration: the profile's default
+
+
+SYSTEMS: dict[str, System] = {
+    s.name: s
+    for s in (
+        System("mason", "multi-sequencing (master)",
+               "Clients ask proxies for multi-sequence numbers; proxies are Raft triples.",
+               Counts(2, 48, 16, 0)),
+        System("corfu", "Corfu over the sequencer",
+               "Clients take sequence numbers and talk to the Corfu servers directly.",
+               Counts(2, 0, 16, 8)),
+        System("corfumason", "CorfuMason",
+               "Corfu with clients going through Mason's proxies for scale and contiguity.",
+               Counts(2, 72, 24, 8)),
+        System("rsmkeeper", "RSMKeeper (ZooKeeper over Raft)",
+               "ZooKeeper operations executed by one Raft-replicated proxy group.",
+               Counts(0, 3, 1, 0)),
+        System("zkmason", "ZK-Mason (ZooKeeper atop Mason)",
+               "A sharded ZooKeeper whose operations are ordered by Mason.",
+               Counts(2, 48, 16, 24)),
+    )
+}
+ALIASES = {"master": "mason", "zk-mason": "zkmason"}
+
+
+def system_named(name: str) -> System:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in SYSTEMS:
+        names = ", ".join([*SYSTEMS, *ALIASES])
+        raise ProfileError(f"unknown system {name!r} (one of {names})")
+    return SYSTEMS[key]
+
+
+def resolve_counts(
+    system: System,
+    nsequencers: int | None = None,
+    nproxies: int | None = None,
+    nclients: int | None = None,
+    nservers: int | None = None,
+) -> Counts:
+    """The system's largest configuration with any given count replacing its default."""
+    base = system.largest
+    counts = Counts(
+        base.nsequencers if nsequencers is None else nsequencers,
+        base.nproxies if nproxies is None else nproxies,
+        base.nclients if nclients is None else nclients,
+        base.nservers if nservers is None else nservers,
+    )
+    for role in ROLE_ORDER:
+        if counts.of(role) < 0:
+            raise ProfileError(f"--{COUNT_FIELD[role]} must not be negative")
+    if not 1 <= counts.total <= MAX_NODES:
+        raise ProfileError(f"a profile has 1 to {MAX_NODES} nodes (one /24 LAN), "
+                           f"not {counts.total}")
+    return counts
+
+
+def _check_text(what: str, value: str) -> str:
+    # Both go into the script as string literals and into XML attributes.
+    if not value or any(c in value for c in "\"'\\\n\r<>&") or not value.isprintable():
+        raise ProfileError(f"bad {what} {value!r}")
+    return value
+
+
+def node_plan(counts: Counts) -> list[tuple[str, str]]:
+    """(node name, LAN address) for every node, in the profile's order."""
+    plan: list[tuple[str, str]] = []
+    for role in ROLE_ORDER:
+        for i in range(counts.of(role)):
+            plan.append((f"{role}-{i}", f"{LAN_PREFIX}.{len(plan) + 1}"))
+    return plan
+
+
+def render_script(system: System, counts: Counts, hardware_type: str = DEFAULT_HARDWARE,
+                  image: str = DEFAULT_IMAGE) -> str:
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # the output is Python source, not HTML
+    )
+    return env.get_template("profile.py.j2").render(
+        system=system.name,
+        title=system.title,
+        description=system.description,
+        counts=counts,
+        hardware_type=_check_text("hardware type", hardware_type),
+        image=_check_text("image", image),
+        max_nodes=MAX_NODES,
+        lan_name=LAN_NAME,
+        lan_prefix=LAN_PREFIX,
+        netmask=NETMASK,
+    )
+
+
+def build_rspec(counts: Counts, hardware_type: str = DEFAULT_HARDWARE,
+                image: str = DEFAULT_IMAGE) -> str:
+    """The request RSpec (XML) the portal script produces with these parameters."""
+    import geni.rspec.emulab  # noqa: F401  (registers the LAN and routing extensions)
+    import geni.rspec.pg as pg
+
+    _check_text("hardware type", hardware_type)
+    _check_text("image", image)
+    request = pg.Request()
+    request.setRoutingStyle("static")
+    lan = request.LAN(LAN_NAME)
+    lan.setNoBandwidthShaping()
+    for name, address in node_plan(counts):
+        node = request.RawPC(name)
+        node.hardware_type = hardware_type
+        node.disk_image = image
+        iface = node.addInterface("if1")
+        iface.addAddress(pg.IPv4Address(address, NETMASK))
+        lan.addInterface(iface)
+    xml = request.toXMLString(pretty_print=True, ucode=True)
+    return xml if isinstance(xml, str) else xml.decode()
+
+
+def write_profile(system: System, counts: Counts, out_dir: Path,
+                  hardware_type: str = DEFAULT_HARDWARE,
+                  image: str = DEFAULT_IMAGE) -> tuple[Path, Path]:
+    """Write `<system>.profile.py` and `<system>.rspec.xml` into out_dir."""
+    script = render_script(system, counts, hardware_type, image)
+    rspec = build_rspec(counts, hardware_type, image)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    script_path = out_dir / f"{system.name}.profile.py"
+    rspec_path = out_dir / f"{system.name}.rspec.xml"
+    script_path.write_text(script)
+    rspec_path.write_text(rspec)
+    return script_path, rspec_path
