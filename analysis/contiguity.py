@@ -132,10 +132,15 @@ def check_run(run_dir: StrPath) -> Verdict:
     reasons: list[str] = []
     problems: list[str] = []
     clients: dict[int, list[RangeLog]] = {}
-    for p in seq_paths:
-        cid, log = read_seqnums(p)
-        clients.setdefault(cid, []).append(log)
-    noop_logs = [(p.stem, read_noops(p)) for p in noop_paths]
+    try:
+        for p in seq_paths:
+            cid, log = read_seqnums(p)
+            clients.setdefault(cid, []).append(log)
+        noop_logs = [(p.stem, read_noops(p)) for p in noop_paths]
+    except DatFormatError as e:
+        # A verdict, not an exception: `masonctl check` prints it like any other failure.
+        name = Path(str(e).split(":", 1)[0]).name
+        return Verdict(ok=False, reason=f"unreadable records in {name}", problems=[str(e)])
     space_counts = {log.nspaces for logs in clients.values() for log in logs}
     space_counts |= {log.nspaces for _, log in noop_logs}
     if len(space_counts) != 1:

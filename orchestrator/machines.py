@@ -40,9 +40,17 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_.:/+@=#~-]{1,200}$")
 _IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
-# ssh(1) options that take an argument; the others are single-letter flags.
-_SSH_ARG_OPTIONS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
-_SSH_FLAG_OPTIONS = frozenset("46AaCfGgKkMNnqsTtVvXxYy")
+# The ssh(1) options a list view may carry. -p, -l and -i are used; the others are kept in
+# `ssh_options` for the record but never applied (host keys are always checked). Options that
+# run commands (-o ProxyCommand=..., LocalCommand) or open forwards are refused outright.
+_SSH_ARG_OPTIONS = frozenset("pilo")
+_SSH_FLAG_OPTIONS = frozenset("46AaCqTtvXxYy")
+_SSH_O_KEYS = frozenset(k.lower() for k in (
+    "StrictHostKeyChecking", "UserKnownHostsFile", "IdentityFile", "IdentitiesOnly", "Port",
+    "User", "ConnectTimeout", "ServerAliveInterval", "ServerAliveCountMax", "LogLevel",
+    "ForwardAgent", "Compression", "BatchMode", "AddKeysToAgent", "HostKeyAlgorithms",
+    "PubkeyAcceptedKeyTypes", "PubkeyAcceptedAlgorithms", "CheckHostIP",
+))
 # Status words the portals show in the columns between the physical id and the SSH command.
 _STATUS_WORDS = frozenset({"ready", "booting", "failed", "up", "down", "n/a", "finished",
                            "unknown", "shutdown", "reloading"})
@@ -184,6 +192,8 @@ def _parse_ssh(tokens: Sequence[str]) -> tuple[str, str, int, tuple[str, ...]]:
                 else:
                     if not _TOKEN.match(value):
                         raise ValueError(f"bad value {value!r} for ssh option -{letter}")
+                    if letter == "o" and value.split("=", 1)[0].lower() not in _SSH_O_KEYS:
+                        raise ValueError(f"ssh option -o {value} is not accepted here")
                     options += [f"-{letter}", value]
             elif all(c in _SSH_FLAG_OPTIONS for c in tok[1:]):
                 options.append(tok)

@@ -342,6 +342,9 @@ class _Node:
     # -- checks --
 
     def _check_os(self) -> None:
+        kernel = self.host.run(["uname", "-s"]).stdout.strip()  # also: can we reach it at all
+        if kernel != "Linux":
+            raise ProvisionError(f"the node runs {kernel or 'an unknown OS'}, not Linux")
         try:
             text = self.host.read_text("/etc/os-release")
         except HostError:
@@ -406,6 +409,8 @@ class _Node:
         wheels = sorted(self.wheelhouse.get(target).glob("*.whl"))
         for wheel in [*wheels, self.tarball]:
             self.host.put_file(wheel, f"{dist}/{wheel.name}")
+        wanted = "".join(f"{w.name}\n" for w in wheels)
+        stamp = f"{venv}/.mason-wheels"
         pip_wheel = next((w for w in wheels if w.name.startswith("pip-")), None)
         if pip_wheel is None:
             raise ProvisionError("the wheelhouse has no pip wheel")
@@ -414,17 +419,16 @@ class _Node:
         probe = self.host.run(
             [vpy, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=False
         )
-        if probe.rc != 0 or probe.stdout.strip() != want:
+        fresh = probe.rc != 0 or probe.stdout.strip() != want
+        if fresh:
             # No pip inside the venv: Debian's python3 may lack ensurepip; the shipped
             # pip wheel does the installing instead.
             self.host.run([self.opts.python, "-m", "venv", "--clear", "--without-pip", venv],
                           timeout=120)
-        self.host.run(
-            [vpy, f"{dist}/{pip_wheel.name}/pip", "install", "--isolated", "--quiet",
-             "--disable-pip-version-check", "--no-warn-script-location", "--no-index",
-             "--only-binary=:all:", "--find-links", dist, *target.requirements()],
-            timeout=600,
-        )
+        # A rerun with the very same wheels already installed skips pip (seconds per node).
+        if fresh or self._read(stamp) != wanted:
+            self._pip_install(vpy, dist, pip_wheel.name, target)
+            self.host.write_text(stamp, wanted)
         # Replace the code whole so a module deleted on the controller is gone here too.
         self.host.run(["rm", "-rf", "--", code])
         self.host.makedirs(code)
@@ -440,6 +444,20 @@ class _Node:
             last = (check.stderr.strip().splitlines() or [check.stdout.strip()])[-1]
             raise ProvisionError(f"the venv cannot import nodes, msgspec, uvloop: {last}")
         self.result.venv_python = vpy
+
+    def _pip_install(self, vpy: str, dist: str, pip_wheel: str, target: PyTarget) -> None:
+        self.host.run(
+            [vpy, f"{dist}/{pip_wheel}/pip", "install", "--isolated", "--quiet",
+             "--disable-pip-version-check", "--no-warn-script-location", "--no-index",
+             "--only-binary=:all:", "--find-links", dist, *target.requirements()],
+            timeout=600,
+        )
+
+    def _read(self, path: str) -> str | None:
+        try:
+            return self.host.read_text(path)
+        except HostError:
+            return None
 
     # -- privileges, sysctl, dpdk --
 

@@ -275,8 +275,12 @@ class Replica:
         if len(batch.ops) >= self.conf.batch_max_ops:
             self.close_batch()
         elif self.batch_timer is None:
-            # The timeout counts from the batch's first operation, not from its creation.
-            self.batch_timer = self.loop.call_later(self.batch_timeout, self.close_batch)
+            # With no batch waiting for the sequencer, waiting helps nobody: close at the end
+            # of this loop turn (every operation that arrived in the same read joins).
+            # Otherwise the timeout, counted from the batch's first operation, lets the
+            # batch grow while the sequencer answers.
+            delay = self.batch_timeout if self.pending else 0.0
+            self.batch_timer = self.loop.call_later(delay, self.close_batch)
 
     def close_batch(self) -> None:
         if self.batch_timer is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.contiguity import NO_SEQNUMS, check_run
 from nodes.metrics import ClientSummary, NoopRecorder, SeqnumRecorder, write_summary
@@ -178,6 +181,18 @@ def test_no_seqnums(tmp_path: Path) -> None:
     assert v.lines()[-1] == "contiguity: FAILED (no seqnums recorded (run with --record-seqnums))"
 
 
+def test_unreadable_records_fail_with_the_line(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
+    with open(tmp_path / "client-0-0.seqnums", "a") as f:
+        f.write("1 1000 1")  # a client killed in the middle of a write
+    v = check_run(tmp_path)
+    assert not v.ok
+    assert v.reason == "unreadable records in client-0-0.seqnums"
+    assert v.problems == [
+        f"{tmp_path}/client-0-0.seqnums:3: expected 4 columns for 1 spaces, got 3"
+    ]
+
+
 def test_disagreeing_space_counts(tmp_path: Path) -> None:
     write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
     write_noops(tmp_path, "proxy-0-0", [[(1, 1), (1, 0)]], 2)
@@ -248,3 +263,43 @@ def test_five_million_numbers(tmp_path: Path) -> None:
     assert not v.ok
     assert v.spaces[0].gaps == [(20010, 20014)]
     assert v.spaces[1].gaps == [(4002, 4002)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=40),
+    owners=st.data(),
+)
+def test_any_partition_of_the_numbers_passes_and_a_lost_range_is_found(
+    sizes: list[int], owners: st.DataObject
+) -> None:
+    """Cut 0..N-1 into consecutive ranges and hand each to one of 3 clients (in number order,
+    so reqids rise with numbers) or to a noop: the run is contiguous. Losing any range but
+    the last one leaves exactly that range as the only gap (losing the last one only lowers
+    the maximum, which no record can reveal)."""
+    who = [owners.draw(st.integers(min_value=0, max_value=3)) for _ in sizes]
+    lost = owners.draw(st.integers(min_value=0, max_value=len(sizes) - 1))
+    for drop in (None, lost):
+        with tempfile.TemporaryDirectory() as d:
+            run = Path(d)
+            ops: dict[int, list[Op]] = {0: [], 1: [], 2: []}
+            noops: list[list[tuple[int, int]]] = []
+            last = -1
+            for i, (n, w) in enumerate(zip(sizes, who, strict=True)):
+                last += n
+                if i == drop:
+                    continue
+                if w == 3:
+                    noops.append([(n, last)])
+                else:
+                    ops[w].append((len(ops[w]), [(n, last)]))
+            for c in range(3):
+                write_client(run, f"client-0-{c}", c, ops[c], 1)
+            write_noops(run, "proxy-0-0", noops, 1)
+            v = check_run(run)
+            if drop is None or drop == len(sizes) - 1:
+                assert v.ok, v.lines()
+            else:
+                hi = sum(sizes[: drop + 1]) - 1
+                assert v.spaces[0].gaps == [(hi - sizes[drop] + 1, hi)]
+                assert v.reason.startswith("gap in space 0")

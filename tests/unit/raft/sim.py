@@ -223,6 +223,7 @@ class Checker:
 class Scenario:
     seed: int
     n: int
+    profile: str
     election_ticks: int
     heartbeat_ticks: int
     max_inflight: int
@@ -237,6 +238,8 @@ class Scenario:
     long_delay: int  # slots
     p_partition: float  # per tick
     p_crash: float  # per tick
+    max_down_ticks: int
+    p_crash_on_commit: float
     p_campaign: float  # per tick
     proposals_per_tick: float
     p_compact: float  # per tick and node
@@ -245,24 +248,34 @@ class Scenario:
     def from_seed(cls, seed: int, n: int) -> Scenario:
         r = random.Random(f"scenario/{seed}/{n}")
         heartbeat = r.choice((1, 1, 2))
+        # Each seed leans towards one kind of trouble, so that every kind gets runs where
+        # it dominates; "mixed" has a little of all.
+        profile = r.choice(("mixed", "crash", "partition", "churn", "lossy"))
+        crash = profile in ("mixed", "crash")
+        part = profile in ("mixed", "partition")
+        churn = profile in ("mixed", "churn")
+        lossy = profile in ("mixed", "lossy", "churn")
         return cls(
             seed=seed,
             n=n,
+            profile=profile,
             election_ticks=r.randint(max(4, 3 * heartbeat), 10),
             heartbeat_ticks=heartbeat,
             max_inflight=r.choice((1, 2, 4, 64)),
             max_append_bytes=r.choice((0, 16, 64, 1 << 20)),
             check_quorum=r.random() < 0.75,
             wire=r.random() < 0.25,
-            chaos_ticks=r.randint(60, 160),
-            p_loss=r.choice((0.0, 0.02, 0.1, 0.25)),
+            chaos_ticks=r.randint(60, 250),
+            p_loss=r.choice((0.02, 0.1, 0.25)) if lossy else r.choice((0.0, 0.01)),
             p_dup=r.choice((0.0, 0.02, 0.1)),
             max_delay=r.randint(1, 8),
             p_long_delay=r.choice((0.0, 0.01, 0.05)),
             long_delay=r.randint(8, 60),
-            p_partition=r.choice((0.0, 0.02, 0.05)),
-            p_crash=r.choice((0.0, 0.01, 0.03)),
-            p_campaign=r.choice((0.0, 0.0, 0.01)),
+            p_partition=r.choice((0.02, 0.05, 0.1)) if part else 0.0,
+            p_crash=r.choice((0.02, 0.05, 0.1)) if crash else r.choice((0.0, 0.005)),
+            max_down_ticks=r.choice((2, 10, 40)),
+            p_crash_on_commit=r.choice((0.01, 0.05, 0.2)) if crash else 0.0,
+            p_campaign=r.choice((0.02, 0.05, 0.2)) if churn else r.choice((0.0, 0.005)),
             proposals_per_tick=r.choice((0.2, 0.5, 1.0, 2.0)),
             p_compact=r.choice((0.0, 0.02, 0.1)),
         )
@@ -317,6 +330,7 @@ class Sim:
         self.nodes: dict[int, RaftNode] = {i: self._new_node(i) for i in self.ids}
         self.alive = {i: True for i in self.ids}
         self.restart_at: dict[int, int] = {}
+        self.seen_commit = {i: 0 for i in self.ids}
         self.group = {i: 0 for i in self.ids}
         self.heal_at = -1
         self.phase = {i: self.rng.randrange(SLOTS_PER_TICK) for i in self.ids}
@@ -392,8 +406,15 @@ class Sim:
     def _after(self, nid: int) -> None:
         """Collect the node's output like a host would, then check every invariant."""
         node = self.nodes[nid]
+        # The adversary's favourite moment: a leader has just learnt that something
+        # committed and dies before telling anyone.
+        crash = False
+        if self.faults and node.commit_index > self.seen_commit[nid]:
+            self.seen_commit[nid] = node.commit_index
+            if node.role == LEADER and self.rng.random() < self.sc.p_crash_on_commit:
+                crash = True
         if node.has_ready():
-            self._handle_ready(nid, node, node.ready())
+            self._handle_ready(nid, node, node.ready(), send=not crash)
         chk = self.checker
         log = node.storage.log
         if node.role == LEADER:
@@ -402,8 +423,10 @@ class Sim:
             chk.observe_not_leader(nid)
         chk.observe_log(nid, log)
         chk.observe_commit(nid, node.term, node.commit_index, log)
+        if crash:
+            self._crash(nid)
 
-    def _handle_ready(self, nid: int, node: RaftNode, rd: Ready) -> None:
+    def _handle_ready(self, nid: int, node: RaftNode, rd: Ready, send: bool = True) -> None:
         sm = self.sms[nid]
         chk = self.checker
         if rd.role_changed:
@@ -437,8 +460,9 @@ class Sim:
             raise InvariantViolation(
                 f"node {nid} reports applied {node.applied_index}, host is at {sm.index}"
             )
-        for m in rd.messages:
-            self._send(m)
+        if send:
+            for m in rd.messages:
+                self._send(m)
 
     def _deliver(self, payload: RaftMessage | bytes) -> None:
         if self.decoder is not None:
@@ -473,6 +497,8 @@ class Sim:
         self._event("crash", nid)
         self.alive[nid] = False
         self.checker.observe_not_leader(nid)
+        tick = self.slot // SLOTS_PER_TICK
+        self.restart_at[nid] = tick + 1 + self.rng.randrange(self.sc.max_down_ticks)
 
     def _restart(self, nid: int) -> None:
         self.incarnation[nid] += 1
@@ -480,6 +506,7 @@ class Sim:
         self.alive[nid] = True
         self.nodes[nid] = self._new_node(nid)
         self.sms[nid] = _StateMachine()
+        self.seen_commit[nid] = 0
         self._after(nid)
 
     def _heal(self) -> None:
@@ -513,7 +540,6 @@ class Sim:
                 if len(up) > 1:
                     nid = rng.choice(up)
                     self._crash(nid)
-                    self.restart_at[nid] = tick + rng.randint(1, 6 * sc.election_ticks)
             if rng.random() < sc.p_campaign:
                 nid = rng.choice(self.ids)
                 if self.alive[nid]:

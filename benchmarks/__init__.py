@@ -1,0 +1,1 @@
+"""Performance harnesses; each writes its figures to files under bench-results/."""

@@ -1,0 +1,178 @@
+"""`make bench`: mason beside Redis INCR and the RPC layer's ceiling, on this machine.
+
+(a) mason: 1 sequencer, one group of three proxies, one client process with 1, 16 and 64
+    outstanding operations (every process local);
+(b) Debian's redis-server, INCR, driven by one client process with the same number of
+    outstanding requests on one connection (the shape of a mason client), and for
+    reference by redis-benchmark with that many connections;
+(c) the RPC ceiling: one process answering every call at once, driven like (b).
+Writes bench-results/core.json and bench-results/core.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from analysis.aggregate import summarize_run
+from orchestrator.experiment import Cluster, Experiment
+from orchestrator.hosts import LocalHost
+from orchestrator.spec import ExperimentSpec, validate
+
+CONCURRENCY = (1, 16, 64)
+console = Console(stderr=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def driver(kind: str, port: int, concurrency: int, seconds: float) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.drivers", kind, str(port), str(concurrency),
+         str(seconds)],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def bench_mason(concurrency: int, seconds: float, root: Path) -> dict[str, float]:
+    spec = validate(ExperimentSpec(
+        name=f"mason-c{concurrency}", nclient_threads=1, client_concurrency=concurrency,
+        expduration=seconds, warmup=1.0, cooldown=0.5, base_port=free_port() // 100 * 100,
+        record_seqnums=False,
+    ))
+    run_dir = root / spec.name
+    host = LocalHost(python=sys.executable, workdir=str(run_dir))
+    try:
+        Experiment(spec, Cluster.local(spec, run_dir.resolve(), host), run_dir, console).run()
+    finally:
+        host.close()
+    s = summarize_run(run_dir)
+    return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us}
+
+
+def bench_redis(concurrency: int, seconds: float) -> dict[str, float] | None:
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(server).exists():
+        console.print("[yellow]redis-server not installed: skipping (b)")
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        result = driver("redis", port, concurrency, seconds)
+        tool = shutil.which("redis-benchmark")
+        if tool:
+            done = subprocess.run(
+                [tool, "-p", str(port), "-t", "incr", "-c", str(concurrency), "-n", "200000",
+                 "-q"], capture_output=True, text=True, timeout=120, check=False,
+            )
+            for token in done.stdout.replace("\r", "\n").split():
+                try:
+                    value = float(token)
+                except ValueError:
+                    continue
+                result["redis_benchmark_ops_per_s"] = value
+                break
+        return result
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_ceiling(concurrency: int, seconds: float) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.drivers", "echo-server", str(port)])
+    try:
+        wait_port(port)
+        return driver("rpc", port, concurrency, seconds)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| outstanding | mason ops/s | p50 us | p99 us | redis INCR ops/s | p50 us | p99 us "
+        "| redis-benchmark ops/s | RPC ceiling ops/s | p50 us | p99 us | mason/redis "
+        "| mason/ceiling |",
+        "|" + "---|" * 13,
+    ]
+    for r in rows:
+        m, rd, c = r["mason"], r.get("redis"), r["ceiling"]
+        assert isinstance(m, dict) and isinstance(c, dict)
+        rd = rd if isinstance(rd, dict) else {}
+        lines.append(
+            f"| {r['outstanding']} | {fmt(m['ops_per_s'])} | {fmt(m['p50_us'])} | "
+            f"{fmt(m['p99_us'])} | {fmt(rd.get('ops_per_s'))} | {fmt(rd.get('p50_us'))} | "
+            f"{fmt(rd.get('p99_us'))} | {fmt(rd.get('redis_benchmark_ops_per_s'))} | "
+            f"{fmt(c['ops_per_s'])} | {fmt(c['p50_us'])} | {fmt(c['p99_us'])} | "
+            f"{fmt(r.get('mason_over_redis'), '.2f')} | {fmt(r.get('mason_over_ceiling'), '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--concurrency", type=int, nargs="*", default=list(CONCURRENCY))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="mason-bench-") as tmp:
+        for c in args.concurrency:
+            console.print(f"outstanding {c}: mason")
+            mason = bench_mason(c, args.seconds, Path(tmp))
+            console.print(f"outstanding {c}: redis")
+            redis = bench_redis(c, args.seconds)
+            console.print(f"outstanding {c}: RPC ceiling")
+            ceiling = bench_ceiling(c, args.seconds)
+            row: dict[str, object] = {"outstanding": c, "mason": mason, "redis": redis,
+                                      "ceiling": ceiling}
+            if redis:
+                row["mason_over_redis"] = mason["ops_per_s"] / redis["ops_per_s"]
+            row["mason_over_ceiling"] = mason["ops_per_s"] / ceiling["ops_per_s"]
+            rows.append(row)
+    meta = {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0],
+            "seconds_per_point": args.seconds, "unix_time": int(time.time())}
+    (args.out / "core.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    md = (f"# mason core benchmark\n\n{meta['cpus']} CPUs, Python {meta['python']}, "
+          f"{args.seconds:g} s per point. One sequencer, one group of three, one client "
+          f"process; all on this machine.\n\n" + table(rows))
+    (args.out / "core.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
