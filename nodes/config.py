@@ -33,6 +33,10 @@ class Common(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SequencerConfig(Common, kw_only=True):
     epoch: int = 1
+    # A standby waits for a TakeOver, then recovers from the groups named here
+    # (group id as text -> replica endpoints, index = replica id) and serves epoch `epoch`.
+    standby: bool = False
+    groups: dict[str, list[Endpoint]] = {}
     # Seconds between stats lines (the original's per-second sequencer log).
     stats_interval_s: float = 1.0
 
@@ -51,6 +55,17 @@ class ProxyConfig(Common, kw_only=True):
     heartbeat_ticks: int = 3
     max_log_entries: int = 50_000  # compaction trigger (the original's --max_log_size)
     seq_timeout_ms: int = 500  # resend a sequencer request after this long without answer
+    # Sequencer failure detection: a leader that hears nothing for heartbeat_ms sends a
+    # heartbeat; after heartbeat_misses silent periods it asks the backup to take over.
+    backup: Endpoint | None = None
+    heartbeat_ms: int = 100
+    heartbeat_misses: int = 3
+    # Received-number bitmaps and their garbage-collection ring (derived by the
+    # orchestrator from the experiment: see orchestrator/placement.py).
+    bitmap_block: int = 1 << 16
+    gc_interval_ms: int = 50
+    gc_next: list[Endpoint] = []  # replicas of the next group on the ring; [] = last/only
+    gc_leader: bool = False  # group 0 starts the rounds (when it leads)
     # Write every committed noop to <name>.noops (every replica does, so a noop committed
     # just before its leader died is still on record).
     record_noops: bool = False

@@ -68,6 +68,7 @@ SEQ_OK = 0
 SEQ_STALE_TERM = 1  # a newer leader of this group has spoken to the sequencer
 SEQ_PRUNED = 2  # the srid is below the group's floor: it is already in the group's log
 SEQ_WRONG_EPOCH = 3  # the request was meant for another sequencer epoch
+SEQ_NOT_READY = 4  # a backup that is still recovering: ask again shortly
 
 
 class SeqRequest(Msg, tag="sq"):
@@ -106,6 +107,67 @@ class HeartbeatReply(Msg, tag="hbr"):
     counters: list[int]
 
 
+# ---- sequencer failover ----------------------------------------------------------------
+
+
+class TakeOver(Msg, tag="to"):
+    """A group leader that lost its sequencer asks the backup to take over (idempotent)."""
+
+    group: int
+    dead_epoch: int
+
+
+class SwitchRequest(Msg, tag="sw"):
+    """Backup -> group leader: log the switch to `epoch`; answer once it is applied."""
+
+    epoch: int
+    host: str
+    port: int
+
+
+class GroupReply(Msg, tag="gr"):
+    """A group's answer to a backup's request; `ok` False = not the leader (see `leader`)."""
+
+    group: int
+    ok: bool
+    leader: int = -1
+
+
+class CollectRequest(Msg, tag="co"):
+    epoch: int
+
+
+class CollectReply(Msg, tag="cor"):
+    """The committed numbers of a group: per space a bitmap (base, little-endian bits)."""
+
+    group: int
+    ok: bool
+    leader: int
+    bases: list[int]
+    bitmaps: list[bytes]
+
+
+class FillRequest(Msg, tag="fi"):
+    """Commit these holes as noops: per space a list of inclusive (first, last) ranges.
+
+    `fill_id` makes it idempotent: a group applies each fill id at most once.
+    """
+
+    fill_id: int
+    holes: list[list[tuple[int, int]]]
+
+
+class GcToken(Msg, tag="gc"):
+    """One round of the garbage-collection ring, from group leader to group leader.
+
+    Per space: the head block's base and the committed numbers in it counted so far.
+    """
+
+    round: int
+    bases: list[int]
+    counts: list[int]
+
+
 # ---- proxy -> noop recorder ----------------------------------------------------------
 
 
@@ -129,6 +191,13 @@ Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Struc
     HeartbeatReply,
     NoopRecord,
     Ack,
+    TakeOver,
+    SwitchRequest,
+    GroupReply,
+    CollectRequest,
+    CollectReply,
+    FillRequest,
+    GcToken,
     RaftMessage,
 ]
 

@@ -70,6 +70,14 @@ def run(
         "election_timeout_ms", "Raft election timeout. [local 300, testbed 1000]"),
     client_timeout_ms: Optional[int] = _opt(
         "client_timeout_ms", "Client retransmit timeout. [local 500, testbed 1000]"),
+    heartbeat_ms: Optional[int] = _opt(
+        "heartbeat_ms", "Proxy->sequencer liveness period. [local 100, testbed 500]"),
+    heartbeat_misses: Optional[int] = _opt(
+        "heartbeat_misses", "Silent periods before the backup takes over. [3]"),
+    gc_interval_ms: Optional[int] = _opt(
+        "gc_interval_ms", "Bitmap garbage-collection period. [derived]"),
+    bitmap_block: Optional[int] = _opt(
+        "bitmap_block", "Numbers per bitmap block. [derived from the expected rate]"),
     kill_leader: Optional[float] = _opt(
         "kill_leader", "Kill -9 group 0's leader this many seconds after warm-up."),
     kill_sequencer: Optional[float] = _opt(
@@ -235,12 +243,8 @@ def setup(
         err.print("[bold red]warning:[/] --dpdk binds the experiment NICs to a DPDK driver: "
                   "the kernel (and mason's socket-based nodes) can no longer use them "
                   "until they are rebound.", soft_wrap=True)
-    opts = provision.SetupOptions(
-        user=user, identity=identity, python=python,
-        known_hosts=str(known_hosts) if known_hosts else None,
-        accept_new_host_keys=accept_new_host_keys, dpdk=dpdk, workdir=workdir,
-        lan_prefix=lan_prefix, sysctl=not no_sysctl,
-    )
+    opts = provision.SetupOptions(python=python, dpdk=dpdk, lan_prefix=lan_prefix,
+                                  sysctl=not no_sysctl)
 
     def connect(machine: machines.Machine) -> Host:
         return SSHHost.from_machine(

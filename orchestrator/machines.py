@@ -39,6 +39,8 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_.:/+@=#~-]{1,200}$")
 # Linux interface names are at most 15 bytes (IFNAMSIZ - 1); no '/' and no whitespace.
 _IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# A node's absolute work directory: no separator of machine_info.txt, no white space.
+_WORKDIR = re.compile(r"^/[^,\s]{0,4095}$")
 
 # The ssh(1) options a list view may carry. -p, -l and -i are used; the others are kept in
 # `ssh_options` for the record but never applied (host keys are always checked). Options that
@@ -80,6 +82,8 @@ class Machine(msgspec.Struct, frozen=True, kw_only=True):
     control_ip: str = ""
     # The original profile had a second experiment interface; kept for its 7th column.
     experiment_iface2: str = ""
+    # Where setup put this machine's venv and code (absolute); kept across a rename.
+    workdir: str = ""
 
     @property
     def unused(self) -> bool:
@@ -153,6 +157,12 @@ def check_user(name: str) -> str:
     if not _USER.match(name):
         raise ValueError(f"bad user name {name!r}")
     return name
+
+
+def check_workdir(path: str) -> str:
+    if not _WORKDIR.match(path) or not path.isprintable():
+        raise ValueError(f"bad workdir {path!r} (absolute, no commas or spaces)")
+    return path
 
 
 def check_iface(name: str) -> str:
@@ -308,7 +318,8 @@ def load_list_view(path: str | Path) -> Cluster:
 # The original's layout, one machine a line, fields separated by ", ":
 #   name, physical id, experiment iface, MAC, experiment IP, control IP, experiment iface 2
 # Scripts that read the original file index these seven columns, so ours keeps them in place
-# and appends what an SSH transport needs (ssh host, port, user) as columns 8-10.
+# and appends what an SSH transport needs (ssh host, port, user) as columns 8-10 and the
+# node's work directory as column 11 (so a renamed machine still finds its venv).
 
 _INFO_COLUMNS = 7
 
@@ -317,7 +328,8 @@ def format_machine_info(cluster: Cluster) -> str:
     lines = []
     for m in cluster:
         cols = [m.name, m.physical_id, m.experiment_iface, m.mac, m.experiment_ip,
-                m.control_ip, m.experiment_iface2, m.ssh_host, str(m.ssh_port), m.ssh_user]
+                m.control_ip, m.experiment_iface2, m.ssh_host, str(m.ssh_port), m.ssh_user,
+                m.workdir]
         lines.append(", ".join(cols))
     return "\n".join(lines) + "\n"
 
@@ -350,12 +362,14 @@ def parse_machine_info(text: str, source: str = "machine_info.txt") -> Cluster:
         if len(cols) < _INFO_COLUMNS - 1:
             raise MachineListError(
                 f"{where}: expected 'name, physical id, iface, MAC, experiment IP, control IP"
-                f"[, iface 2[, ssh host, ssh port, ssh user]]', got {len(cols)} fields"
+                f"[, iface 2[, ssh host, ssh port, ssh user[, workdir]]]', got {len(cols)} "
+                "fields"
             )
-        cols += [""] * (10 - len(cols))
-        name, physical, iface, mac, exp_ip, ctl_ip, iface2, ssh_host, ssh_port, ssh_user = (
-            cols[:10]
-        )
+        if len(cols) > 11:
+            raise MachineListError(f"{where}: {len(cols)} fields; at most 11")
+        cols += [""] * (11 - len(cols))
+        (name, physical, iface, mac, exp_ip, ctl_ip, iface2, ssh_host, ssh_port, ssh_user,
+         workdir) = cols
         try:
             role, index = role_of(name)
             if name in seen:
@@ -376,6 +390,8 @@ def parse_machine_info(text: str, source: str = "machine_info.txt") -> Cluster:
             port = _port(ssh_port) if ssh_port else 22
             if ssh_user and not _USER.match(ssh_user):
                 raise ValueError(f"bad ssh user {ssh_user!r}")
+            if workdir:
+                check_workdir(workdir)
         except ValueError as exc:
             raise MachineListError(f"{where}: {exc}") from None
         seen[name] = lineno
@@ -384,7 +400,7 @@ def parse_machine_info(text: str, source: str = "machine_info.txt") -> Cluster:
                 name=name, role=role, index=index, physical_id=physical,
                 experiment_iface=iface, mac=mac.lower(), experiment_ip=exp_ip,
                 control_ip=ctl_ip, experiment_iface2=iface2, ssh_host=host,
-                ssh_port=port, ssh_user=ssh_user,
+                ssh_port=port, ssh_user=ssh_user, workdir=workdir,
             )
         )
     if not machines:

@@ -83,15 +83,7 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
 
     placement = Placement()
     common = {"nspaces": spec.nsequence_spaces}
-    seq_endpoints = []
-    for i, slot in enumerate(sequencers):
-        port = port_on(slot.address)
-        seq_endpoints.append({"host": slot.address, "port": port})
-        placement.procs.append(Proc(
-            name=slot.name, role="sequencer", machine=slot.name, port=port,
-            context={**common, "name": slot.name, "outdir": slot.rundir, "epoch": i + 1,
-                     "listen": {"host": slot.address, "port": port}},
-        ))
+    seq_endpoints = [{"host": s.address, "port": port_on(s.address)} for s in sequencers]
 
     # Ports first, so every replica can name its peers.
     endpoints: dict[tuple[int, int], dict[str, Any]] = {}
@@ -100,6 +92,17 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
         for thread in range(spec.nproxy_threads):
             group = triple * spec.nproxy_threads + thread
             endpoints[(group, replica)] = {"host": slot.address, "port": port_on(slot.address)}
+    groups = {str(g): [endpoints[(g, r)] for r in range(3)] for g in range(spec.ngroups)}
+
+    # Sequencer i serves epoch i + 1; every one after the first is a standby that takes
+    # over when the groups report the one before it dead.
+    for i, slot in enumerate(sequencers):
+        placement.procs.append(Proc(
+            name=slot.name, role="sequencer", machine=slot.name, port=seq_endpoints[i]["port"],
+            context={**common, "name": slot.name, "outdir": slot.rundir, "epoch": i + 1,
+                     "standby": i > 0, "groups": groups if i > 0 else {},
+                     "listen": seq_endpoints[i]},
+        ))
     heartbeat_ticks = max(1, spec.election_timeout_ms // spec.raft_tick_ms // 10)
     for m, slot in enumerate(proxies):
         triple, replica = divmod(m, 3)
@@ -107,6 +110,8 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
             group = triple * spec.nproxy_threads + thread
             name = f"{slot.name}-{thread}"
             peers = {str(r): endpoints[(group, r)] for r in range(3) if r != replica}
+            ring_next = (group + 1) % spec.ngroups
+            gc_next = [] if spec.ngroups == 1 else groups[str(ring_next)]
             placement.procs.append(Proc(
                 name=name, role="proxy", machine=slot.name, group=group, replica=replica,
                 port=endpoints[(group, replica)]["port"],
@@ -120,6 +125,10 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
                     "record_noops": spec.record_noops,
                     "listen": endpoints[(group, replica)], "sequencer": seq_endpoints[0],
                     "peers": peers,
+                    "backup": seq_endpoints[1] if len(seq_endpoints) > 1 else None,
+                    "heartbeat_ms": spec.heartbeat_ms, "heartbeat_misses": spec.heartbeat_misses,
+                    "bitmap_block": spec.bitmap_block, "gc_interval_ms": spec.gc_interval_ms,
+                    "gc_next": gc_next, "gc_leader": group == 0,
                 },
             ))
 

@@ -14,8 +14,9 @@ Per machine, in parallel, each step checked:
 Machines that succeed are written to machine_info.txt; one that fails says why, the others
 finish, and the report says which.
 
-Layout on a node, `W = <workdir base>/<machine name>` (default `~/mason/<name>`: per machine,
-because Emulab homes are shared over NFS and the rehearsal namespaces share one filesystem):
+Layout on a node, W = the host's workdir (SSHHost: `<--workdir>/<machine name>`, default
+`~/mason/<name>`: per machine, because Emulab homes are shared over NFS and the rehearsal
+namespaces share one filesystem; recorded in machine_info.txt):
   W/dist/        the shipped wheels and nodes.tar.gz
   W/venv/        the virtual environment; `W/venv/bin/python -m nodes...` runs a role
   W/code/nodes/  the nodes package, on the venv's path through a .pth file
@@ -39,8 +40,7 @@ from pathlib import Path, PurePosixPath
 import msgspec
 
 from orchestrator.hosts import Host, HostError
-from orchestrator.machines import Cluster, Machine, check_iface
-from orchestrator.ssh_host import DEFAULT_WORKDIR_BASE
+from orchestrator.machines import Cluster, Machine, check_iface, check_workdir
 
 MIN_PYTHON = (3, 10)
 NODE_REQUIREMENTS = ("msgspec>=0.18", "uvloop>=0.19")
@@ -67,16 +67,14 @@ class ProvisionError(Exception):
 
 @dataclass(frozen=True)
 class SetupOptions:
-    user: str | None = None
-    identity: str | None = None
-    python: str = "python3"
-    known_hosts: str | None = None
-    accept_new_host_keys: bool = False
+    """What to do on each node. How to reach it (user, key, host keys, workdir) is the
+    business of the `connect` function given to setup_cluster."""
+
+    python: str = "python3"  # the node's interpreter that creates the venv
     dpdk: bool = False
-    workdir: str = DEFAULT_WORKDIR_BASE
     lan_prefix: str | None = None
     sysctl: bool = True
-    cache_dir: Path | None = None
+    cache_dir: Path | None = None  # wheel cache on this controller [~/.cache/mason]
 
 
 @dataclass
@@ -110,10 +108,6 @@ class SetupReport:
     def cluster(self) -> Cluster:
         """The machines that were set up, in list order, with what setup found."""
         return Cluster(tuple(r.machine for r in self.results if r.ok))
-
-
-def node_workdir(base: str, name: str) -> str:
-    return str(PurePosixPath(base) / name)
 
 
 # ---- network discovery (pure, so it is unit-tested without nodes) ---------------------------
@@ -227,6 +221,8 @@ class Wheelhouse:
         self.root = cache_dir / "wheelhouse"
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        # A failed download fails every node of that target at once, not once per node.
+        self._errors: dict[str, str] = {}
 
     def get(self, target: PyTarget) -> Path:
         with self._lock:
@@ -235,10 +231,16 @@ class Wheelhouse:
             final = self.root / target.key
             if (final / "READY").exists():
                 return final
+            if target.key in self._errors:
+                raise ProvisionError(self._errors[target.key])
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".partial-"))
             try:
-                self._download(target, tmp)
+                try:
+                    self._download(target, tmp)
+                except ProvisionError as exc:
+                    self._errors[target.key] = str(exc)
+                    raise
                 (tmp / "READY").write_text("\n".join(target.requirements()) + "\n")
                 if final.exists():
                     shutil.rmtree(final)  # an unfinished earlier download
@@ -373,10 +375,13 @@ class _Node:
             )
         if parts[4] != "cpython":
             raise ProvisionError(f"{py} is {parts[4]}; the shipped wheels need CPython")
-        if len(parts) < 7 or parts[5] != "glibc":
-            raise ProvisionError(f"{py} is not linked with glibc; manylinux wheels need it")
-        glibc = tuple(int(x) for x in parts[6].split(".")[:2])
-        return PyTarget(major, minor, parts[3], (glibc[0], glibc[1]))
+        glibc = (2, 17)  # the oldest manylinux2014 baseline
+        if len(parts) >= 7 and parts[5] == "glibc" and re.match(r"^2\.\d+", parts[6]):
+            glibc = (2, int(parts[6].split(".")[1]))
+        else:
+            # pip on the node refuses the wheels then, with its own clear message.
+            self.warn(f"{py}: C library not recognised as glibc; assuming glibc 2.17")
+        return PyTarget(major, minor, parts[3], glibc)
 
     def _network(self) -> str:
         addrs = parse_ip_addr(self.host.run(["ip", "-o", "-4", "addr", "show"]).stdout)
@@ -402,7 +407,13 @@ class _Node:
         wd = self.host.workdir
         if not wd.startswith("/") or len(PurePosixPath(wd).parts) < 3:
             raise ProvisionError(f"workdir {wd!r} must be an absolute path two levels deep")
+        try:
+            check_workdir(wd)  # it goes into machine_info.txt
+        except ValueError as exc:
+            raise ProvisionError(str(exc)) from None
         self.result.workdir = wd
+        self.m = msgspec.structs.replace(self.m, workdir=wd)
+        self.result.machine = self.m
         dist, venv, code = f"{wd}/dist", f"{wd}/venv", f"{wd}/code"
         vpy = f"{venv}/bin/python"
         self.host.makedirs(dist)
@@ -504,7 +515,9 @@ class _Node:
         nodes = [n for n in self.host.run(["ls", "/sys/devices/system/node"]).stdout.split()
                  if re.match(r"^node[0-9]+$", n)] or ["node0"]
         want = HUGEPAGES_PER_NUMA_NODE * len(nodes)
-        self.host.run([*sudo, "sysctl", "-q", "-w", f"vm.nr_hugepages={want}"])
+        current = self.host.read_text("/proc/sys/vm/nr_hugepages").strip()
+        if not current.isdigit() or int(current) < want:
+            self.host.run([*sudo, "sysctl", "-q", "-w", f"vm.nr_hugepages={want}"])
         meminfo = self.host.read_text("/proc/meminfo")
         got = re.search(r"^HugePages_Total:\s+(\d+)", meminfo, re.M)
         if got is None or int(got[1]) < want:
@@ -579,6 +592,10 @@ def setup_cluster(
             except ProvisionError as exc:
                 result = node.result if node else NodeResult(machine)
                 result.error = f"{machine.name}: {exc}"
+                return result
+            except Exception as exc:  # one node's surprise must not stop the others
+                result = node.result if node else NodeResult(machine)
+                result.error = f"{machine.name}: unexpected {type(exc).__name__}: {exc}"
                 return result
             finally:
                 if host is not None:

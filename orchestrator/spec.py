@@ -37,6 +37,10 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     election_timeout_ms: int = 300
     raft_tick_ms: int = 10
     client_timeout_ms: int = 500
+    heartbeat_ms: int = 100  # proxy -> sequencer liveness period
+    heartbeat_misses: int = 3  # silent periods before the backup is asked to take over
+    gc_interval_ms: int = 0  # bitmap garbage-collection period; 0 = derive from the run
+    bitmap_block: int = 0  # numbers per bitmap block; 0 = derive from the expected rate
     kill_leader: float = -1.0  # seconds after warm-up; -1 = never
     kill_sequencer: float = -1.0
     record_seqnums: bool = False
@@ -64,6 +68,7 @@ TESTBED_DEFAULTS: dict[str, object] = {
     "batch_timeout": 20,
     "election_timeout_ms": 1000,
     "client_timeout_ms": 1000,
+    "heartbeat_ms": 500,
     "max_log_size": 500_000,
 }
 
@@ -101,6 +106,10 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
         raise SpecError("--warmup and --cooldown cannot be negative")
     if spec.batch_timeout < 0:
         raise SpecError(f"--batch_timeout must be >= 0 microseconds, not {spec.batch_timeout}")
+    if spec.heartbeat_ms <= 0 or spec.heartbeat_misses <= 0:
+        raise SpecError("--heartbeat_ms and --heartbeat_misses must be positive")
+    if spec.bitmap_block < 0 or spec.bitmap_block % 8:
+        raise SpecError(f"--bitmap_block must be a multiple of 8, not {spec.bitmap_block}")
     if spec.election_timeout_ms < 2 * spec.raft_tick_ms:
         raise SpecError("--election_timeout_ms must be at least two Raft ticks")
     if spec.nproxy_leaders not in (0, spec.ngroups):
@@ -120,9 +129,29 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
         raise SpecError(f"--nsequencers must be 1 or 2, not {nsequencers}")
     if not 1024 <= spec.base_port <= 65000:
         raise SpecError(f"--base_port {spec.base_port} is outside 1024..65000")
-    return msgspec.structs.replace(
+    spec = msgspec.structs.replace(
         spec, system=system, nproxy_leaders=spec.ngroups, nsequencers=nsequencers
     )
+    return derive_gc(spec)
+
+
+def derive_gc(spec: ExperimentSpec) -> ExperimentSpec:
+    """Bitmap block size and GC period from the experiment, not from a rebuild.
+
+    The ring truncates at most one block per space per round, and a round visits every
+    group leader, so a block must hold at least a few rounds' worth of numbers or the
+    bitmaps grow faster than they are collected. The expected rate is the offered load:
+    every outstanding operation completes about once per (assumed) 200 us round trip.
+    """
+    interval = spec.gc_interval_ms or 10 * max(1, spec.raft_tick_ms // 2)
+    block = spec.bitmap_block
+    if not block:
+        outstanding = spec.nclients * spec.nclient_threads * spec.client_concurrency
+        rate = outstanding / 200e-6  # numbers per second per space, upper estimate
+        round_s = max(interval / 1000, spec.ngroups * 0.5e-3)
+        want = max(8192, int(4 * rate * round_s))
+        block = min(1 << 24, 1 << (want - 1).bit_length())
+    return msgspec.structs.replace(spec, gc_interval_ms=interval, bitmap_block=block)
 
 
 def to_toml(spec: ExperimentSpec, extra: dict[str, object] | None = None) -> str:

@@ -40,6 +40,8 @@ from orchestrator.machines import Cluster, Machine
 
 # Per machine name: Emulab homes are NFS-shared, and the rehearsal namespaces share one disk.
 DEFAULT_WORKDIR_BASE = "~/mason"
+# SFTP reports a refused operation as OSError, a broken channel as SSHException or EOFError.
+_SFTP_ERRORS = (OSError, paramiko.SSHException, EOFError)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Appends to a known_hosts file are serialised across the threads of one controller.
 _KNOWN_HOSTS_LOCK = threading.Lock()
@@ -162,15 +164,22 @@ class SSHHost(Host):
         identity_file: str | None = None,
         known_hosts: str | Path | None = None,
         accept_new_host_keys: bool = False,
-        workdir_base: str = DEFAULT_WORKDIR_BASE,
+        workdir_base: str | None = None,
         python: str | None = None,
     ) -> SSHHost:
-        """A host for one machine, working in `<workdir_base>/<name>`, its venv's Python by
-        default. `user` overrides the list's; `identity_file` overrides the list's `-i`."""
+        """A host for one machine, with its venv's Python unless `python` is given.
+
+        The work directory is `<workdir_base>/<name>` when workdir_base is given, else the
+        one setup recorded in machine_info.txt (kept when a machine is renamed), else
+        `~/mason/<name>`. `user` overrides the list's; `identity_file` the list's `-i`.
+        """
         login = user or machine.ssh_user
         if not login:
             raise HostError(f"{machine.name}: no ssh user (give one on the command line)")
-        wd = f"{workdir_base.rstrip('/') or '/'}/{machine.name}"
+        if workdir_base is not None:
+            wd = f"{workdir_base.rstrip('/') or '/'}/{machine.name}"
+        else:
+            wd = machine.workdir or f"{DEFAULT_WORKDIR_BASE}/{machine.name}"
         return cls(
             machine.name,
             machine.ssh_host or machine.control_ip,
@@ -265,7 +274,7 @@ class SSHHost(Host):
             if self._home is None:
                 try:
                     self._home = self._sftp().normalize(".")
-                except OSError as exc:
+                except _SFTP_ERRORS as exc:
                     why = f"cannot find the home directory: {_why(exc)}"
                     raise HostError(f"{self.where}: {why}") from None
             return self._home
@@ -406,7 +415,7 @@ class SSHHost(Host):
             with self._lock:
                 sftp.putfo(data, tmp, confirm=True)
                 sftp.posix_rename(tmp, path)
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise HostError(f"{self.name}: cannot write {path}: {_why(exc)}") from None
 
     def read_text(self, path: str) -> str:
@@ -415,7 +424,7 @@ class SSHHost(Host):
         try:
             with self._lock, sftp.open(target, "rb") as f:
                 data = f.read()
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise HostError(f"{self.name}: cannot read {target}: {_why(exc)}") from None
         return bytes(data).decode("utf-8", errors="replace")
 
@@ -429,6 +438,8 @@ class SSHHost(Host):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return False
+            raise HostError(f"{self.name}: cannot stat {path}: {_why(exc)}") from None
+        except (paramiko.SSHException, EOFError) as exc:
             raise HostError(f"{self.name}: cannot stat {path}: {_why(exc)}") from None
         return True
 
@@ -450,13 +461,13 @@ class SSHHost(Host):
                     target = dst / entry.filename
                     sftp.get(f"{src}/{entry.filename}", str(target))
                     copied.append(target)
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise HostError(f"{self.name}: cannot fetch {src}: {_why(exc)}") from None
         return copied
 
 
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
+def _why(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def hosts_for(
@@ -466,7 +477,7 @@ def hosts_for(
     identity_file: str | None = None,
     known_hosts: str | Path | None = None,
     accept_new_host_keys: bool = False,
-    workdir_base: str = DEFAULT_WORKDIR_BASE,
+    workdir_base: str | None = None,
     python: str | None = None,
 ) -> dict[str, SSHHost]:
     """One SSHHost per machine (name -> host); nothing connects until first used."""

@@ -43,7 +43,8 @@ MAX_HOSTS = 200
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "mason-testbed"
 STATE_FILE = "testbed.json"
 MARKER = ".mason-testbed"
-PRIVSEP_DIR = Path("/run/sshd")
+PRIVSEP_DIR = Path("/run/sshd")  # sshd's privilege separation directory
+PRIVSEP_MARKER = ".created-run-sshd"
 
 _NETNS_RE = re.compile(rf"^{re.escape(NETNS_PREFIX)}[0-9]+$")
 _VETH_RE = re.compile(rf"^{re.escape(VETH_PREFIX)}[0-9]+$")
@@ -285,6 +286,7 @@ def _build(names: list[str], state_dir: Path, log: Callable[[str], None]) -> Tes
     if not PRIVSEP_DIR.exists():
         PRIVSEP_DIR.mkdir(mode=0o755, parents=True)
         created_privsep = True
+        (state_dir / PRIVSEP_MARKER).touch()  # so a down after a failed up removes it too
 
     log(f"bridge {BRIDGE} {CONTROLLER_IP}/{SUBNET.prefixlen}")
     _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
@@ -405,11 +407,7 @@ def down(state_dir: Path = DEFAULT_DIR, log: Callable[[str], None] = lambda _msg
     if os.geteuid() != 0:
         raise TestbedError("testbed down needs root")
     state_dir = Path(state_dir).resolve()
-    created_privsep = False
-    try:
-        created_privsep = load_state(state_dir).created_privsep_dir
-    except TestbedError:
-        pass
+    created_privsep = (state_dir / PRIVSEP_MARKER).exists()
 
     namespaces = our_namespaces()
     # Processes inside our namespaces are ours: the sshds and whatever ran through them.

@@ -29,6 +29,10 @@ class BatchEntry(msgspec.Struct, array_like=True, tag="b"):
     # Cumulative client acks gathered since the previous entry: (client_id, ack).
     acks: list[tuple[int, int]]
     noop: bool = False
+    # The leader's bitmap bases per space: followers truncate up to them.
+    gc_bases: list[int] = []
+    # Non-zero for the noops a backup sequencer asked for (applied at most once per id).
+    fill_id: int = 0
 
 
 class SwitchSequencer(msgspec.Struct, array_like=True, tag="s"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
+from nodes.bitmap import Bitmap
 from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, SwitchSequencer
 
 
@@ -34,6 +35,9 @@ class Snapshot(msgspec.Struct, array_like=True):
     ops_committed: int
     noops_committed: int
     noop_numbers: list[int]
+    bitmap_bases: list[int]
+    bitmap_bits: list[bytes]
+    fills: list[int]
 
 
 _snap_encoder = msgspec.msgpack.Encoder()
@@ -41,8 +45,12 @@ _snap_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 
 class GroupState:
-    def __init__(self, nspaces: int, epoch: int, seq_host: str, seq_port: int) -> None:
+    def __init__(
+        self, nspaces: int, epoch: int, seq_host: str, seq_port: int, block: int = 1 << 16
+    ) -> None:
         self.nspaces = nspaces
+        self.bitmaps = [Bitmap(block) for _ in range(nspaces)]
+        self.fills: set[int] = set()
         self.results: dict[int, dict[int, list[int]]] = {}
         self.acked: dict[int, int] = {}
         self.sequenced: dict[int, int] = {}
@@ -105,8 +113,15 @@ class GroupState:
             if entry.epoch > self.epoch:
                 self.epoch, self.seq_host, self.seq_port = entry.epoch, entry.host, entry.port
             return []
+        if entry.fill_id:
+            if entry.fill_id in self.fills:
+                return []  # a backup's retried fill that was already committed
+            self.fills.add(entry.fill_id)
         for client_id, ack in entry.acks:
             self.apply_ack(client_id, ack)
+        for bitmap, base in zip(self.bitmaps, entry.gc_bases):
+            bitmap.truncate_to(base)
+        self.mark_numbers(entry.ops)
         self.settle_srid(entry.srid)
         if entry.batch_id >= self.next_batch_id:
             self.next_batch_id = entry.batch_id + 1
@@ -128,6 +143,27 @@ class GroupState:
         self.ops_committed += len(entry.ops)
         return entry.ops
 
+    def mark_numbers(self, ops: list[OpRecord]) -> None:
+        """Record the committed numbers in the bitmaps.
+
+        A batch's operations own consecutive sub-ranges of one range per space, so one
+        range per space covers a whole batch; noops and fills may own disjoint ranges.
+        """
+        if not ops:
+            return
+        for i, bitmap in enumerate(self.bitmaps):
+            if len(ops) > 1 and ops[0].client_id != NOOP_CLIENT:
+                first_op, last_op = ops[0], ops[-1]
+                bitmap.set_range(first_op.lasts[i] - first_op.counts[i] + 1, last_op.lasts[i])
+                continue
+            for op in ops:
+                count = op.counts[i]
+                if count:
+                    bitmap.set_range(op.lasts[i] - count + 1, op.lasts[i])
+
+    def bases(self) -> list[int]:
+        return [b.base for b in self.bitmaps]
+
     # ---- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> bytes:
         return _snap_encoder.encode(
@@ -145,6 +181,9 @@ class GroupState:
                 ops_committed=self.ops_committed,
                 noops_committed=self.noops_committed,
                 noop_numbers=self.noop_numbers,
+                bitmap_bases=self.bases(),
+                bitmap_bits=[bytes(b.bits) for b in self.bitmaps],
+                fills=sorted(self.fills),
             )
         )
 
@@ -163,6 +202,10 @@ class GroupState:
         self.ops_committed = snap.ops_committed
         self.noops_committed = snap.noops_committed
         self.noop_numbers = snap.noop_numbers
+        for bitmap, base, bits in zip(self.bitmaps, snap.bitmap_bases, snap.bitmap_bits):
+            bitmap.base = base
+            bitmap.bits = bytearray(bits)
+        self.fills = set(snap.fills)
 
 
 def is_noop(op: OpRecord) -> bool:

@@ -35,7 +35,9 @@ class Replica:
         self.conf = conf
         self.nspaces = conf.nspaces
         self.loop = asyncio.get_running_loop()
-        self.state = GroupState(conf.nspaces, conf.epoch, conf.sequencer.host, conf.sequencer.port)
+        self.state = GroupState(
+            conf.nspaces, conf.epoch, conf.sequencer.host, conf.sequencer.port, conf.bitmap_block
+        )
         self.raft = raft.RaftNode(
             raft.RaftConfig(
                 node_id=conf.replica,
@@ -66,6 +68,16 @@ class Replica:
         self.batches_sent = 0
         self.ops_answered = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
+        # Sequencer failover.
+        self.accept_epoch = conf.epoch  # answers from older epochs are ignored
+        self.last_heard = 0.0  # loop time of the sequencer's last answer
+        self.switch_waiters: list[tuple[int, Conn, int]] = []  # (epoch, conn, rid)
+        self.fill_waiters: dict[int, tuple[Conn, int]] = {}
+        self.backup: Peer | None = None
+        # Garbage-collection ring.
+        self.gc_next: list[Peer] = []
+        self.gc_round = 0
+        self.gc_sent_at = 0.0
 
     # ---- wiring ------------------------------------------------------------------------
     def start(self) -> None:
@@ -75,8 +87,17 @@ class Replica:
                 endpoint.host, endpoint.port, self.handle, name=f"replica-{peer_id}"
             ).start()
         self.connect_sequencer(self.state.seq_host, self.state.seq_port)
+        if self.conf.backup is not None:
+            b = self.conf.backup
+            self.backup = Peer(b.host, b.port, self.handle, name="backup sequencer").start()
+        for i, endpoint in enumerate(self.conf.gc_next):
+            self.gc_next.append(
+                Peer(endpoint.host, endpoint.port, self.handle, name=f"gc-next-{i}").start()
+            )
         self.loop.create_task(self.ticker())
         self.loop.create_task(self.resender())
+        self.loop.create_task(self.heartbeats())
+        self.loop.create_task(self.gc_timer())
         if self.conf.designated_leader:
             self.raft.campaign()
             self.schedule_ready()
@@ -87,7 +108,7 @@ class Replica:
         self.sequencer = Peer(host, port, self.handle, name=f"sequencer {host}:{port}").start()
 
     def stop(self) -> None:
-        for peer in self.peers.values():
+        for peer in [*self.peers.values(), *self.gc_next, *([self.backup] if self.backup else [])]:
             peer.stop()
         if self.sequencer is not None:
             self.sequencer.stop()
@@ -100,6 +121,16 @@ class Replica:
         elif isinstance(msg, RAFT_MESSAGES):
             self.raft.step(msg)
             self.schedule_ready()
+        elif isinstance(msg, wire.GcToken):
+            self.on_gc_token(msg)
+        elif isinstance(msg, wire.SwitchRequest):
+            self.on_switch(conn, rid, msg)
+        elif isinstance(msg, wire.CollectRequest):
+            self.on_collect(conn, rid, msg)
+        elif isinstance(msg, wire.FillRequest):
+            self.on_fill(conn, rid, msg)
+        elif isinstance(msg, wire.Ack):
+            pass
         else:
             conn.abort(f"unexpected {type(msg).__name__}")
 
@@ -139,8 +170,12 @@ class Replica:
     def apply(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
         committed = self.state.apply(entry)
         if isinstance(entry, entries.SwitchSequencer):
-            self.connect_sequencer(entry.host, entry.port)
+            self.switched(entry)
             return
+        if entry.fill_id:
+            waiter = self.fill_waiters.pop(entry.fill_id, None)
+            if waiter is not None:
+                waiter[0].reply(waiter[1], wire.GroupReply(self.conf.group, True))
         if entry.noop:
             if self.noops is not None:
                 now_us = time.time_ns() // 1000
@@ -188,6 +223,12 @@ class Replica:
                 op.conn.reply(op.rid, wire.OpReply(op.reqid, None, hint))
         self.inflight.clear()
         self.pending.clear()
+        for _, conn, rid in self.switch_waiters:
+            conn.reply(rid, wire.GroupReply(self.conf.group, False, hint))
+        self.switch_waiters.clear()
+        for conn, rid in self.fill_waiters.values():
+            conn.reply(rid, wire.GroupReply(self.conf.group, False, hint))
+        self.fill_waiters.clear()
         self.admission = None
         self.acks.clear()
         self.write_role()
@@ -210,7 +251,7 @@ class Replica:
         while self.still_gaining(term) and seq_max is None:
             reply = await self.seq_call(wire.SeqRequest(
                 self.conf.group, term, 0, [0] * self.nspaces, self.state.srid_floor,
-                self.state.epoch,
+                self.accept_epoch,
             ))
             if reply is not None and reply.status == wire.SEQ_OK:
                 seq_max = reply.max_srid
@@ -305,7 +346,12 @@ class Replica:
             reply = await seq.call(req, timeout=self.conf.seq_timeout_ms / 1000)
         except (ConnectionLost, TimeoutError):
             return None
-        return reply if isinstance(reply, wire.SeqReply) else None
+        if not isinstance(reply, wire.SeqReply) or reply.epoch < self.accept_epoch:
+            return None
+        self.last_heard = self.loop.time()
+        if reply.status == wire.SEQ_NOT_READY:
+            return None
+        return reply
 
     def send_batch(self, batch: Batch) -> None:
         self.pending[batch.srid] = batch
@@ -314,7 +360,7 @@ class Replica:
         counts = [0] * self.nspaces if batch.probe else batch.totals
         req = wire.SeqRequest(
             self.conf.group, self.raft.term, batch.srid, counts, self.state.srid_floor,
-            self.state.epoch,
+            self.accept_epoch,
         )
         seq = self.sequencer
         if seq is not None:
@@ -336,8 +382,13 @@ class Replica:
     def on_seq_reply(self, term: int, batch: Batch, reply: Any) -> None:
         if not isinstance(reply, wire.SeqReply):
             return  # connection lost: the resender tries again
+        if reply.epoch < self.accept_epoch:
+            return  # from a sequencer this group has switched away from
+        self.last_heard = self.loop.time()
         if self.mode != LEADING or self.raft.term != term:
             return
+        if reply.status == wire.SEQ_NOT_READY:
+            return  # a backup still recovering: the resender asks again
         if self.pending.get(batch.srid) is not batch:
             return  # already handled (a duplicate answer to a re-sent request)
         if reply.status != wire.SEQ_OK:
@@ -376,10 +427,150 @@ class Replica:
         self.acks.clear()
         return acks
 
-    def propose(self, entry: entries.BatchEntry) -> None:
+    def propose(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
+        if isinstance(entry, entries.BatchEntry):
+            entry.gc_bases = self.state.bases()
         if self.raft.propose(entries.encode(entry)) is None:
             log.info("proposal dropped: no longer leader")
         self.schedule_ready()
+
+    # ---- sequencer failover ----------------------------------------------------------
+    def is_raft_leader(self) -> bool:
+        return self.mode != FOLLOWING and self.raft.role == raft.Role.LEADER
+
+    async def heartbeats(self) -> None:
+        """Detect a silent sequencer and ask the backup to take over."""
+        period = self.conf.heartbeat_ms / 1000
+        while True:
+            await asyncio.sleep(period)
+            if not self.is_raft_leader():
+                self.last_heard = self.loop.time()
+                continue
+            silent = self.loop.time() - self.last_heard
+            if silent < period:
+                continue
+            seq = self.sequencer
+            if seq is not None and seq.up:
+                seq.call_cb(wire.Heartbeat(self.accept_epoch), self.on_heartbeat_reply)
+            if silent >= period * self.conf.heartbeat_misses and self.backup is not None:
+                if self.backup.up and self.state.epoch == self.accept_epoch:
+                    log.warning("sequencer epoch %d silent for %.0f ms: asking the backup",
+                                self.accept_epoch, silent * 1000)
+                    self.backup.cast(wire.TakeOver(self.conf.group, self.accept_epoch))
+
+    def on_heartbeat_reply(self, reply: Any) -> None:
+        if isinstance(reply, wire.HeartbeatReply) and reply.epoch >= self.accept_epoch:
+            self.last_heard = self.loop.time()
+
+    def not_leader(self, conn: Conn, rid: int) -> None:
+        conn.reply(rid, wire.GroupReply(self.conf.group, False, self.leader_hint()))
+
+    def on_switch(self, conn: Conn, rid: int, req: wire.SwitchRequest) -> None:
+        if self.state.epoch >= req.epoch:
+            conn.reply(rid, wire.GroupReply(self.conf.group, True))
+            return
+        if not self.is_raft_leader():
+            self.not_leader(conn, rid)
+            return
+        # From now on no answer of an older sequencer may enter the log: the backup will
+        # hand out every number the log does not hold once all groups have switched.
+        self.accept_epoch = max(self.accept_epoch, req.epoch)
+        self.switch_waiters.append((req.epoch, conn, rid))
+        self.propose(entries.SwitchSequencer(req.epoch, req.host, req.port))
+
+    def switched(self, entry: entries.SwitchSequencer) -> None:
+        if entry.epoch < self.state.epoch:
+            return
+        self.accept_epoch = max(self.accept_epoch, entry.epoch)
+        self.connect_sequencer(entry.host, entry.port)
+        self.last_heard = self.loop.time()
+        for batch in self.pending.values():
+            batch.sent_at = 0.0  # re-send to the new sequencer on the next resender pass
+        waiting, self.switch_waiters = self.switch_waiters, []
+        for epoch, conn, rid in waiting:
+            if epoch <= self.state.epoch:
+                conn.reply(rid, wire.GroupReply(self.conf.group, True))
+            else:
+                self.switch_waiters.append((epoch, conn, rid))
+        log.info("switched to sequencer epoch %d at %s:%d", entry.epoch, entry.host, entry.port)
+
+    def on_collect(self, conn: Conn, rid: int, req: wire.CollectRequest) -> None:
+        if not self.is_raft_leader() or self.state.epoch < req.epoch:
+            self.not_leader(conn, rid)
+            return
+        bitmaps = self.state.bitmaps
+        conn.reply(rid, wire.CollectReply(
+            self.conf.group, True, self.conf.replica, [b.base for b in bitmaps],
+            [bytes(b.bits) for b in bitmaps],
+        ))
+
+    def on_fill(self, conn: Conn, rid: int, req: wire.FillRequest) -> None:
+        if req.fill_id in self.state.fills:
+            conn.reply(rid, wire.GroupReply(self.conf.group, True))
+            return
+        if not self.is_raft_leader():
+            self.not_leader(conn, rid)
+            return
+        if req.fill_id in self.fill_waiters:
+            self.fill_waiters[req.fill_id] = (conn, rid)
+            return
+        ops = []
+        for space, ranges in enumerate(req.holes):
+            for first, last in ranges:
+                counts = [0] * self.nspaces
+                lasts = [-1] * self.nspaces
+                counts[space] = last - first + 1
+                lasts[space] = last
+                ops.append(entries.OpRecord(entries.NOOP_CLIENT, 0, counts, lasts))
+        self.fill_waiters[req.fill_id] = (conn, rid)
+        log.info("committing %d hole range(s) as noops for the backup sequencer", len(ops))
+        self.propose(entries.BatchEntry(0, self.state.next_batch_id, ops, [], noop=True,
+                                        fill_id=req.fill_id))
+
+    # ---- garbage collection of the bitmaps -------------------------------------------------
+    async def gc_timer(self) -> None:
+        period = self.conf.gc_interval_ms / 1000
+        while True:
+            await asyncio.sleep(period)
+            if self.mode != LEADING or not self.conf.gc_leader:
+                continue
+            bitmaps = self.state.bitmaps
+            if not self.gc_next:
+                # One group owns every number: a full head block is complete.
+                for bitmap in bitmaps:
+                    while bitmap.head_count() == bitmap.block:
+                        bitmap.truncate()
+                continue
+            now = self.loop.time()
+            if self.gc_sent_at and now - self.gc_sent_at < 10 * period:
+                continue  # the previous round is still travelling the ring
+            self.gc_round += 1
+            self.gc_sent_at = now
+            token = wire.GcToken(self.gc_round, [b.base for b in bitmaps],
+                                 [b.head_count() for b in bitmaps])
+            for peer in self.gc_next:
+                peer.cast(token)
+
+    def on_gc_token(self, token: wire.GcToken) -> None:
+        if self.mode != LEADING:
+            return  # only one replica per group (the leader) takes part
+        bitmaps = self.state.bitmaps
+        if self.conf.gc_leader:
+            if token.round != self.gc_round:
+                return
+            self.gc_sent_at = 0.0
+            for bitmap, base, count in zip(bitmaps, token.bases, token.counts):
+                if bitmap.base == base and count >= bitmap.block:
+                    bitmap.truncate()
+            return
+        counts = list(token.counts)
+        for i, (bitmap, base) in enumerate(zip(bitmaps, token.bases)):
+            # A base behind the token's means the origin proved that block complete.
+            bitmap.truncate_to(base)
+            counts[i] += bitmap.head_count() if bitmap.base == base else bitmap.block
+        forwarded = wire.GcToken(token.round, token.bases, counts)
+        for peer in self.gc_next:
+            peer.cast(forwarded)
 
 
 async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:

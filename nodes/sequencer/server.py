@@ -11,6 +11,7 @@ from nodes import runtime, wire
 from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
+from nodes.sequencer.recovery import take_over
 
 log = logging.getLogger("mason.sequencer")
 
@@ -18,10 +19,34 @@ log = logging.getLogger("mason.sequencer")
 async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     counters = Counters(conf.nspaces, conf.epoch)
     answered = 0
+    serving = not conf.standby
+    takeover: asyncio.Task[None] | None = None
+
+    async def recover() -> None:
+        nonlocal serving, takeover
+        try:
+            counters.next = await take_over(conf, conf.nspaces)
+        except Exception:  # a bug must not leave the standby silently stuck
+            log.exception("takeover failed; the next TakeOver retries it")
+            takeover = None
+            return
+        serving = True
 
     def handle(conn: Conn, rid: int, msg: object) -> None:
-        nonlocal answered
+        nonlocal answered, takeover
+        if isinstance(msg, wire.TakeOver):
+            if conf.standby and takeover is None:
+                log.warning("group %d reports epoch %d dead: taking over as epoch %d",
+                            msg.group, msg.dead_epoch, conf.epoch)
+                takeover = asyncio.get_running_loop().create_task(recover())
+            if rid:
+                conn.reply(rid, wire.Ack())
+            return
         if isinstance(msg, wire.SeqRequest):
+            if not serving:
+                conn.reply(rid, wire.SeqReply(msg.group, msg.srid, wire.SEQ_NOT_READY,
+                                              msg.counts, [], False, 0, counters.epoch))
+                return
             if msg.epoch != counters.epoch:
                 conn.reply(
                     rid,

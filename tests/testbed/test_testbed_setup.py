@@ -80,6 +80,9 @@ def test_up_writes_an_emulab_style_list(bed: Bed):
         assert line.endswith(f"ssh -p 22 root@{host.ip}")
         assert ipaddress.IPv4Address(host.ip) in REHEARSAL
     assert set(testbed.our_namespaces()) == {f"mason-h{i}" for i in range(7)}
+    again = masonctl("testbed", "up", "--dir", str(bed.root / "second"), cwd=bed.root)
+    assert again.returncode == 2 and "already up" in again.stderr
+    assert not (bed.root / "second").exists()
 
 
 def test_setup_then_a_dead_node_names_itself(bed: Bed):
@@ -92,10 +95,11 @@ def test_setup_then_a_dead_node_names_itself(bed: Bed):
         assert ipaddress.IPv4Address(m.experiment_ip) in REHEARSAL
         assert ipaddress.IPv4Address(m.control_ip) in REHEARSAL
         assert m.experiment_iface == "eth0" and len(m.mac) == 17
+        assert m.workdir == str(bed.nodes / m.name)
 
+    # What `masonctl run` does: SSHHosts straight from machine_info.txt.
     state = bed.state()
-    hosts = hosts_for(cluster, identity_file=state.identity, known_hosts=state.known_hosts,
-                      workdir_base=str(bed.nodes))
+    hosts = hosts_for(cluster, identity_file=state.identity, known_hosts=state.known_hosts)
     try:
         for name, host in hosts.items():
             assert host.workdir == str(bed.nodes / name)

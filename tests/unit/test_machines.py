@@ -242,7 +242,7 @@ class _ShellConnection:
 def _shell_host(tmp_path: Path) -> tuple[SSHHost, _ShellConnection]:
     host = SSHHost("proxy-0", "h.example", user="u", workdir=str(tmp_path), python=sys.executable)
     conn = _ShellConnection()
-    host._conn = conn  # type: ignore[assignment]
+    host._conn = conn
     return host, conn
 
 
@@ -298,7 +298,8 @@ def _found(name: str, physical: str, ip: str, mac: str) -> Machine:
     return Machine(name=name, role=role, index=int(index), physical_id=physical,
                    ssh_user="alice", ssh_host=f"{physical}.emulab.net", ssh_port=22,
                    experiment_ip=ip, experiment_iface="eth1", mac=mac,
-                   control_ip="155.98.36.9", experiment_iface2="eth2")
+                   control_ip="155.98.36.9", experiment_iface2="eth2",
+                   workdir=f"/users/alice/mason/{name}")
 
 
 def test_machine_info_round_trip(tmp_path: Path):
@@ -310,10 +311,11 @@ def test_machine_info_round_trip(tmp_path: Path):
     path = tmp_path / "machine_info.txt"
     write_machine_info(cluster, path)
     text = path.read_text()
-    # The original's seven columns stay in place, then the SSH transport's three.
+    # The original's seven columns stay in place, then the SSH transport's three, then
+    # where setup put the venv.
     assert text.splitlines()[1] == (
         "proxy-0, pc2, eth1, 00:11:22:33:44:02, 10.1.1.2, 155.98.36.9, eth2, "
-        "pc2.emulab.net, 22, alice")
+        "pc2.emulab.net, 22, alice, /users/alice/mason/proxy-0")
     assert read_machine_info(path) == cluster
 
 
@@ -335,6 +337,14 @@ def test_renaming_a_machine_reassigns_its_role():
     assert [m.physical_id for m in renamed.by_role("server")] == ["pc5"]
     assert [m.name for m in renamed.by_role("proxy")] == [f"proxy-{i}" for i in range(5)]
     assert cluster.get("proxy-5").renamed("server-0") == renamed.get("server-0")
+    # The renamed machine keeps the venv setup made for it under its old name.
+    host = SSHHost.from_machine(renamed.get("server-0"))
+    assert (host.name, host.workdir) == ("server-0", "/users/alice/mason/proxy-5")
+    assert host.python == "/users/alice/mason/proxy-5/venv/bin/python"
+    assert host.address == "10.1.1.6" and host.ssh_host == "pc5.emulab.net"
+    # An explicit base wins: <base>/<name>.
+    assert SSHHost.from_machine(renamed.get("server-0"), workdir_base="/w").workdir == (
+        "/w/server-0")
 
 
 INFO_ERRORS = [
@@ -355,6 +365,10 @@ INFO_ERRORS = [
                  "bad port", id="port"),
     pytest.param("proxy-0, pc1, eth1, 00:11:22:33:44:55, 10.1.1.2, 155.98.1.1, eth2, h, 22, "
                  "$(id)", "bad ssh user", id="user"),
+    pytest.param("proxy-0, pc1, eth1, 00:11:22:33:44:55, 10.1.1.2, 155.98.1.1, eth2, h, 22, u, "
+                 "mason/x", "bad workdir", id="relative-workdir"),
+    pytest.param("proxy-0, pc1, eth1, 00:11:22:33:44:55, 10.1.1.2, 155.98.1.1, eth2, h, 22, u, "
+                 "/a, /b", "at most 11", id="extra-field"),
 ]
 
 
@@ -409,3 +423,29 @@ def test_single_interface_is_both_control_and_experiment():
     assert control == exp and exp.ip == "198.18.0.4" and second is None
     with pytest.raises(ProvisionError, match="no non-loopback"):
         choose_interfaces(addrs[:1], None, None)
+
+
+# ---- masonctl setup: bad input is one line and exit 2, before any connection ---------------
+
+
+@pytest.mark.parametrize("args,why", [
+    (["alice"], "machine_list.txt:3: node name 'proxy-0;rm'"),
+    (["a;b"], "bad user name 'a;b'"),
+    (["alice", "--identity", "/no/such/key"], "--identity /no/such/key: no such file"),
+    (["alice", "--testbed", "/no/such/dir"], "no testbed state in /no/such/dir"),
+])
+def test_cli_setup_bad_input(tmp_path: Path, monkeypatch, args, why):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "machine_list.txt").write_text(
+        "# x\nproxy-0 pc1 ssh u@h.example\nproxy-0;rm pc2 ssh u@h.example\n")
+    if "--identity" in args:
+        (tmp_path / "machine_list.txt").write_text("proxy-0 pc1 ssh u@h.example\n")
+    result = CliRunner().invoke(app, ["setup", *args])
+    assert result.exit_code == 2, result.output
+    assert why in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "machine_info.txt").exists()

@@ -7,6 +7,7 @@ import sys
 import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -34,6 +35,12 @@ def _expected_names(counts: tuple[int, int, int, int]) -> list[str]:
     return [f"{role}-{i}" for role, n in zip(roles, counts, strict=True) for i in range(n)]
 
 
+def _get(element: ET.Element, path: str, attr: str) -> str | None:
+    found = element.find(path, NS)
+    assert found is not None, f"no {path} in {element.tag}"
+    return found.get(attr)
+
+
 def _check_rspec(xml: str, names: list[str], hardware: str) -> None:
     root = ET.fromstring(xml)
     assert root.get("type") == "request"
@@ -42,20 +49,20 @@ def _check_rspec(xml: str, names: list[str], hardware: str) -> None:
     addresses = []
     for node in nodes:
         assert node.get("exclusive") == "true"
-        assert node.find("r:sliver_type", NS).get("name") == "raw"
-        assert node.find("r:hardware_type", NS).get("name") == hardware
+        assert _get(node, "r:sliver_type", "name") == "raw"
+        assert _get(node, "r:hardware_type", "name") == hardware
         (iface,) = node.findall("r:interface", NS)
-        ip = iface.find("r:ip", NS)
-        assert ip.get("netmask") == "255.255.255.0" and ip.get("type") == "ipv4"
-        addresses.append(ipaddress.IPv4Address(ip.get("address")))
+        assert _get(iface, "r:ip", "netmask") == "255.255.255.0"
+        assert _get(iface, "r:ip", "type") == "ipv4"
+        addresses.append(ipaddress.IPv4Address(_get(iface, "r:ip", "address")))
     assert all(a in ipaddress.IPv4Network("10.1.1.0/24") for a in addresses)
     assert len(set(addresses)) == len(addresses)
     (lan,) = root.findall("r:link", NS)
-    assert lan.find("r:link_type", NS).get("name") == "lan"
+    assert _get(lan, "r:link_type", "name") == "lan"
     refs = [ref.get("client_id") for ref in lan.findall("r:interface_ref", NS)]
     assert refs == [f"{n}:if1" for n in names]
     assert lan.find("emulab:force_nobwshaping", NS) is not None
-    assert root.find("emulab:routing_style", NS).get("style") == "static"
+    assert _get(root, "emulab:routing_style", "style") == "static"
 
 
 @pytest.mark.parametrize("system", sorted(LARGEST))
@@ -95,7 +102,7 @@ def test_unknown_system_and_bad_text():
         profiles.render_script(profiles.system_named("rsmkeeper"), counts, "d430", "a\nb")
 
 
-def _fake_portal(captured: dict[str, str]) -> types.ModuleType:
+def _fake_portal(captured: dict[str, Any]) -> types.ModuleType:
     """geni.portal as the Emulab portal provides it (the PyPI one is Python 2 code)."""
     import geni.rspec.pg as pg
 
@@ -132,9 +139,9 @@ def _fake_portal(captured: dict[str, str]) -> types.ModuleType:
             captured["xml"] = request.toXMLString(pretty_print=True, ucode=True)
             captured["defaults"] = dict(self.defaults)
 
-    portal.ParameterType = ParameterType
-    portal.ParameterError = ParameterError
-    portal.Context = Context
+    for name, value in (("ParameterType", ParameterType), ("ParameterError", ParameterError),
+                        ("Context", Context)):
+        setattr(portal, name, value)
     return portal
 
 
@@ -146,7 +153,7 @@ def test_portal_script_produces_the_same_rspec(system: str, monkeypatch):
     counts = profiles.resolve_counts(chosen)
     script = profiles.render_script(chosen, counts, "d430")
     compile(script, f"{system}.profile.py", "exec")  # valid Python 3
-    captured: dict[str, str] = {}
+    captured: dict[str, Any] = {}
     fake = _fake_portal(captured)
     monkeypatch.setitem(sys.modules, "geni.portal", fake)
     monkeypatch.setattr(geni, "portal", fake, raising=False)

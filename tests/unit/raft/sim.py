@@ -275,7 +275,7 @@ class Scenario:
             p_crash=r.choice((0.02, 0.05, 0.1)) if crash else r.choice((0.0, 0.005)),
             max_down_ticks=r.choice((2, 10, 40)),
             p_crash_on_commit=r.choice((0.01, 0.05, 0.2)) if crash else 0.0,
-            p_campaign=r.choice((0.02, 0.05, 0.2)) if churn else r.choice((0.0, 0.005)),
+            p_campaign=r.choice((0.02, 0.1, 0.3)) if churn else r.choice((0.0, 0.005)),
             proposals_per_tick=r.choice((0.2, 0.5, 1.0, 2.0)),
             p_compact=r.choice((0.0, 0.02, 0.1)),
         )
