@@ -21,7 +21,13 @@ from matplotlib.ticker import FuncFormatter
 
 from analysis.datfiles import FaultEvent, read_faults, read_series
 
-__all__ = ["EVENT_STYLES", "plot_recovery", "plot_throughput_latency", "total_series"]
+__all__ = [
+    "EVENT_STYLES",
+    "plot_recovery",
+    "plot_scaling",
+    "plot_throughput_latency",
+    "total_series",
+]
 
 StrPath = str | os.PathLike[str]
 
@@ -133,9 +139,12 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     return _save(fig, out_stem)
 
 
-def plot_throughput_latency(df: pd.DataFrame, out_stem: StrPath) -> list[Path]:
+def plot_throughput_latency(
+    df: pd.DataFrame, out_stem: StrPath, title: str | None = None
+) -> list[Path]:
     """Median latency (and p99, when ``df`` has ``p99_us``) against throughput, one line per
-    configuration; the original's ``plot_datfiles.gnu`` figure."""
+    configuration; the original's ``plot_datfiles.gnu`` figure. ``title`` replaces the
+    default figure title."""
     missing = {"config", "throughput_ops", "p50_us"} - set(df.columns)
     if missing:
         raise ValueError(f"missing columns: {sorted(missing)}")
@@ -165,7 +174,50 @@ def plot_throughput_latency(df: pd.DataFrame, out_stem: StrPath) -> list[Path]:
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
     axes[0].legend(fontsize=8, title="configuration", title_fontsize=8)
-    fig.suptitle("Throughput against latency")
+    fig.suptitle(title or "Throughput against latency")
+    fig.tight_layout()
+    return _save(fig, out_stem)
+
+
+def plot_scaling(df: pd.DataFrame, out_stem: StrPath, title: str | None = None) -> list[Path]:
+    """Peak throughput against proxy triples, one line per number of sequence spaces.
+
+    ``df`` has one row per (``nsequence_spaces``, ``triples``) with ``throughput_ops``
+    (e.g. ``analysis.suite_table.peak_throughput``). Triples double from point to point in
+    the sweep, so the x axis is logarithmic (base 2) with a tick at each value run.
+    """
+    missing = {"nsequence_spaces", "triples", "throughput_ops"} - set(df.columns)
+    if missing:
+        raise ValueError(f"missing columns: {sorted(missing)}")
+    scale, unit = _rate_unit(float(df["throughput_ops"].max()) if len(df) else 0.0)
+    fig = _figure(6.5, 4.5)
+    ax = fig.add_subplot()
+    markers = "osD^vP*X<>"
+    for i, (spaces, group) in enumerate(df.groupby("nsequence_spaces", sort=True)):
+        g = group.sort_values("triples")
+        n = int(spaces)
+        ax.plot(
+            g["triples"].to_numpy(),
+            g["throughput_ops"].to_numpy() / scale,
+            marker=markers[i % len(markers)],
+            markersize=5,
+            linewidth=1.2,
+            label=f"{n} space{'s' if n != 1 else ''}",
+        )
+    ticks = sorted({int(t) for t in df["triples"]}) or [1]
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda _x, _p: ""))
+    # Half a doubling of room either side, so that a lone value is not on the frame.
+    ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)
+    ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1e-9) * 1.1)
+    ax.set_xlabel("proxy triples (3 proxy machines each)")
+    ax.set_ylabel(f"peak throughput ({unit})")
+    ax.grid(True, alpha=0.3)
+    if len(df):
+        ax.legend(fontsize=8, title="sequence spaces", title_fontsize=8)
+    ax.set_title(title or "Peak throughput against proxy triples")
     fig.tight_layout()
     return _save(fig, out_stem)
 

@@ -19,7 +19,7 @@ import msgspec
 import msgspec.toml
 import pandas as pd
 
-from analysis.aggregate import summarize_run
+from analysis.aggregate import format_parse_line, summarize_run
 from analysis.datfiles import DatFormatError
 
 __all__ = [
@@ -27,11 +27,15 @@ __all__ = [
     "FAILED",
     "METRICS",
     "SUITE_RECORD",
+    "SuiteTableError",
     "find_suite_dirs",
     "is_suite_dir",
     "latency_curves",
+    "parse_lines",
     "peak_throughput",
     "point_medians",
+    "run_dirs",
+    "suite_figures",
     "suite_runs",
     "suite_table",
     "write_suite_csvs",
@@ -137,6 +141,36 @@ def write_suite_csvs(suite_dir: StrPath) -> tuple[Path, Path, pd.DataFrame, pd.D
     return runs_csv, medians_csv, table, medians
 
 
+def run_dirs(root: StrPath) -> list[Path]:
+    """Every run directory at or below ``root`` (one holding ``*.dat`` files), naturally
+    sorted, leaving out a suite's unfinished runs (no marker: interrupted or in progress)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        path = Path(dirpath)
+        if not any(f.endswith(".dat") for f in filenames):
+            continue
+        unfinished = not ((path / DONE).is_file() or (path / FAILED).is_file())
+        if unfinished and _RUN_NAME.fullmatch(path.name) and is_suite_dir(path.parent):
+            continue
+        found.append(path)
+    return sorted(found, key=lambda p: _natural_key(str(p)))
+
+
+def parse_lines(root: StrPath) -> tuple[list[str], list[str]]:
+    """``<run> aggregate-throughput p50 p99 p99.9 p99.99`` per run (Mops/s, µs), and one
+    error line per run that cannot be read (the others are still printed)."""
+    root = Path(root)
+    lines, errors = [], []
+    for run in run_dirs(root):
+        label = str(run.relative_to(root)) if run != root else run.name
+        try:
+            lines.append(f"{label} {format_parse_line(summarize_run(run))}")
+        except (DatFormatError, FileNotFoundError, ValueError) as exc:
+            errors.append(str(exc))
+    return lines, errors
+
+
 # ---- frames for the figures ------------------------------------------------------------------
 
 
@@ -196,3 +230,37 @@ def _params(run: Path) -> dict[str, Any]:
 
 def _natural_key(text: str) -> list[Any]:
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"([0-9]+)", text)]
+
+
+# ---- the suite's figures ------------------------------------------------------------------
+
+# More curves than this in one throughput-latency figure are unreadable: split per space count.
+_MAX_CURVES = 8
+
+
+def suite_figures(medians: pd.DataFrame, out_dir: StrPath, name: str) -> list[Path]:
+    """Throughput-latency curves (one figure, or one per space count when there are many
+    configurations) and peak throughput against proxy triples; PDF and PNG of each."""
+    from analysis.plots import plot_scaling, plot_throughput_latency
+
+    if medians.empty:
+        raise SuiteTableError(f"{name}: no complete runs to plot")
+    out = Path(out_dir)
+    curves = latency_curves(medians)
+    paths: list[Path] = []
+    if curves["config"].nunique() <= _MAX_CURVES or "nsequence_spaces" not in curves:
+        paths += plot_throughput_latency(
+            curves, out / "throughput_latency",
+            title=f"{name}: latency against throughput (median over trials)")
+    else:
+        for spaces, part in curves.groupby("nsequence_spaces", sort=True):
+            n = int(spaces)
+            paths += plot_throughput_latency(
+                part, out / f"throughput_latency_s{n}",
+                title=f"{name}, {n} space{'s' if n != 1 else ''}: latency against throughput "
+                      "(median over trials)")
+    if {"nsequence_spaces", "triples", "client_concurrency"} <= set(medians.columns):
+        paths += plot_scaling(
+            peak_throughput(medians), out / "throughput_scaling",
+            title=f"{name}: peak throughput against proxy triples")
+    return paths

@@ -82,6 +82,11 @@ def run(
         "kill_leader", "Kill -9 group 0's leader this many seconds after warm-up."),
     kill_sequencer: Optional[float] = _opt(
         "kill_sequencer", "Kill -9 the sequencer this many seconds after warm-up."),
+    kill_follower: Optional[float] = _opt(
+        "kill_follower", "Kill -9 a follower of group 0 this many seconds after warm-up."),
+    kill_leader_mid_batch: Optional[float] = _opt(
+        "kill_leader_mid_batch", "Make group 0's leader die between a sequencer answer and "
+        "its Raft entry, this many seconds after warm-up."),
     nsequencers: Optional[int] = _opt("nsequencers", "Sequencers (2 = with a backup)."),
     base_port: Optional[int] = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: Optional[bool] = typer.Option(
@@ -96,6 +101,19 @@ def run(
     results_root: Path = typer.Option(Path("results"), "--results", help="Where runs go."),
     python: Optional[str] = typer.Option(
         None, "--python", help="Interpreter that runs the nodes. [this one]"),
+    machine_info: Optional[Path] = typer.Option(
+        None, "--machine-info", "--machine_info",
+        help="Run on the testbed machines setup wrote here (default: all local)."),
+    user: Optional[str] = typer.Option(None, "--user", help="SSH login on the nodes."),
+    identity: Optional[str] = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    known_hosts: Optional[Path] = typer.Option(
+        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
+    accept_new_host_keys: bool = typer.Option(
+        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
+    testbed_dir: Optional[Path] = typer.Option(
+        None, "--testbed", help="A rehearsal testbed's key and known_hosts (see testbed up)."),
+    retries: int = typer.Option(
+        2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
 ) -> None:
     """Run one experiment; with no machine list, every role runs on this machine."""
     from orchestrator import spec as specs
@@ -108,15 +126,27 @@ def run(
     name = outdir or f"results-{int(time.time())}"
     if "/" in name or name in ("", ".", ".."):
         raise fail(f"--outdir must be a plain directory name, not {name!r}")
-    record = given.get("record_seqnums", True)
-    given["record_seqnums"] = record
-    given.setdefault("record_noops", record)
+    if (results_root / name).exists() and any((results_root / name).iterdir()):
+        raise fail(f"{results_root / name} already holds a run; choose another --outdir")
+    if machine_info is None:
+        record = given.get("record_seqnums", True)
+        given["record_seqnums"] = record
+        given.setdefault("record_noops", record)
+        try:
+            spec = specs.validate(specs.ExperimentSpec(
+                name=name, system=system, **{**specs.LOCAL_DEFAULTS, **given}))
+        except specs.SpecError as exc:
+            raise fail(str(exc)) from None
+        raise typer.Exit(run_local(spec, results_root / name, out, err))
+    from orchestrator.remote import RemoteOptions, run_on_testbed
+
+    given.setdefault("record_noops", given.get("record_seqnums", False))
+    options = RemoteOptions(machine_info, user, identity, known_hosts, accept_new_host_keys,
+                            testbed_dir, retries)
     try:
-        spec = specs.validate(specs.ExperimentSpec(
-            name=name, system=system, **{**specs.LOCAL_DEFAULTS, **given}))
+        code = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
-    code = run_local(spec, results_root / name, out, err)
     raise typer.Exit(code)
 
 
@@ -322,6 +352,122 @@ def profile(
 
 
 # ---- commands: analysis (parse, plot) and suites ------------------------------------------
+
+
+@app.command()
+def parse(
+    results: Path = typer.Argument(..., help="A run, a suite, or a directory of them."),
+) -> None:
+    """Print `aggregate-throughput p50 p99 p99.9 p99.99` (Mops/s, µs) per run below a
+    directory, as parse_datfiles.sh did (exact percentiles); write a suite's CSV files."""
+    from analysis import suite_table
+
+    if not results.is_dir():
+        raise fail(f"{results}: no such results directory")
+    lines, errors = suite_table.parse_lines(results)
+    if not lines and not errors:
+        raise fail(f"{results}: no run directories (with client .dat files) at or below it", 1)
+    for line in lines:
+        out.print(line, soft_wrap=True)
+    for message in errors:
+        err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    for suite_dir in suite_table.find_suite_dirs(results):
+        try:
+            runs_csv, medians_csv, table, medians = suite_table.write_suite_csvs(suite_dir)
+        except suite_table.SuiteTableError as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            errors.append(str(exc))
+            continue
+        err.print(f"wrote {runs_csv} ({len(table)} runs), {medians_csv} ({len(medians)} points)",
+                  soft_wrap=True)
+    raise typer.Exit(1 if errors else 0)
+
+
+plot_app = typer.Typer(no_args_is_help=True, help="Figures (PDF and PNG) from results.")
+app.add_typer(plot_app, name="plot")
+
+
+@plot_app.command("recovery")
+def plot_recovery_cmd(
+    run_dir: Path = typer.Argument(..., help="A run's results directory."),
+    out_stem: Optional[Path] = typer.Option(
+        None, "--out", help="Path without extension. [<run_dir>/recovery]"),
+    bin_ms: int = typer.Option(10, "--bin-ms", help="Width of a throughput bin in ms."),
+) -> None:
+    """Throughput over time with the injected faults marked (the README's recovery.pdf)."""
+    from analysis.datfiles import DatFormatError
+    from analysis.plots import plot_recovery
+
+    if not run_dir.is_dir():
+        raise fail(f"{run_dir}: no such results directory")
+    if not any(run_dir.glob("*.series")):
+        raise fail(f"{run_dir}: no throughput series (*.series) to plot", 1)
+    try:
+        paths = plot_recovery(run_dir, out_stem or run_dir / "recovery", bin_ms=bin_ms)
+    except (DatFormatError, ValueError, OSError) as exc:
+        raise fail(str(exc), 1) from None
+    for path in paths:
+        out.print(str(path), soft_wrap=True)
+
+
+@plot_app.command("suite")
+def plot_suite_cmd(
+    suite_dir: Path = typer.Argument(..., help="A suite's results directory."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory. [<suite_dir>]"),
+) -> None:
+    """Latency against throughput per configuration, and peak throughput against triples."""
+    from analysis import suite_table
+
+    if not suite_dir.is_dir():
+        raise fail(f"{suite_dir}: no such suite directory")
+    if not suite_table.suite_runs(suite_dir):
+        raise fail(f"{suite_dir}: no finished suite runs (<point>-t<k>/ with a done marker)", 1)
+    try:
+        _, _, _, medians = suite_table.write_suite_csvs(suite_dir)
+        paths = suite_table.suite_figures(medians, out_dir or suite_dir, suite_dir.name)
+    except (suite_table.SuiteTableError, ValueError, OSError) as exc:
+        raise fail(str(exc), 1) from None
+    for path in paths:
+        out.print(str(path), soft_wrap=True)
+
+
+@app.command()
+def suite(
+    name: str = typer.Argument(..., help="A suite of suites/ (mason, recovery) or a .toml file."),
+    appends: bool = typer.Option(False, "--appends", help="Corfu: the append workload."),
+    reads: bool = typer.Option(False, "--reads", help="Corfu: the read workload."),
+    set_datas: bool = typer.Option(False, "--setDatas", help="ZooKeeper: setData."),
+    get_datas: bool = typer.Option(False, "--getDatas", help="ZooKeeper: getData."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Trials per point. [suite's]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs; run nothing."),
+    results_root: Path = typer.Option(Path("results"), "--results", help="Where suites go."),
+    only: Optional[str] = typer.Option(
+        None, "--only", help="Points matching these shell patterns, comma-separated "
+        "(e.g. 's1-*,s2-g1-c16')."),
+    retries: int = typer.Option(2, "--retries", help="Re-runs of a run whose nodes failed."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="FIELD=VALUE for every point, e.g. expduration=2 (repeatable)."),
+    machine_info: Optional[Path] = typer.Option(
+        None, "--machine-info", "--machine_info",
+        help="Scale the sweep to these machines (with --dry-run). [this machine]"),
+) -> None:
+    """Run every point x trial of a suite; run it again to resume after ^C."""
+    from orchestrator import suite as suites_run
+    from suites.loader import SuiteError
+
+    flags = {"appends": appends, "reads": reads, "setDatas": set_datas, "getDatas": get_datas}
+    chosen = [f for f, on in flags.items() if on]
+    if len(chosen) > 1:
+        raise fail(f"choose one of --{', --'.join(chosen)}")
+    opts = suites_run.SuiteOptions(
+        name=name, variant=chosen[0] if chosen else None, trials=trials, dry_run=dry_run,
+        results=results_root, only=only, retries=retries, sets=list(sets),
+        machine_info=machine_info)
+    try:
+        code = suites_run.command(opts, out)
+    except SuiteError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

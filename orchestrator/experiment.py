@@ -25,7 +25,15 @@ POLL = 0.05
 
 
 class RunFailed(Exception):
-    """The experiment could not run; the message is one line naming the cause."""
+    """The experiment could not run; the message is one line naming the cause.
+
+    `tail` holds the end of the failed process's log, `retryable` tells whether running
+    the same experiment again may help (a node that failed to start or died)."""
+
+    def __init__(self, message: str, tail: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.tail = tail
+        self.retryable = retryable
 
 
 @dataclass
@@ -45,6 +53,17 @@ class Cluster:
 
     slots: list[Slot]
     hosts: dict[str, Host]  # machine name -> host
+
+    @classmethod
+    def remote(cls, machines: list[tuple[str, str, int]], hosts: dict[str, Host],
+               run_name: str) -> Cluster:
+        """Testbed machines (name, role, index), each writing under its own workdir."""
+        slots = []
+        for name, role, index in machines:
+            host = hosts[name]
+            slots.append(Slot(name, role, index, host.address,
+                              f"{host.workdir}/runs/{run_name}"))
+        return cls(slots, hosts)
 
     @classmethod
     def local(cls, spec: ExperimentSpec, rundir: Path, host: Host) -> Cluster:
@@ -125,7 +144,7 @@ class Experiment:
             try:
                 entry.host.spawn(argv, log_path=entry.path(".log"), pid_path=entry.path(".pid"))
             except HostError as exc:
-                raise RunFailed(f"cannot start {proc.name}: {exc}") from None
+                raise RunFailed(f"cannot start {proc.name}: {exc}", retryable=True) from None
             self.running.append(entry)
             launched.append(entry)
         self.wait_until(
@@ -157,7 +176,8 @@ class Experiment:
                 code = entry.host.exit_code(entry.path(".pid"))
                 if code in (0, None):
                     continue
-            raise RunFailed(f"{entry.proc.name} on {entry.host.name} died: {self.cause(entry)}")
+            raise RunFailed(f"{entry.proc.name} on {entry.host.name} died: {self.cause(entry)}",
+                            tail=entry.host.tail(entry.path(".log"), 15), retryable=True)
 
     def cause(self, entry: Launched) -> str:
         tail = entry.host.tail(entry.path(".log"), 20).splitlines()
@@ -247,13 +267,19 @@ class Experiment:
             self.console.print(f"[yellow]fault {fault.event}: no target alive; skipped")
             return
         target.killed = True
-        target.host.signal(target.path(".pid"), signal.SIGKILL)
+        target.host.signal(target.path(".pid"), fault.signal)
         self.fault_log.mark(fault.event, target.proc.name)
-        self.console.print(f"fault: {fault.event} -> kill -9 {target.proc.name}")
+        how = "kill -9" if fault.signal == signal.SIGKILL else "arm mid-batch exit of"
+        self.console.print(f"fault: {fault.event} -> {how} {target.proc.name}")
 
     def fault_target(self, fault: faults.Fault) -> Launched | None:
-        if fault.event == "kill_leader":
+        if fault.event in ("kill_leader", "kill_leader_mid_batch"):
             return self.leader_of(fault.group)
+        if fault.event == "kill_follower":
+            leader = self.leader_of(fault.group)
+            return next((e for e in self.running if e.proc.role == "proxy"
+                         and e.proc.group == fault.group and e is not leader
+                         and not e.killed), None)
         if fault.event == "kill_sequencer":
             return next((e for e in self.running if e.proc.name == "sequencer-0"), None)
         return None

@@ -7,6 +7,7 @@ Times are seconds after the clients' warm-up, as the original's --kill_leader an
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,13 @@ from orchestrator.spec import ExperimentSpec
 @dataclass(frozen=True)
 class Fault:
     at: float  # seconds after warm-up
-    event: str  # kill_leader | kill_sequencer
+    event: str  # kill_leader | kill_sequencer | kill_follower | kill_leader_mid_batch
     group: int = 0
+
+    @property
+    def signal(self) -> int:
+        """kill -9, except mid-batch: SIGUSR1 arms the leader to die at the exact point."""
+        return signal.SIGUSR1 if self.event == "kill_leader_mid_batch" else signal.SIGKILL
 
 
 def schedule(spec: ExperimentSpec) -> list[Fault]:
@@ -27,6 +33,10 @@ def schedule(spec: ExperimentSpec) -> list[Fault]:
         planned.append(Fault(spec.kill_leader, "kill_leader", 0))
     if spec.kill_sequencer >= 0:
         planned.append(Fault(spec.kill_sequencer, "kill_sequencer"))
+    if spec.kill_follower >= 0:
+        planned.append(Fault(spec.kill_follower, "kill_follower", 0))
+    if spec.kill_leader_mid_batch >= 0:
+        planned.append(Fault(spec.kill_leader_mid_batch, "kill_leader_mid_batch", 0))
     return sorted(planned, key=lambda f: f.at)
 
 

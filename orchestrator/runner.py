@@ -58,6 +58,46 @@ def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -
     return report(spec, results, out)
 
 
+def run_remote(
+    spec: ExperimentSpec,
+    cluster: Cluster,
+    results: Path,
+    out: Console,
+    err: Console,
+    retries: int = 0,
+) -> int:
+    """Run on testbed machines over SSH; a run whose node fails to start is retried."""
+    import shutil
+
+    for attempt in range(retries + 1):
+        try:
+            for rundir in {(s.name, s.rundir) for s in cluster.slots}:
+                host = cluster.hosts[rundir[0]]
+                host.run(["rm", "-rf", rundir[1]], check=False)
+            experiment = Experiment(spec, cluster, results, out, provenance())
+            out.print(
+                f"[bold]{spec.name}[/]: {spec.system} on {len(cluster.slots)} machine(s), "
+                f"{spec.ngroups} group(s) of 3, {spec.nclients * spec.nclient_threads} client "
+                f"process(es) x {spec.client_concurrency} outstanding, "
+                f"{spec.expduration:g} s measured"
+                + (f" (attempt {attempt + 1} of {retries + 1})" if attempt else "")
+            )
+            experiment.run()
+            break
+        except RunFailed as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            if exc.tail:
+                err.print(exc.tail, style="dim", markup=False, highlight=False, soft_wrap=True)
+            if not exc.retryable or attempt == retries:
+                return 1
+            shutil.rmtree(results, ignore_errors=True)
+            err.print("retrying the run")
+        except (HostError, SpecError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            return 1
+    return report(spec, results, out)
+
+
 def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
     """Merge the clients' files, print throughput, percentiles and the contiguity verdict."""
     from analysis.aggregate import merge_machine_dats, summarize_run

@@ -43,6 +43,8 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bitmap_block: int = 0  # numbers per bitmap block; 0 = derive from the expected rate
     kill_leader: float = -1.0  # seconds after warm-up; -1 = never
     kill_sequencer: float = -1.0
+    kill_follower: float = -1.0  # kill -9 a follower of group 0
+    kill_leader_mid_batch: float = -1.0  # group 0's leader dies between an answer and its log
     record_seqnums: bool = False
     record_noops: bool = False
     base_port: int = 31850
@@ -119,7 +121,9 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
             f"{spec.ngroups} (leave it out to derive it)"
         )
     for flag, value in (("--kill_leader", spec.kill_leader),
-                        ("--kill_sequencer", spec.kill_sequencer)):
+                        ("--kill_sequencer", spec.kill_sequencer),
+                        ("--kill_follower", spec.kill_follower),
+                        ("--kill_leader_mid_batch", spec.kill_leader_mid_batch)):
         if value >= 0 and value >= spec.expduration:
             raise SpecError(f"{flag} {value} falls after the {spec.expduration} s measured window")
     nsequencers = spec.nsequencers

@@ -374,9 +374,11 @@ class SSHHost(Host):
 
     def alive(self, pid_path: str) -> bool:
         pid = self._read_int(pid_path)
-        if pid is None or pid <= 1 or self.exists(pid_path + ".exit"):
+        if pid is None or pid <= 1:
             return False
-        return self.run(["kill", "-0", str(pid)], check=False).rc == 0
+        # The launcher waits for its child and writes the exit status beside the pid file,
+        # so liveness is one SFTP stat rather than a remote shell per poll.
+        return not self.exists(pid_path + ".exit")
 
     def signal(self, pid_path: str, sig: int) -> bool:
         if not self.alive(pid_path):

@@ -43,6 +43,7 @@ VARIANT_FLAGS = ("appends", "reads", "setDatas", "getDatas")
 # Fields a suite may not set: the runner names each run, the header names the system.
 _RESERVED = ("name", "system")
 _KEY = re.compile(r"[a-z][a-z0-9]*")
+_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Per role: the spec field saying how many machines a point needs, the Capacity attribute.
 _ROLE_FIELDS = {"sequencer": ("nsequencers", "sequencers"), "proxy": ("nproxies", "proxies"),
                 "client": ("nclients", "clients"), "server": ("nservers", "servers")}
@@ -176,6 +177,9 @@ def load_suite(path: Path) -> Suite:
         _check(data)
     except SuiteError as exc:
         raise SuiteError(f"{path}: {exc}") from None
+    if not _STEM.fullmatch(path.stem):
+        # The name becomes a results directory and, for a suite without loops, a run name.
+        raise SuiteError(f"{path}: name a suite file with letters, digits, '-' and '_'")
     return Suite(path.stem, path, data)
 
 
@@ -296,7 +300,8 @@ def expand(
         for dim in data.dims:
             for fname, factor in dim.scale.items():
                 params[fname] = coords[dim.key] * _factor(factor, base)
-        point = Point(name=name, coords=coords, params=_validated(suite, name, params))
+        point = Point(name=name, coords=coords,
+                      params=_validated(suite, name, params, overrides or {}))
         reason = machines.shortfall(point.params) if machines is not None else None
         if reason is None:
             exp.points.append(point)
@@ -325,12 +330,18 @@ def _factor(factor: int | str, base: dict[str, Any]) -> Any:
     return base[factor] if factor in base else getattr(ExperimentSpec(name="-"), factor)
 
 
-def _validated(suite: Suite, name: str, params: dict[str, Any]) -> dict[str, Any]:
+def _validated(
+    suite: Suite, name: str, params: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
     try:
         spec = msgspec.convert({**params, "name": name, "system": suite.system}, ExperimentSpec)
         spec = validate(spec)
     except msgspec.ValidationError as exc:
-        raise SuiteError(f"{suite.path}: point {name}: {_one_line(str(exc))}") from None
+        message = _one_line(str(exc))
+        bad = re.search(r"at `\$\.(\w+)`", message)
+        if bad and bad[1] in overrides:  # the value came from the command line
+            raise SuiteError(f"--set {bad[1]}={overrides[bad[1]]}: {message}") from None
+        raise SuiteError(f"{suite.path}: point {name}: {message}") from None
     except SpecError as exc:
         raise SuiteError(f"{suite.path}: point {name}: {exc}") from None
     out = msgspec.to_builtins(spec)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 import typing
 from pathlib import Path
@@ -78,6 +80,9 @@ class Replica:
         self.gc_next: list[Peer] = []
         self.gc_round = 0
         self.gc_sent_at = 0.0
+        # Fault injection (SIGUSR1): die between a sequencer answer and its Raft entry, the
+        # moment that leaves numbers owned by nobody.
+        self.die_mid_batch = False
 
     # ---- wiring ------------------------------------------------------------------------
     def start(self) -> None:
@@ -412,6 +417,11 @@ class Replica:
                 self.take_acks(), noop=True,
             ))
             return
+        if self.die_mid_batch:
+            log.warning("fault injection: exiting with srid %d answered but not logged",
+                        batch.srid)
+            logging.shutdown()
+            os._exit(137)
         split_ranges(batch, reply.lasts)
         records = []
         note = self.state.note_sequenced
@@ -575,6 +585,8 @@ class Replica:
 
 async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
     replica = Replica(conf)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: setattr(replica, "die_mid_batch", True))
     server = await runtime.listen(conf, replica.handle)
     replica.start()
     replica.write_role()

@@ -1,0 +1,96 @@
+"""The whole Emulab workflow rehearsed: testbed up -> setup -> run (and a fault run) -> down.
+
+Real sshd in network namespaces on 198.18.0.0/15, real node processes started over SSH,
+results collected over SFTP; skipped with the reason unless root, iproute2 and sshd exist.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analysis.contiguity import check_run
+from orchestrator import testbed
+from tests.conftest import masonctl, our_processes
+
+pytestmark = pytest.mark.testbed
+
+_missing = testbed.missing_requirements()
+if _missing:
+    pytest.skip(f"the rehearsal testbed needs {', '.join(_missing)}", allow_module_level=True)
+
+SHORT = ["--warmup", "1", "--cooldown", "0.5", "--expduration", "3"]
+
+
+class Bed:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "testbed"
+        self.nodes = root / "nodes"
+        self.info = root / "machine_info.txt"
+        self.results = root / "results"
+
+    def run(self, name: str, *extra: str):
+        return masonctl(
+            "run", "--machine-info", str(self.info), "--testbed", str(self.dir),
+            "--nproxies", "3", "--nproxy_threads", "1", "--nclients", "1",
+            "--nclient_threads", "2", "--client_concurrency", "16", "--nsequence_spaces", "2",
+            "--record-seqnums", *SHORT, "--outdir", name, "--results", str(self.results),
+            *extra, cwd=self.root, timeout=280,
+        )
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    if testbed.our_namespaces() or testbed.BRIDGE in testbed.our_links():
+        pytest.skip("a mason testbed is already up on this box (masonctl testbed down)")
+    bed = Bed(tmp_path_factory.mktemp("rehearsal-run"))
+    try:
+        up = masonctl("testbed", "up", "--hosts", "7", "--dir", str(bed.dir), cwd=bed.root)
+        assert up.returncode == 0, up.stderr
+        setup = masonctl("setup", "root", "--testbed", str(bed.dir), "--workdir",
+                         str(bed.nodes), "--machine-info", str(bed.info), cwd=bed.root,
+                         timeout=280)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        yield bed
+    finally:
+        testbed.down(bed.dir)
+        shutil.rmtree(bed.nodes, ignore_errors=True)
+
+
+def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
+    done = bed.run("plain")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "contiguity: OK" in output
+    run_dir = bed.results / "plain"
+    # Files from every machine came back over SFTP.
+    for name in ("sequencer-0", "sequencer-1", "proxy-0-0", "proxy-1-0", "proxy-2-0",
+                 "client-0-0", "client-0-1"):
+        assert (run_dir / f"{name}.log").exists(), name
+    assert (run_dir / "client-0.dat").read_text().count(",") == 5
+    verdict = check_run(run_dir)
+    assert verdict.ok, "\n".join(verdict.lines())
+    # Processes ran on the testbed addresses, not on loopback.
+    config = (run_dir / "proxy-0-0.toml").read_text()
+    assert "198.18." in config and "127.0.0.1" not in config
+
+
+def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):
+    done = bed.run("kill-leader", "--kill_leader", "1.5")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "kill_leader" in (bed.results / "kill-leader" / "faults.log").read_text()
+    assert "contiguity: OK" in output
+
+
+def test_down_leaves_nothing_behind(bed: Bed):
+    testbed.down(bed.dir)
+    assert testbed.our_namespaces() == []
+    assert testbed.our_links() == []
+    assert our_processes(str(bed.nodes)) == []
+    assert our_processes("sshd -f") == [] or all(
+        str(bed.dir) not in p for p in our_processes("sshd -f"))
