@@ -22,6 +22,7 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+	$(PY) -m benchmarks.recovery
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -183,8 +183,7 @@ def plot_scaling(df: pd.DataFrame, out_stem: StrPath, title: str | None = None) 
     """Peak throughput against proxy triples, one line per number of sequence spaces.
 
     ``df`` has one row per (``nsequence_spaces``, ``triples``) with ``throughput_ops``
-    (e.g. ``analysis.suite_table.peak_throughput``). Triples double from point to point in
-    the sweep, so the x axis is logarithmic (base 2) with a tick at each value run.
+    (e.g. ``analysis.suite_table.peak_throughput``); a tick at each number of triples run.
     """
     missing = {"nsequence_spaces", "triples", "throughput_ops"} - set(df.columns)
     if missing:
@@ -204,19 +203,17 @@ def plot_scaling(df: pd.DataFrame, out_stem: StrPath, title: str | None = None) 
             linewidth=1.2,
             label=f"{n} space{'s' if n != 1 else ''}",
         )
+    # Linear axes from 0: perfect scaling is then a straight line through the origin.
     ticks = sorted({int(t) for t in df["triples"]}) or [1]
-    ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda _x, _p: ""))
-    # Half a doubling of room either side, so that a lone value is not on the frame.
-    ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)
+    ax.set_xlim(0, ticks[-1] * 1.08 + 0.5)
     ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1e-9) * 1.1)
     ax.set_xlabel("proxy triples (3 proxy machines each)")
     ax.set_ylabel(f"peak throughput ({unit})")
     ax.grid(True, alpha=0.3)
     if len(df):
-        ax.legend(fontsize=8, title="sequence spaces", title_fontsize=8)
+        ax.legend(fontsize=8)
     ax.set_title(title or "Peak throughput against proxy triples")
     fig.tight_layout()
     return _save(fig, out_stem)

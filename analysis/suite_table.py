@@ -174,14 +174,18 @@ def parse_lines(root: StrPath) -> tuple[list[str], list[str]]:
 # ---- frames for the figures ------------------------------------------------------------------
 
 
-def latency_curves(medians: pd.DataFrame) -> pd.DataFrame:
+def latency_curves(medians: pd.DataFrame, with_spaces: bool = True) -> pd.DataFrame:
     """The medians with a ``config`` label per curve: everything but the client load.
 
     Mason's points differ in spaces, triples and load; one curve is one (spaces, triples)
     pair swept over the load, labelled e.g. ``2 spaces, 4 triples (32 groups)``.
     """
     df = medians.copy()
-    df["config"] = [_config_label(row) for row in df.to_dict("records")]
+    labels = [_config_label(row, with_spaces) for row in df.to_dict("records")]
+    # Ordered by the numbers in them (2 triples before 16), not alphabetically: the plot
+    # groups by this column with sort=True, which follows a categorical's order.
+    order = sorted(set(labels), key=_natural_key)
+    df["config"] = pd.Categorical(labels, categories=order, ordered=True)
     return df
 
 
@@ -198,9 +202,9 @@ def peak_throughput(medians: pd.DataFrame) -> pd.DataFrame:
     return best[cols].sort_values(["nsequence_spaces", "triples"]).reset_index(drop=True)
 
 
-def _config_label(row: dict[str, Any]) -> str:
+def _config_label(row: dict[str, Any], with_spaces: bool) -> str:
     parts = []
-    if "nsequence_spaces" in row:
+    if with_spaces and "nsequence_spaces" in row:
         n = int(row["nsequence_spaces"])
         parts.append(f"{n} space{'s' if n != 1 else ''}")
     if "triples" in row:
@@ -253,10 +257,13 @@ def suite_figures(medians: pd.DataFrame, out_dir: StrPath, name: str) -> list[Pa
             curves, out / "throughput_latency",
             title=f"{name}: latency against throughput (median over trials)")
     else:
+        # The space count goes into the title, so the legend names only the rest.
+        curves = latency_curves(medians, with_spaces=False)
         for spaces, part in curves.groupby("nsequence_spaces", sort=True):
             n = int(spaces)
             paths += plot_throughput_latency(
-                part, out / f"throughput_latency_s{n}",
+                part.assign(config=part["config"].cat.remove_unused_categories()),
+                out / f"throughput_latency_s{n}",
                 title=f"{name}, {n} space{'s' if n != 1 else ''}: latency against throughput "
                       "(median over trials)")
     if {"nsequence_spaces", "triples", "client_concurrency"} <= set(medians.columns):

@@ -390,7 +390,7 @@ app.add_typer(plot_app, name="plot")
 @plot_app.command("recovery")
 def plot_recovery_cmd(
     run_dir: Path = typer.Argument(..., help="A run's results directory."),
-    out_stem: Optional[Path] = typer.Option(
+    out_stem: Path | None = typer.Option(
         None, "--out", help="Path without extension. [<run_dir>/recovery]"),
     bin_ms: int = typer.Option(10, "--bin-ms", help="Width of a throughput bin in ms."),
 ) -> None:
@@ -413,7 +413,7 @@ def plot_recovery_cmd(
 @plot_app.command("suite")
 def plot_suite_cmd(
     suite_dir: Path = typer.Argument(..., help="A suite's results directory."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory. [<suite_dir>]"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Directory. [<suite_dir>]"),
 ) -> None:
     """Latency against throughput per configuration, and peak throughput against triples."""
     from analysis import suite_table
@@ -438,16 +438,16 @@ def suite(
     reads: bool = typer.Option(False, "--reads", help="Corfu: the read workload."),
     set_datas: bool = typer.Option(False, "--setDatas", help="ZooKeeper: setData."),
     get_datas: bool = typer.Option(False, "--getDatas", help="ZooKeeper: getData."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="Trials per point. [suite's]"),
+    trials: int | None = typer.Option(None, "--trials", help="Trials per point. [suite's]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs; run nothing."),
     results_root: Path = typer.Option(Path("results"), "--results", help="Where suites go."),
-    only: Optional[str] = typer.Option(
+    only: str | None = typer.Option(
         None, "--only", help="Points matching these shell patterns, comma-separated "
         "(e.g. 's1-*,s2-g1-c16')."),
     retries: int = typer.Option(2, "--retries", help="Re-runs of a run whose nodes failed."),
     sets: list[str] = typer.Option(
         [], "--set", help="FIELD=VALUE for every point, e.g. expduration=2 (repeatable)."),
-    machine_info: Optional[Path] = typer.Option(
+    machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info",
         help="Scale the sweep to these machines (with --dry-run). [this machine]"),
 ) -> None:

@@ -59,3 +59,20 @@ class FaultLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+KINDS = ("kill_leader", "kill_follower", "kill_sequencer", "kill_leader_mid_batch")
+
+
+def seeded_schedule(seed: int, expduration: float) -> dict[str, float]:
+    """A reproducible random failure schedule for soak runs: which faults, and when.
+
+    One to three distinct faults at times spread over the measured window, leaving its last
+    fifth fault-free so the run can show recovery. The result maps spec fields to seconds.
+    """
+    import random
+
+    rng = random.Random(seed)
+    kinds = rng.sample(KINDS, rng.randint(1, 3))
+    latest = expduration * 0.8
+    return {kind: round(rng.uniform(0.5, latest), 2) for kind in kinds}

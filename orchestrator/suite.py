@@ -210,11 +210,13 @@ def run_suite(
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                TextColumn("{task.fields[now]}"))
+    width = max((len(r.name) for r in todo), default=0)
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(suite_dir.name, total=len(todo), now="")
+        status = _Status(bar, width)
         try:
             for run in todo:
-                ok = _one_run(suite_dir, run, run_one, retries, bar, task)
+                ok = _one_run(suite_dir, run, run_one, retries, bar, task, status)
                 (outcome.ran if ok else outcome.failed).append(run.name)
                 bar.advance(task)
         except KeyboardInterrupt:
@@ -224,15 +226,27 @@ def run_suite(
     return outcome
 
 
+@dataclass
+class _Status:
+    """One line per run event, names padded so that the figures line up."""
+
+    bar: Progress
+    width: int
+
+    def __call__(self, word: str, style: str, name: str, text: str) -> None:
+        pad = " " * (6 - len(word))
+        self.bar.console.print(f"[{style}]{word}[/]{pad} {name:<{self.width}}  {text}",
+                               soft_wrap=True, highlight=False)
+
+
 def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retries: int, bar: Progress,
-             task: Any) -> bool:
-    console = bar.console
+             task: Any, status: _Status) -> bool:
     run_dir = suite_dir / run.name
     attempts = retries + 1
     for attempt in range(1, attempts + 1):
         if run_dir.exists():
             if attempt == 1:
-                console.print(f"redo   {run.name}  (interrupted earlier)")
+                status("redo", "yellow", run.name, "(interrupted earlier: deleted)")
             shutil.rmtree(run_dir)
         tag = f" (attempt {attempt}/{attempts})" if attempt > 1 else ""
         bar.update(task, now=f"running {run.name}{tag}")
@@ -240,20 +254,19 @@ def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retries: int, bar: Prog
         if result.ok:
             line = _summary_line(run_dir)
             (run_dir / DONE).write_text(f"{line}\n")
-            console.print(f"[green]done[/]   {run.name}  {line}  ({result.seconds:.1f} s)")
+            status("done", "green", run.name, f"{line}  ({result.seconds:.1f} s)")
             return True
         _log_failure(suite_dir, run.name, attempt, attempts, result.reason)
         if result.measured:
             (run_dir / FAILED).write_text(result.reason + "\n")
-            console.print(f"[bold red]FAILED[/] {run.name}  {result.reason}  (kept: the "
-                          "run measured; delete the directory to run it again)")
+            status("FAILED", "bold red", run.name, f"{result.reason} (kept: the run measured; "
+                   "delete its directory to run it again)")
             return False
         shutil.rmtree(run_dir, ignore_errors=True)
         if attempt < attempts:
-            console.print(f"[yellow]retry[/]  {run.name}  attempt {attempt}/{attempts} "
-                          f"failed: {result.reason}")
-    console.print(f"[bold red]FAILED[/] {run.name}  after {attempts} attempts: "
-                  f"{result.reason}")
+            status("retry", "yellow", run.name,
+                   f"attempt {attempt}/{attempts} failed: {result.reason}")
+    status("FAILED", "bold red", run.name, f"after {attempts} attempts: {result.reason}")
     return False
 
 
@@ -261,8 +274,8 @@ def _summary_line(run_dir: Path) -> str:
     from analysis.aggregate import summarize_run
 
     s = summarize_run(run_dir)
-    return (f"{s.throughput_ops / 1e6:.3f} Mops/s  p50 {s.p50_us:,.0f} µs  "
-            f"p99 {s.p99_us:,.0f} µs  p99.99 {s.p9999_us:,.0f} µs")
+    return (f"{s.throughput_ops:>11,.0f} ops/s  p50 {s.p50_us:>7,.0f} µs  "
+            f"p99 {s.p99_us:>7,.0f} µs  p99.99 {s.p9999_us:>7,.0f} µs")
 
 
 def _log_failure(suite_dir: Path, name: str, attempt: int, attempts: int, reason: str) -> None:

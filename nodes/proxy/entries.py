@@ -43,6 +43,24 @@ class SwitchSequencer(msgspec.Struct, array_like=True, tag="s"):
     port: int
 
 
+def fill_records(holes: list[list[tuple[int, int]]], nspaces: int) -> list[OpRecord]:
+    """One noop per hole range, owning numbers in that range's space only.
+
+    Holes go to noops, never to waiting operations: a hole can lie below numbers the
+    waiting operation's client already holds, and an operation's numbers in different
+    spaces must come from one sequencer assignment.
+    """
+    records = []
+    for space, ranges in enumerate(holes):
+        for first, last in ranges:
+            counts = [0] * nspaces
+            lasts = [-1] * nspaces
+            counts[space] = last - first + 1
+            lasts[space] = last
+            records.append(OpRecord(NOOP_CLIENT, 0, counts, lasts))
+    return records
+
+
 Entry = Union[BatchEntry, SwitchSequencer]  # noqa: UP007
 
 _encoder = msgspec.msgpack.Encoder()

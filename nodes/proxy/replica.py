@@ -524,14 +524,7 @@ class Replica:
         if req.fill_id in self.fill_waiters:
             self.fill_waiters[req.fill_id] = (conn, rid)
             return
-        ops = []
-        for space, ranges in enumerate(req.holes):
-            for first, last in ranges:
-                counts = [0] * self.nspaces
-                lasts = [-1] * self.nspaces
-                counts[space] = last - first + 1
-                lasts[space] = last
-                ops.append(entries.OpRecord(entries.NOOP_CLIENT, 0, counts, lasts))
+        ops = entries.fill_records(req.holes, self.nspaces)
         self.fill_waiters[req.fill_id] = (conn, rid)
         log.info("committing %d hole range(s) as noops for the backup sequencer", len(ops))
         self.propose(entries.BatchEntry(0, self.state.next_batch_id, ops, [], noop=True,

@@ -65,6 +65,24 @@ class GroupLink:
             peer.stop()
 
 
+def plan_fill(
+    reports: list[tuple[list[int], list[bytes]]], nspaces: int
+) -> tuple[list[list[tuple[int, int]]], list[int]]:
+    """From every group's (bases, bitmaps): the holes per space and where each space resumes.
+
+    A hole is a number below the highest committed one that no group committed; all of
+    them become noops, however many operations are waiting.
+    """
+    holes: list[list[tuple[int, int]]] = []
+    nexts: list[int] = []
+    for space in range(nspaces):
+        base, merged = union([(bases[space], bitmaps[space]) for bases, bitmaps in reports])
+        length = merged.bit_length()
+        nexts.append(base + length)
+        holes.append([(base + a, base + b) for a, b in zero_runs(merged, length)])
+    return holes, nexts
+
+
 async def take_over(conf: SequencerConfig, nspaces: int) -> list[int]:
     """Run the whole takeover; returns the counters the new epoch starts from."""
     started = time.monotonic()
@@ -78,13 +96,9 @@ async def take_over(conf: SequencerConfig, nspaces: int) -> list[int]:
         reports = await asyncio.gather(
             *(link.call(wire.CollectRequest(conf.epoch), wire.CollectReply) for link in links)
         )
-        holes: list[list[tuple[int, int]]] = []
-        nexts: list[int] = []
-        for space in range(nspaces):
-            base, merged = union([(r.bases[space], r.bitmaps[space]) for r in reports])
-            length = merged.bit_length()
-            nexts.append(base + length)
-            holes.append([(base + a, base + b) for a, b in zero_runs(merged, length)])
+        holes, nexts = plan_fill(
+            [(r.bases, r.bitmaps) for r in reports], nspaces
+        )
         nholes = sum(last - first + 1 for ranges in holes for first, last in ranges)
         if nholes:
             log.info("filling %d hole number(s) with noops: %s", nholes,

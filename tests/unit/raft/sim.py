@@ -240,6 +240,7 @@ class Scenario:
     p_crash: float  # per tick
     max_down_ticks: int
     p_crash_on_commit: float
+    p_usurp_on_commit: float
     p_campaign: float  # per tick
     proposals_per_tick: float
     p_compact: float  # per tick and node
@@ -262,7 +263,7 @@ class Scenario:
             election_ticks=r.randint(max(4, 3 * heartbeat), 10),
             heartbeat_ticks=heartbeat,
             max_inflight=r.choice((1, 2, 4, 64)),
-            max_append_bytes=r.choice((0, 16, 64, 1 << 20)),
+            max_append_bytes=r.choice((0, 0, 16, 64, 1 << 20)),
             check_quorum=r.random() < 0.75,
             wire=r.random() < 0.25,
             chaos_ticks=r.randint(60, 250),
@@ -275,6 +276,7 @@ class Scenario:
             p_crash=r.choice((0.02, 0.05, 0.1)) if crash else r.choice((0.0, 0.005)),
             max_down_ticks=r.choice((2, 10, 40)),
             p_crash_on_commit=r.choice((0.01, 0.05, 0.2)) if crash else 0.0,
+            p_usurp_on_commit=r.choice((0.01, 0.05, 0.2)) if churn else 0.0,
             p_campaign=r.choice((0.02, 0.1, 0.3)) if churn else r.choice((0.0, 0.005)),
             proposals_per_tick=r.choice((0.2, 0.5, 1.0, 2.0)),
             p_compact=r.choice((0.0, 0.02, 0.1)),
@@ -409,10 +411,15 @@ class Sim:
         # The adversary's favourite moment: a leader has just learnt that something
         # committed and dies before telling anyone.
         crash = False
+        usurper = 0
         if self.faults and node.commit_index > self.seen_commit[nid]:
             self.seen_commit[nid] = node.commit_index
-            if node.role == LEADER and self.rng.random() < self.sc.p_crash_on_commit:
-                crash = True
+            if node.role == LEADER:
+                r = self.rng.random()
+                if r < self.sc.p_crash_on_commit:
+                    crash = True
+                elif r < self.sc.p_crash_on_commit + self.sc.p_usurp_on_commit:
+                    usurper = self.rng.choice(self.ids)
         if node.has_ready():
             self._handle_ready(nid, node, node.ready(), send=not crash)
         chk = self.checker
@@ -425,6 +432,10 @@ class Sim:
         chk.observe_commit(nid, node.term, node.commit_index, log)
         if crash:
             self._crash(nid)
+        elif usurper and usurper != nid and self.alive[usurper]:
+            self._event("campaign", usurper)
+            self.nodes[usurper].campaign()
+            self._after(usurper)
 
     def _handle_ready(self, nid: int, node: RaftNode, rd: Ready, send: bool = True) -> None:
         sm = self.sms[nid]
