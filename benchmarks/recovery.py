@@ -26,7 +26,7 @@ from analysis.datfiles import read_faults
 from analysis.plots import plot_recovery, total_series
 from orchestrator.experiment import Cluster, Experiment
 from orchestrator.hosts import LocalHost
-from orchestrator.spec import ExperimentSpec, validate
+from orchestrator.spec import build
 
 console = Console(stderr=True)
 BIN_MS = 50
@@ -57,12 +57,12 @@ def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
 
 
 def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
-    spec = validate(ExperimentSpec(
-        name=name, nsequence_spaces=2, nproxy_threads=2, nclient_threads=2,
-        client_concurrency=16, expduration=seconds, warmup=1.0, cooldown=0.5,
-        base_port=31000 + hash(name) % 20 * 100, record_seqnums=True, record_noops=True,
-        **faults,
-    ))
+    spec = build(name, "mason", {
+        "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,
+        "client_concurrency": 16, "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
+        "base_port": 31000 + sum(map(ord, name)) % 20 * 100, "record_seqnums": True,
+        "record_noops": True, **faults,
+    })
     run_dir = root / name
     host = LocalHost(python=sys.executable, workdir=str(run_dir))
     try:

@@ -121,6 +121,11 @@ def fmt(value: float | None, spec: str = ",.0f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def ratio(row: dict[str, object], key: str) -> float | None:
+    value = row.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = [
         "| outstanding | mason ops/s | p50 us | p99 us | redis INCR ops/s | p50 us | p99 us "
@@ -137,7 +142,8 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{fmt(m['p99_us'])} | {fmt(rd.get('ops_per_s'))} | {fmt(rd.get('p50_us'))} | "
             f"{fmt(rd.get('p99_us'))} | {fmt(rd.get('redis_benchmark_ops_per_s'))} | "
             f"{fmt(c['ops_per_s'])} | {fmt(c['p50_us'])} | {fmt(c['p99_us'])} | "
-            f"{fmt(r.get('mason_over_redis'), '.2f')} | {fmt(r.get('mason_over_ceiling'), '.2f')} |"
+            f"{fmt(ratio(r, 'mason_over_redis'), '.2f')} | "
+            f"{fmt(ratio(r, 'mason_over_ceiling'), '.2f')} |"
         )
     return "\n".join(lines) + "\n"
 

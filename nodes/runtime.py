@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nodes import config as cfg
-from nodes.rpc import install_uvloop
+from nodes import rpc
 
 
 class NodeError(Exception):
@@ -50,13 +50,13 @@ def mark_ready(conf: cfg.Common, detail: str = "") -> None:
     tmp.replace(path)
 
 
-async def listen(conf: cfg.Common, handler) -> asyncio.Server:  # type: ignore[no-untyped-def]
-    from nodes import rpc
-
+async def listen(conf: cfg.Common, handler: rpc.Handler) -> asyncio.Server:
     if conf.listen is None:
         raise NodeError("the config names no listen address")
     try:
-        return await rpc.serve(conf.listen.host, conf.listen.port, handler, name=conf.name)
+        server = await rpc.serve(conf.listen.host, conf.listen.port, handler, name=conf.name)
+        logging.getLogger("mason").info("listening on %s:%d", conf.listen.host, conf.listen.port)
+        return server
     except OSError as exc:
         where = f"{conf.listen.host}:{conf.listen.port}"
         if exc.errno == errno.EADDRINUSE:
@@ -84,7 +84,7 @@ def main(
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
-    loop_name = install_uvloop()
+    loop_name = rpc.install_uvloop()
     logging.getLogger("mason").info("starting (%s)", loop_name)
 
     async def runner() -> None:

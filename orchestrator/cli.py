@@ -22,7 +22,9 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 # The parser's usage error class, reached through typer's public BadParameter (typer may
 # bring click itself or a copy of it).
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -378,8 +380,8 @@ def parse(
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             errors.append(str(exc))
             continue
-        err.print(f"wrote {runs_csv} ({len(table)} runs), {medians_csv} ({len(medians)} points)",
-                  soft_wrap=True)
+        err.print(f"wrote {runs_csv} ({len(table)} run(s)), {medians_csv} "
+                  f"({len(medians)} point(s))", soft_wrap=True)
     raise typer.Exit(1 if errors else 0)
 
 
@@ -480,7 +482,8 @@ def main(argv: list[str] | None = None) -> None:
             out.print(ctx.get_help())
             sys.exit(0)
         hint = f" (see masonctl {ctx.command_path.split()[-1]} --help)" if ctx else ""
-        err.print(f"[bold red]error:[/] {exc.format_message()}{hint}", soft_wrap=True)
+        message = getattr(exc, "format_message", exc.__str__)()
+        err.print(f"[bold red]error:[/] {message}{hint}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from orchestrator.spec import ExperimentSpec
 
@@ -44,7 +45,7 @@ class FaultLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.events: list[str] = []
-        self._file = None
+        self._file: TextIO | None = None
 
     def mark(self, event: str, target: str) -> None:
         if self._file is None:

@@ -103,7 +103,7 @@ class Host(ABC):
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections; the default transport holds none."""
 
 

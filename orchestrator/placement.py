@@ -83,7 +83,9 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
 
     placement = Placement()
     common = {"nspaces": spec.nsequence_spaces}
-    seq_endpoints = [{"host": s.address, "port": port_on(s.address)} for s in sequencers]
+    seq_endpoints: list[dict[str, Any]] = [
+        {"host": s.address, "port": port_on(s.address)} for s in sequencers
+    ]
 
     # Ports first, so every replica can name its peers.
     endpoints: dict[tuple[int, int], dict[str, Any]] = {}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator import machines, spec as specs
+from orchestrator import machines
+from orchestrator import spec as specs
 from orchestrator.experiment import Cluster
 from orchestrator.runner import run_remote
 
@@ -60,8 +61,7 @@ def run_on_testbed(
         cluster = machines.read_machine_info(opts.machine_info)
     except (machines.MachineListError, OSError) as exc:
         raise specs.SpecError(str(exc)) from None
-    spec = specs.validate(specs.ExperimentSpec(
-        name=name, system=system, **{**testbed_defaults(cluster), **given}))
+    spec = specs.build(name, system, {**testbed_defaults(cluster), **given})
     used = [(m.name, m.role, m.index) for m in cluster if m.role in ROLES]
     hosts = hosts_for(cluster, user=opts.user, identity_file=identity, known_hosts=known_hosts,
                       accept_new_host_keys=opts.accept_new_host_keys)

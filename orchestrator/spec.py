@@ -75,6 +75,15 @@ TESTBED_DEFAULTS: dict[str, object] = {
 }
 
 
+def build(name: str, system: str, values: dict[str, object]) -> ExperimentSpec:
+    """A validated spec from flag values (typed by msgspec, so a wrong type is a SpecError)."""
+    try:
+        spec = msgspec.convert({"name": name, "system": system, **values}, ExperimentSpec)
+    except msgspec.ValidationError as exc:
+        raise SpecError(str(exc)) from None
+    return validate(spec)
+
+
 def normalise_system(system: str) -> str:
     name = SYSTEM_ALIASES.get(system, system)
     if name not in SYSTEMS:
@@ -120,12 +129,12 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
             f"make: nproxy_threads {spec.nproxy_threads} x nproxies {spec.nproxies} / 3 = "
             f"{spec.ngroups} (leave it out to derive it)"
         )
-    for flag, value in (("--kill_leader", spec.kill_leader),
+    for flag, at in (("--kill_leader", spec.kill_leader),
                         ("--kill_sequencer", spec.kill_sequencer),
                         ("--kill_follower", spec.kill_follower),
                         ("--kill_leader_mid_batch", spec.kill_leader_mid_batch)):
-        if value >= 0 and value >= spec.expduration:
-            raise SpecError(f"{flag} {value} falls after the {spec.expduration} s measured window")
+        if at >= 0 and at >= spec.expduration:
+            raise SpecError(f"{flag} {at} falls after the {spec.expduration} s measured window")
     nsequencers = spec.nsequencers
     if spec.kill_sequencer >= 0 and nsequencers < 2:
         nsequencers = 2

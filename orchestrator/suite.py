@@ -389,13 +389,19 @@ def command(opts: SuiteOptions, out: Console) -> int:
     if outcome.interrupted:
         out.print(f"interrupted: run the same command again to resume ({suite_dir})")
         return 130
-    out.print(f"{len(outcome.ran)} runs done now, {outcome.skipped} earlier, "
+    out.print(f"{_n(len(outcome.ran), 'run')} done now, {outcome.skipped} earlier, "
               f"{len(outcome.failed)} failed")
     if outcome.failed:
         out.print(f"failed: {', '.join(outcome.failed)} (see {suite_dir / FAILURES_LOG})",
                   soft_wrap=True)
         return 1
-    out.print(f"figures: masonctl plot suite {suite_dir}")
+    faulty = [r for r in runs if any(k.startswith("kill_") and v >= 0
+                                     for k, v in r.point.params.items())]
+    if faulty:  # a failure experiment: its figure is throughput over time, per run
+        out.print(f"figures: masonctl plot recovery {suite_dir / faulty[0].name}",
+                  soft_wrap=True)
+    else:
+        out.print(f"figures: masonctl plot suite {suite_dir}", soft_wrap=True)
     return 0
 
 
@@ -429,5 +435,5 @@ def _write_csvs(suite_dir: Path, out: Console) -> None:
     except SuiteTableError as exc:
         out.print(f"[yellow]warning:[/] no CSV written: {exc}")
         return
-    out.print(f"wrote {runs_csv} ({len(table)} runs) and {medians_csv} ({len(medians)} points)",
-              soft_wrap=True)
+    out.print(f"wrote {runs_csv} ({_n(len(table), 'run')}) and {medians_csv} "
+              f"({_n(len(medians), 'point')})", soft_wrap=True)

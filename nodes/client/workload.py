@@ -46,7 +46,9 @@ class Client:
         self.conf = conf
         self.counts = list(conf.counts) or [1] * conf.nspaces
         if len(self.counts) != conf.nspaces:
-            raise runtime.NodeError(f"counts has {len(self.counts)} entries for {conf.nspaces} spaces")
+            raise runtime.NodeError(
+                f"counts has {len(self.counts)} entries for {conf.nspaces} spaces"
+            )
         self.replicas: list[Peer] = []
         self.leader = 0
         self.next_reqid = 0

@@ -51,7 +51,7 @@ class Batch:
 
 def split_ranges(batch: Batch, lasts: list[int]) -> None:
     """Give each operation the next consecutive sub-range of the batch's range, in order."""
-    cursors = [last - total for last, total in zip(lasts, batch.totals)]
+    cursors = [last - total for last, total in zip(lasts, batch.totals, strict=True)]
     for op in batch.ops:
         mine = []
         for i, count in enumerate(op.counts):

@@ -119,7 +119,7 @@ class GroupState:
             self.fills.add(entry.fill_id)
         for client_id, ack in entry.acks:
             self.apply_ack(client_id, ack)
-        for bitmap, base in zip(self.bitmaps, entry.gc_bases):
+        for bitmap, base in zip(self.bitmaps, entry.gc_bases, strict=False):
             bitmap.truncate_to(base)
         self.mark_numbers(entry.ops)
         self.settle_srid(entry.srid)
@@ -202,7 +202,9 @@ class GroupState:
         self.ops_committed = snap.ops_committed
         self.noops_committed = snap.noops_committed
         self.noop_numbers = snap.noop_numbers
-        for bitmap, base, bits in zip(self.bitmaps, snap.bitmap_bases, snap.bitmap_bits):
+        for bitmap, base, bits in zip(
+            self.bitmaps, snap.bitmap_bases, snap.bitmap_bits, strict=True
+        ):
             bitmap.base = base
             bitmap.bits = bytearray(bits)
         self.fills = set(snap.fills)

@@ -66,7 +66,8 @@ class Replica:
             else None
         )
         if self.noops is not None:
-            self.noops.flush()  # the header, so that even a replica killed at once leaves a valid file
+            # The header now: even a replica killed at once leaves a valid file.
+            self.noops.flush()
         self.batches_sent = 0
         self.ops_answered = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
@@ -193,9 +194,9 @@ class Replica:
             return
         inflight = self.inflight
         for rec in committed:
-            op = inflight.pop((rec.client_id, rec.reqid), None)
-            if op is not None and op.conn is not None:
-                op.conn.reply(op.rid, wire.OpReply(rec.reqid, rec.lasts))
+            waiting = inflight.pop((rec.client_id, rec.reqid), None)
+            if waiting is not None and waiting.conn is not None:
+                waiting.conn.reply(waiting.rid, wire.OpReply(rec.reqid, rec.lasts))
                 self.ops_answered += 1
 
     # ---- leadership --------------------------------------------------------------------
@@ -427,6 +428,7 @@ class Replica:
         note = self.state.note_sequenced
         for op in batch.ops:
             note(op.client_id, op.reqid)
+            assert op.lasts is not None
             records.append(entries.OpRecord(op.client_id, op.reqid, op.counts, op.lasts))
         self.propose(entries.BatchEntry(batch.srid, batch.batch_id, records, self.take_acks()))
         if admission.release():
@@ -562,12 +564,12 @@ class Replica:
             if token.round != self.gc_round:
                 return
             self.gc_sent_at = 0.0
-            for bitmap, base, count in zip(bitmaps, token.bases, token.counts):
+            for bitmap, base, count in zip(bitmaps, token.bases, token.counts, strict=False):
                 if bitmap.base == base and count >= bitmap.block:
                     bitmap.truncate()
             return
         counts = list(token.counts)
-        for i, (bitmap, base) in enumerate(zip(bitmaps, token.bases)):
+        for i, (bitmap, base) in enumerate(zip(bitmaps, token.bases, strict=False)):
             # A base behind the token's means the origin proved that block complete.
             bitmap.truncate_to(base)
             counts[i] += bitmap.head_count() if bitmap.base == base else bitmap.block
@@ -584,8 +586,7 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
     replica.start()
     replica.write_role()
     runtime.mark_ready(conf, f"group {conf.group} replica {conf.replica}")
-    log.info("group %d replica %d on %s:%d", conf.group, conf.replica, conf.listen.host,
-             conf.listen.port)
+    log.info("group %d replica %d serving", conf.group, conf.replica)
     last_ops = last_batches = 0
     while not stop.requested:
         try:

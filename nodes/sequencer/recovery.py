@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 from nodes import wire
-from nodes.config import Endpoint, SequencerConfig
 from nodes.bitmap import union, zero_runs
+from nodes.config import Endpoint, SequencerConfig
 from nodes.rpc import ConnectionLost, Peer
 
 log = logging.getLogger("mason.recovery")

@@ -71,7 +71,8 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
 
     server = await runtime.listen(conf, handle)
     runtime.mark_ready(conf, f"epoch {conf.epoch}")
-    log.info("serving %d spaces on %s:%d", conf.nspaces, conf.listen.host, conf.listen.port)
+    log.info("serving %d spaces (epoch %d%s)", conf.nspaces, conf.epoch,
+             ", standby" if conf.standby else "")
     stats = Path(conf.outdir) / f"{conf.name}.stats"
     with stats.open("a") as out:
         out.write("# unix_s mrps table_size counters\n")
