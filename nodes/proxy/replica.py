@@ -596,9 +596,10 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
         ops, batches = replica.ops_answered, replica.batches_sent
         if replica.mode == LEADING and ops != last_ops:
             per_batch = (ops - last_ops) / max(1, batches - last_batches)
-            log.info("stats: %d ops/s, %d batches/s, %.1f ops/batch, log %d..%d",
-                     ops - last_ops, batches - last_batches, per_batch,
-                     replica.raft.first_index, replica.raft.last_index)
+            log.info("stats: %d ops/s, %d batches/s, %.1f ops/batch, log %d..%d, "
+                     "bitmap bases %s", ops - last_ops, batches - last_batches, per_batch,
+                     replica.raft.first_index, replica.raft.last_index,
+                     replica.state.bases())
         last_ops, last_batches = ops, batches
     server.close()
     replica.stop()

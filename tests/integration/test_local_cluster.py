@@ -62,3 +62,16 @@ def test_results_hold_the_original_formats_and_the_experiment(two_groups):
 def test_no_process_outlives_the_run(two_groups):
     run_dir, _ = two_groups
     assert our_processes(str(run_dir)) == []
+
+
+def test_the_gc_ring_truncates_the_bitmaps_during_the_run(two_groups):
+    import re
+
+    run_dir, _ = two_groups
+    bases = []
+    for log in run_dir.glob("proxy-*.log"):
+        for match in re.finditer(r"bitmap bases \[([0-9, ]+)\]", log.read_text()):
+            bases += [int(b) for b in match.group(1).split(",")]
+    assert bases, "no proxy reported its bitmaps"
+    # Blocks are dropped only once the ring proved every number in them committed.
+    assert max(bases) > 0
