@@ -41,6 +41,7 @@ from suites.loader import Expansion, Point, SuiteError
 
 FAILURES_LOG = "failures.log"
 RUN_LOG = "masonctl.log"  # what `masonctl run` would have printed for this run
+RETRY_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,9 @@ def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retries: int, bar: Prog
         if attempt < attempts:
             status("retry", "yellow", run.name,
                    f"attempt {attempt}/{attempts} failed: {result.reason}")
+            # A moment for what the failed attempt left behind (sockets closing, a slow
+            # node exiting) to clear before the same ports are used again.
+            time.sleep(RETRY_PAUSE_S)
     status("FAILED", "bold red", run.name, f"after {attempts} attempts: {result.reason}")
     return False
 

@@ -105,6 +105,17 @@ class Replica:
         self.loop.create_task(self.heartbeats())
         self.loop.create_task(self.gc_timer())
         if self.conf.designated_leader:
+            self.loop.create_task(self.campaign_when_connected())
+
+    async def campaign_when_connected(self) -> None:
+        """The designated replica stands for election once a peer can hear its votes.
+
+        Campaigning before any connection is up would only waste a term, and another
+        replica's timer might win instead; after this, leadership is plain Raft."""
+        deadline = self.loop.time() + 10 * self.conf.election_ticks * self.conf.tick_ms / 1000
+        while self.loop.time() < deadline and not any(p.up for p in self.peers.values()):
+            await asyncio.sleep(self.conf.tick_ms / 1000)
+        if self.raft.role != raft.Role.LEADER and self.raft.leader_id is None:
             self.raft.campaign()
             self.schedule_ready()
 
@@ -217,6 +228,8 @@ class Replica:
         elif not is_leader and self.mode != FOLLOWING:
             log.info("lost leadership (term %d, leader %s)", self.raft.term, self.raft.leader_id)
             self.step_down()
+        else:
+            self.write_role()  # a new term or leader seen from a follower
 
     def step_down(self) -> None:
         self.mode = FOLLOWING

@@ -96,8 +96,9 @@ class RaftLog:
             return
         term = self.term(index)
         if term is None:
-            raise ValueError(f"cannot compact to {index}: not in log [{self.offset}, "
-                             f"{self.last_index}]")
+            raise ValueError(
+                f"cannot compact to {index}: not in log [{self.offset}, {self.last_index}]"
+            )
         del self.entries[: index - self.offset]
         self.offset = index
         self.snap_term = term

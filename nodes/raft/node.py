@@ -173,9 +173,11 @@ class RaftNode:
         return self._prs.get(peer)
 
     def __repr__(self) -> str:
-        return (f"RaftNode(id={self._id} {self._role.name} term={self._term} "
-                f"leader={self._leader} commit={self._commit} applied={self._applied} "
-                f"log=[{self.first_index}..{self.last_index}])")
+        return (
+            f"RaftNode(id={self._id} {self._role.name} term={self._term} "
+            f"leader={self._leader} commit={self._commit} applied={self._applied} "
+            f"log=[{self.first_index}..{self.last_index}])"
+        )
 
     # ------------------------------------------------------------------ driving API
 
@@ -376,9 +378,7 @@ class RaftNode:
     def _answer_stale(self, msg: RaftMessage) -> None:
         """A message from an older term: tell requesters our term so they step down."""
         if isinstance(msg, AppendRequest):
-            self._msgs.append(
-                AppendResponse(self._id, msg.frm, self._term, msg.prev_index, True)
-            )
+            self._msgs.append(AppendResponse(self._id, msg.frm, self._term, msg.prev_index, True))
         elif isinstance(msg, VoteRequest):
             self._msgs.append(VoteResponse(self._id, msg.frm, self._term, False))
         elif isinstance(msg, SnapshotRequest):

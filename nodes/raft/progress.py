@@ -86,5 +86,7 @@ class Progress:
             inflight.popleft()
 
     def __repr__(self) -> str:
-        return (f"Progress({self.state.name} match={self.match} next={self.next} "
-                f"inflight={len(self.inflight)} paused={self.paused})")
+        return (
+            f"Progress({self.state.name} match={self.match} next={self.next} "
+            f"inflight={len(self.inflight)} paused={self.paused})"
+        )

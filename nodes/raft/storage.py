@@ -28,5 +28,7 @@ class MemoryStorage:
 
     def __repr__(self) -> str:
         log = self.log
-        return (f"MemoryStorage(term={self.term}, voted_for={self.voted_for}, "
-                f"log=[{log.first_index}..{log.last_index}], snapshot={self.snapshot.index})")
+        return (
+            f"MemoryStorage(term={self.term}, voted_for={self.voted_for}, "
+            f"log=[{log.first_index}..{log.last_index}], snapshot={self.snapshot.index})"
+        )

@@ -348,12 +348,20 @@ class Sim:
         self.max_delay = sc.max_delay
         self.p_long = sc.p_long_delay
         self.faults = True
-        self.stats = {"delivered": 0, "proposed": 0, "elections": 0, "snapshots": 0}
+        self.stats = {
+            "delivered": 0,
+            "lost": 0,
+            "duplicated": 0,
+            "proposed": 0,
+            "elections": 0,
+            "snapshots": 0,
+            "compactions": 0,
+            "crashes": 0,
+            "partitions": 0,
+        }
         if sc.wire:
             self.encoder: msgspec.msgpack.Encoder | None = msgspec.msgpack.Encoder()
-            self.decoder: msgspec.msgpack.Decoder[Any] | None = msgspec.msgpack.Decoder(
-                RaftMessage
-            )
+            self.decoder: msgspec.msgpack.Decoder[Any] | None = msgspec.msgpack.Decoder(RaftMessage)
         else:
             self.encoder = None
             self.decoder = None
@@ -393,11 +401,15 @@ class Sim:
         if self.group[frm] != self.group[to]:
             return
         if self.p_loss and rng.random() < self.p_loss:
+            self.stats["lost"] += 1
             return
         payload: RaftMessage | bytes = m
         if self.encoder is not None:
             payload = self.encoder.encode(m)
-        copies = 2 if self.p_dup and rng.random() < self.p_dup else 1
+        copies = 1
+        if self.p_dup and rng.random() < self.p_dup:
+            copies = 2
+            self.stats["duplicated"] += 1
         for _ in range(copies):
             delay = 1 + rng.randrange(self.max_delay)
             if self.p_long and rng.random() < self.p_long:
@@ -506,6 +518,7 @@ class Sim:
 
     def _crash(self, nid: int) -> None:
         self._event("crash", nid)
+        self.stats["crashes"] += 1
         self.alive[nid] = False
         self.checker.observe_not_leader(nid)
         tick = self.slot // SLOTS_PER_TICK
@@ -542,6 +555,7 @@ class Sim:
                     self.group[i] = 1
                 self.heal_at = tick + rng.randint(3, 8 * sc.election_ticks)
                 self._event("partition", sorted(ids[:cut]), "|", sorted(ids[cut:]))
+                self.stats["partitions"] += 1
             for nid, at in list(self.restart_at.items()):
                 if at == tick:
                     del self.restart_at[nid]
@@ -563,8 +577,8 @@ class Sim:
             for _ in range(k):
                 leaders = [i for i in self.ids if self.alive[i] and self.nodes[i].role == LEADER]
                 # Now and then ask a non-leader, which must refuse.
-                target = rng.choice(leaders) if leaders and rng.random() < 0.9 else rng.choice(
-                    self.ids
+                target = (
+                    rng.choice(leaders) if leaders and rng.random() < 0.9 else rng.choice(self.ids)
                 )
                 if self.alive[target]:
                     self._propose(target)
@@ -582,6 +596,7 @@ class Sim:
         index, digest = self.rng.choice(choices)
         node.compact(index, _encode_state(index, digest))
         self._event("compact", nid, index)
+        self.stats["compactions"] += 1
         self._after(nid)
 
     # -- main loop --------------------------------------------------------------------

@@ -334,9 +334,7 @@ def test_5_3_fast_backoff_skips_a_whole_term_per_round_trip() -> None:
         c.restart(nid)
     c.isolate(3)
     c.elect(1)
-    rejects = [
-        m for m in c.sent if isinstance(m, AppendResponse) and m.frm == 2 and m.reject
-    ]
+    rejects = [m for m in c.sent if isinstance(m, AppendResponse) and m.frm == 2 and m.reject]
     assert len(rejects) == 1  # 50 conflicting entries, one round trip
     assert log_terms(c[2]) == log_terms(c[1])
     assert c[2].commit_index == c[1].commit_index == 56
@@ -579,7 +577,7 @@ def test_7_lost_snapshot_is_sent_again() -> None:
         c.propose(1, b"%d" % i)
     c.compact(1)
     c.restart(3)
-    lost = []
+    lost: list[SnapshotRequest] = []
 
     def drop_first_snapshot(m: object) -> bool:
         if isinstance(m, SnapshotRequest) and not lost:
