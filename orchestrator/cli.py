@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -48,71 +48,71 @@ def _opt(name: str, help: str, *, hidden_default: Any = None) -> Any:
 
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def run(
-    nproxies: Optional[int] = _opt("nproxies", "Proxy machines (a multiple of 3). [3]"),
-    nproxy_threads: Optional[int] = _opt(
+    nproxies: int | None = _opt("nproxies", "Proxy machines (a multiple of 3). [3]"),
+    nproxy_threads: int | None = _opt(
         "nproxy_threads", "Proxy processes per proxy machine = groups per triple. "
         "[local 1, testbed 8]"),
-    nproxy_leaders: Optional[int] = _opt(
+    nproxy_leaders: int | None = _opt(
         "nproxy_leaders", "Total groups; derived when left out, checked when given."),
-    nclients: Optional[int] = _opt("nclients", "Client machines. [1]"),
-    nclient_threads: Optional[int] = _opt(
+    nclients: int | None = _opt("nclients", "Client machines. [1]"),
+    nclient_threads: int | None = _opt(
         "nclient_threads", "Client processes per client machine. [local 2, testbed 16]"),
-    client_concurrency: Optional[int] = _opt(
+    client_concurrency: int | None = _opt(
         "client_concurrency", "Outstanding operations per client process. [32]"),
-    nsequence_spaces: Optional[int] = _opt("nsequence_spaces", "Sequence spaces. [1]"),
-    expduration: Optional[float] = _opt(
+    nsequence_spaces: int | None = _opt("nsequence_spaces", "Sequence spaces. [1]"),
+    expduration: float | None = _opt(
         "expduration", "Measured seconds, after the warm-up. [local 10, testbed 60]"),
-    warmup: Optional[float] = _opt("warmup", "Warm-up seconds. [local 2, testbed 4]"),
-    cooldown: Optional[float] = _opt("cooldown", "Cool-down seconds. [local 1, testbed 4]"),
-    batch_timeout: Optional[int] = _opt(
+    warmup: float | None = _opt("warmup", "Warm-up seconds. [local 2, testbed 4]"),
+    cooldown: float | None = _opt("cooldown", "Cool-down seconds. [local 1, testbed 4]"),
+    batch_timeout: int | None = _opt(
         "batch_timeout", "Proxy batch timeout in microseconds. [local 200, testbed 20]"),
-    batch_max_ops: Optional[int] = _opt("batch_max_ops", "Operations that close a batch. [1024]"),
-    max_log_size: Optional[int] = _opt("max_log_size", "Raft entries before compaction."),
-    election_timeout_ms: Optional[int] = _opt(
+    batch_max_ops: int | None = _opt("batch_max_ops", "Operations that close a batch. [1024]"),
+    max_log_size: int | None = _opt("max_log_size", "Raft entries before compaction."),
+    election_timeout_ms: int | None = _opt(
         "election_timeout_ms", "Raft election timeout. [local 300, testbed 1000]"),
-    client_timeout_ms: Optional[int] = _opt(
+    client_timeout_ms: int | None = _opt(
         "client_timeout_ms", "Client retransmit timeout. [local 500, testbed 1000]"),
-    heartbeat_ms: Optional[int] = _opt(
+    heartbeat_ms: int | None = _opt(
         "heartbeat_ms", "Proxy->sequencer liveness period. [local 100, testbed 500]"),
-    heartbeat_misses: Optional[int] = _opt(
+    heartbeat_misses: int | None = _opt(
         "heartbeat_misses", "Silent periods before the backup takes over. [3]"),
-    gc_interval_ms: Optional[int] = _opt(
+    gc_interval_ms: int | None = _opt(
         "gc_interval_ms", "Bitmap garbage-collection period. [derived]"),
-    bitmap_block: Optional[int] = _opt(
+    bitmap_block: int | None = _opt(
         "bitmap_block", "Numbers per bitmap block. [derived from the expected rate]"),
-    kill_leader: Optional[float] = _opt(
+    kill_leader: float | None = _opt(
         "kill_leader", "Kill -9 group 0's leader this many seconds after warm-up."),
-    kill_sequencer: Optional[float] = _opt(
+    kill_sequencer: float | None = _opt(
         "kill_sequencer", "Kill -9 the sequencer this many seconds after warm-up."),
-    kill_follower: Optional[float] = _opt(
+    kill_follower: float | None = _opt(
         "kill_follower", "Kill -9 a follower of group 0 this many seconds after warm-up."),
-    kill_leader_mid_batch: Optional[float] = _opt(
+    kill_leader_mid_batch: float | None = _opt(
         "kill_leader_mid_batch", "Make group 0's leader die between a sequencer answer and "
         "its Raft entry, this many seconds after warm-up."),
-    nsequencers: Optional[int] = _opt("nsequencers", "Sequencers (2 = with a backup)."),
-    base_port: Optional[int] = _opt("base_port", "First TCP port on each machine. [31850]"),
-    record_seqnums: Optional[bool] = typer.Option(
+    nsequencers: int | None = _opt("nsequencers", "Sequencers (2 = with a backup)."),
+    base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
+    record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
         help="Clients record every number (needed for the contiguity check). [local on]",
         show_default=False),
-    record_noops: Optional[bool] = typer.Option(
+    record_noops: bool | None = typer.Option(
         None, "--record-noops/--no-record-noops", "--record_noops",
         help="Proxies record committed noops. [on with --record-seqnums]", show_default=False),
     system: str = typer.Option("mason", "--system", help="mason (alias master)."),
-    outdir: Optional[str] = _opt("outdir", "Results directory name. [results-<unix time>]"),
+    outdir: str | None = _opt("outdir", "Results directory name. [results-<unix time>]"),
     results_root: Path = typer.Option(Path("results"), "--results", help="Where runs go."),
-    python: Optional[str] = typer.Option(
+    python: str | None = typer.Option(
         None, "--python", help="Interpreter that runs the nodes. [this one]"),
-    machine_info: Optional[Path] = typer.Option(
+    machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info",
         help="Run on the testbed machines setup wrote here (default: all local)."),
-    user: Optional[str] = typer.Option(None, "--user", help="SSH login on the nodes."),
-    identity: Optional[str] = typer.Option(None, "--identity", "-i", help="SSH private key."),
-    known_hosts: Optional[Path] = typer.Option(
+    user: str | None = typer.Option(None, "--user", help="SSH login on the nodes."),
+    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    known_hosts: Path | None = typer.Option(
         None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
     accept_new_host_keys: bool = typer.Option(
         False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
-    testbed_dir: Optional[Path] = typer.Option(
+    testbed_dir: Path | None = typer.Option(
         None, "--testbed", help="A rehearsal testbed's key and known_hosts (see testbed up)."),
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
@@ -393,7 +393,7 @@ app.add_typer(plot_app, name="plot")
 def plot_recovery_cmd(
     run_dir: Path = typer.Argument(..., help="A run's results directory."),
     out_stem: Path | None = typer.Option(
-        None, "--out", help="Path without extension. [<run_dir>/recovery]"),
+        None, "--out", help="Path without extension (default: <run_dir>/recovery)."),
     bin_ms: int = typer.Option(10, "--bin-ms", help="Width of a throughput bin in ms."),
 ) -> None:
     """Throughput over time with the injected faults marked (the README's recovery.pdf)."""
@@ -415,7 +415,8 @@ def plot_recovery_cmd(
 @plot_app.command("suite")
 def plot_suite_cmd(
     suite_dir: Path = typer.Argument(..., help="A suite's results directory."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Directory. [<suite_dir>]"),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Directory for the figures (default: the suite directory)."),
 ) -> None:
     """Latency against throughput per configuration, and peak throughput against triples."""
     from analysis import suite_table
@@ -440,7 +441,8 @@ def suite(
     reads: bool = typer.Option(False, "--reads", help="Corfu: the read workload."),
     set_datas: bool = typer.Option(False, "--setDatas", help="ZooKeeper: setData."),
     get_datas: bool = typer.Option(False, "--getDatas", help="ZooKeeper: getData."),
-    trials: int | None = typer.Option(None, "--trials", help="Trials per point. [suite's]"),
+    trials: int | None = typer.Option(
+        None, "--trials", help="Trials per point (default: the suite's)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs; run nothing."),
     results_root: Path = typer.Option(Path("results"), "--results", help="Where suites go."),
     only: str | None = typer.Option(
@@ -451,7 +453,15 @@ def suite(
         [], "--set", help="FIELD=VALUE for every point, e.g. expduration=2 (repeatable)."),
     machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info",
-        help="Scale the sweep to these machines (with --dry-run). [this machine]"),
+        help="Run on (and scale the sweep to) these testbed machines. [this machine]"),
+    user: str | None = typer.Option(None, "--user", help="SSH login on the nodes."),
+    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    known_hosts: Path | None = typer.Option(
+        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
+    accept_new_host_keys: bool = typer.Option(
+        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
+    testbed_dir: Path | None = typer.Option(
+        None, "--testbed", help="A rehearsal testbed's key and known_hosts."),
 ) -> None:
     """Run every point x trial of a suite; run it again to resume after ^C."""
     from orchestrator import suite as suites_run
@@ -464,7 +474,8 @@ def suite(
     opts = suites_run.SuiteOptions(
         name=name, variant=chosen[0] if chosen else None, trials=trials, dry_run=dry_run,
         results=results_root, only=only, retries=retries, sets=list(sets),
-        machine_info=machine_info)
+        machine_info=machine_info, user=user, identity=identity, known_hosts=known_hosts,
+        accept_new_host_keys=accept_new_host_keys, testbed_dir=testbed_dir)
     try:
         code = suites_run.command(opts, out)
     except SuiteError as exc:
@@ -478,9 +489,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, standalone_mode=False)
     except UsageError as exc:
         ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            out.print(ctx.get_help())
-            sys.exit(0)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # the help has been printed already
         hint = f" (see masonctl {ctx.command_path.split()[-1]} --help)" if ctx else ""
         message = getattr(exc, "format_message", exc.__str__)()
         err.print(f"[bold red]error:[/] {message}{hint}", soft_wrap=True)

@@ -10,6 +10,7 @@ from rich.console import Console
 from orchestrator import machines
 from orchestrator import spec as specs
 from orchestrator.experiment import Cluster
+from orchestrator.hosts import Host
 from orchestrator.runner import run_remote
 
 ROLES = ("sequencer", "proxy", "client")
@@ -18,12 +19,12 @@ ROLES = ("sequencer", "proxy", "client")
 @dataclass
 class RemoteOptions:
     machine_info: Path
-    user: str | None
-    identity: str | None
-    known_hosts: Path | None
-    accept_new_host_keys: bool
-    testbed_dir: Path | None
-    retries: int
+    user: str | None = None
+    identity: str | None = None
+    known_hosts: Path | None = None
+    accept_new_host_keys: bool = False
+    testbed_dir: Path | None = None
+    retries: int = 2
 
 
 def testbed_defaults(cluster: machines.Cluster) -> dict[str, object]:
@@ -37,6 +38,47 @@ def testbed_defaults(cluster: machines.Cluster) -> dict[str, object]:
     }
 
 
+class Testbed:
+    """The machines of machine_info.txt and an SSHHost for each; close() when done."""
+
+    def __init__(self, opts: RemoteOptions) -> None:
+        from orchestrator import testbed
+        from orchestrator.ssh_host import hosts_for
+
+        identity, known_hosts = opts.identity, opts.known_hosts
+        if opts.testbed_dir is not None:
+            try:
+                state = testbed.load_state(opts.testbed_dir)
+            except testbed.TestbedError as exc:
+                raise specs.SpecError(str(exc)) from None
+            identity = identity or state.identity
+            known_hosts = known_hosts or Path(state.known_hosts)
+        try:
+            self.machines = machines.read_machine_info(opts.machine_info)
+        except (machines.MachineListError, OSError) as exc:
+            raise specs.SpecError(str(exc)) from None
+        self.opts = opts
+        self.hosts: dict[str, Host] = dict(hosts_for(
+            self.machines, user=opts.user, identity_file=identity, known_hosts=known_hosts,
+            accept_new_host_keys=opts.accept_new_host_keys,
+        ))
+
+    def spec(self, name: str, system: str, given: dict[str, object]) -> specs.ExperimentSpec:
+        return specs.build(name, system, {**testbed_defaults(self.machines), **given})
+
+    def cluster(self, run_name: str) -> Cluster:
+        used = [(m.name, m.role, m.index) for m in self.machines if m.role in ROLES]
+        return Cluster.remote(used, self.hosts, run_name)
+
+    def run(self, spec: specs.ExperimentSpec, results: Path, out: Console,
+            err: Console) -> int:
+        return run_remote(spec, self.cluster(spec.name), results, out, err, self.opts.retries)
+
+    def close(self) -> None:
+        for host in self.hosts.values():
+            host.close()
+
+
 def run_on_testbed(
     name: str,
     system: str,
@@ -46,28 +88,8 @@ def run_on_testbed(
     out: Console,
     err: Console,
 ) -> int:
-    from orchestrator import testbed
-    from orchestrator.ssh_host import hosts_for
-
-    identity, known_hosts = opts.identity, opts.known_hosts
-    if opts.testbed_dir is not None:
-        try:
-            state = testbed.load_state(opts.testbed_dir)
-        except testbed.TestbedError as exc:
-            raise specs.SpecError(str(exc)) from None
-        identity = identity or state.identity
-        known_hosts = known_hosts or Path(state.known_hosts)
+    bed = Testbed(opts)
     try:
-        cluster = machines.read_machine_info(opts.machine_info)
-    except (machines.MachineListError, OSError) as exc:
-        raise specs.SpecError(str(exc)) from None
-    spec = specs.build(name, system, {**testbed_defaults(cluster), **given})
-    used = [(m.name, m.role, m.index) for m in cluster if m.role in ROLES]
-    hosts = hosts_for(cluster, user=opts.user, identity_file=identity, known_hosts=known_hosts,
-                      accept_new_host_keys=opts.accept_new_host_keys)
-    try:
-        return run_remote(spec, Cluster.remote(used, dict(hosts), name), results, out, err,
-                          opts.retries)
+        return bed.run(bed.spec(name, system, given), results, out, err)
     finally:
-        for host in hosts.values():
-            host.close()
+        bed.close()

@@ -36,7 +36,8 @@ from rich.progress import (
 from rich.table import Table
 
 from analysis.suite_table import DONE, FAILED, SUITE_RECORD
-from orchestrator.spec import ExperimentSpec
+from orchestrator.remote import RemoteOptions
+from orchestrator.spec import ExperimentSpec, SpecError
 from suites.loader import Expansion, Point, SuiteError
 
 FAILURES_LOG = "failures.log"
@@ -111,10 +112,11 @@ def state_of(run_dir: Path) -> str:
 # ---- running one experiment locally ---------------------------------------------------------
 
 
-def clients_complete(spec: ExperimentSpec, run_dir: Path) -> bool:
-    """Every client process left its summary: the original counted client dat files."""
-    expected = spec.nclients * spec.nclient_threads
-    return len(list(run_dir.glob("client-*-*.summary.json"))) >= expected
+def client_results(spec: ExperimentSpec, run_dir: Path) -> tuple[int, int]:
+    """(client processes that left a summary, client processes run): the original counted
+    the client dat files to see whether a client had failed to start."""
+    found = len(list(run_dir.glob("client-*-*.summary.json"))) if run_dir.is_dir() else 0
+    return found, spec.nclients * spec.nclient_threads
 
 
 def run_locally(spec: ExperimentSpec, run_dir: Path) -> Attempt:
@@ -125,12 +127,22 @@ def run_locally(spec: ExperimentSpec, run_dir: Path) -> Attempt:
     console = Console(file=buffer, width=200, highlight=False, no_color=True)
     start = time.monotonic()
     code = run_local(spec, run_dir, console, console)
-    seconds = time.monotonic() - start
-    text = buffer.getvalue()
+    return _attempt(spec, run_dir, code, buffer.getvalue(), time.monotonic() - start)
+
+
+def _attempt(spec: ExperimentSpec, run_dir: Path, code: int, text: str,
+             seconds: float) -> Attempt:
     if run_dir.is_dir():
         (run_dir / RUN_LOG).write_text(text)
-    measured = run_dir.is_dir() and clients_complete(spec, run_dir)
-    return Attempt(code == 0 and measured, measured, "" if code == 0 else _cause(text), seconds)
+    found, expected = client_results(spec, run_dir)
+    measured = found >= expected
+    if code != 0:
+        reason = _cause(text)
+    elif not measured:
+        reason = f"only {found} of {expected} client processes left results"
+    else:
+        reason = ""
+    return Attempt(code == 0 and measured, measured, reason, seconds)
 
 
 def _cause(text: str) -> str:
@@ -144,11 +156,28 @@ def _cause(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def runner_for(machine_info: Path | None) -> RunOne:
-    if machine_info is None:
+def runner_for(remote: RemoteOptions | None) -> RunOne:
+    if remote is None:
         return run_locally
-    raise SuiteError("running a suite on machines needs the remote runner, which this build "
-                     "does not have yet; --dry-run shows the sweep scaled to them")
+    return lambda spec, run_dir: run_remotely(remote, spec, run_dir)
+
+
+def run_remotely(remote: RemoteOptions, spec: ExperimentSpec, run_dir: Path) -> Attempt:
+    """One experiment on the testbed machines of machine_info.txt, over SSH."""
+    from orchestrator.remote import Testbed
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, highlight=False, no_color=True)
+    start = time.monotonic()
+    try:
+        bed = Testbed(remote)
+    except SpecError as exc:
+        raise SuiteError(str(exc)) from None
+    try:
+        code = bed.run(spec, run_dir, console, console)
+    finally:
+        bed.close()
+    return _attempt(spec, run_dir, code, buffer.getvalue(), time.monotonic() - start)
 
 
 # ---- the suite directory's record -----------------------------------------------------------
@@ -195,6 +224,7 @@ def run_suite(
     run_one: RunOne,
     retries: int,
     console: Console,
+    retry_pause: float = RETRY_PAUSE_S,
 ) -> Outcome:
     outcome = Outcome()
     todo = []
@@ -208,16 +238,19 @@ def run_suite(
             todo.append(run)
     if outcome.skipped:
         console.print(f"resuming: {outcome.skipped} of {len(runs)} runs already finished")
+    if not todo:
+        return outcome
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                TextColumn("{task.fields[now]}"))
-    width = max((len(r.name) for r in todo), default=0)
+    width = max(len(r.name) for r in todo)
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(suite_dir.name, total=len(todo), now="")
         status = _Status(bar, width)
         try:
             for run in todo:
-                ok = _one_run(suite_dir, run, run_one, retries, bar, task, status)
+                ok = _one_run(suite_dir, run, run_one, (retries, retry_pause), bar, task,
+                              status)
                 (outcome.ran if ok else outcome.failed).append(run.name)
                 bar.advance(task)
         except KeyboardInterrupt:
@@ -240,9 +273,10 @@ class _Status:
                                soft_wrap=True, highlight=False)
 
 
-def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retries: int, bar: Progress,
-             task: Any, status: _Status) -> bool:
+def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retry: tuple[int, float],
+             bar: Progress, task: Any, status: _Status) -> bool:
     run_dir = suite_dir / run.name
+    retries, pause = retry
     attempts = retries + 1
     for attempt in range(1, attempts + 1):
         if run_dir.exists():
@@ -269,7 +303,7 @@ def _one_run(suite_dir: Path, run: Run, run_one: RunOne, retries: int, bar: Prog
                    f"attempt {attempt}/{attempts} failed: {result.reason}")
             # A moment for what the failed attempt left behind (sockets closing, a slow
             # node exiting) to clear before the same ports are used again.
-            time.sleep(RETRY_PAUSE_S)
+            time.sleep(pause)
     status("FAILED", "bold red", run.name, f"after {attempts} attempts: {result.reason}")
     return False
 
@@ -330,6 +364,11 @@ class SuiteOptions:
     retries: int = 2
     sets: list[str] = field(default_factory=list)
     machine_info: Path | None = None
+    user: str | None = None
+    identity: str | None = None
+    known_hosts: Path | None = None
+    accept_new_host_keys: bool = False
+    testbed_dir: Path | None = None
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -355,7 +394,11 @@ def command(opts: SuiteOptions, out: Console) -> int:
     capacity = None
     if opts.machine_info is not None:
         capacity = _capacity(opts.machine_info)
-    run_one = None if opts.dry_run else runner_for(opts.machine_info)
+    remote = None
+    if opts.machine_info is not None:
+        remote = RemoteOptions(opts.machine_info, opts.user, opts.identity, opts.known_hosts,
+                               opts.accept_new_host_keys, opts.testbed_dir, retries=0)
+    run_one = None if opts.dry_run else runner_for(remote)
     if opts.retries < 0:
         raise SuiteError(f"--retries must be 0 or more, not {opts.retries}")
     trials = opts.trials if opts.trials is not None else suite.data.suite.trials

@@ -104,7 +104,7 @@ RaftMessage: TypeAlias = (
     VoteRequest | VoteResponse | AppendRequest | AppendResponse | SnapshotRequest | SnapshotResponse
 )
 
-MESSAGE_TYPES: tuple[type, ...] = (
+MESSAGE_TYPES: tuple[type[msgspec.Struct], ...] = (
     VoteRequest,
     VoteResponse,
     AppendRequest,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -35,12 +37,12 @@ def hist_of(counts: dict[int, int]) -> LatencyHistogram:
 
 
 def make_run(suite: Path, name: str, clients: list[tuple[int, int, dict[int, int]]],
-             marker: str | None = "done", **params: int) -> Path:
+             params: dict[str, Any], marker: str | None = "done") -> Path:
     """A run directory as the runner leaves it: experiment.toml, per client process a
     histogram, a summary (ops over a window) and a .dat, and the marker."""
     run = suite / name
     run.mkdir(parents=True)
-    spec = validate(ExperimentSpec(name=name, **params))  # type: ignore[arg-type]
+    spec = validate(msgspec.convert({"name": name, **params}, ExperimentSpec))
     (run / "experiment.toml").write_text(to_toml(spec, {"version": "test"}))
     for i, (ops, window_ms, counts) in enumerate(clients):
         cname = f"client-0-{i}"
@@ -66,21 +68,21 @@ def suite(tmp_path: Path) -> Path:
     #     (40 samples): p50 rank 20 -> 300, p99 rank 40 -> 300. (The mean of the two
     #     clients' p50s would be (100 + 300) / 2 = 200: the table must hold the merge.)
     make_run(d, "s1-g1-c4-t1", [(1000, 1000, {100: 6, 200: 4}), (2000, 2000, {300: 30})],
-             client_concurrency=4, **S1G1)
+             {"client_concurrency": 4, **S1G1})
     # t2: 5000 ops/s, every latency 100.
-    make_run(d, "s1-g1-c4-t2", [(5000, 1000, {100: 10})], client_concurrency=4, **S1G1)
+    make_run(d, "s1-g1-c4-t2", [(5000, 1000, {100: 10})], {"client_concurrency": 4, **S1G1})
     # t3: 3000 ops/s; 250:5 900:5 -> p50 rank 5 -> 250, p99 rank 10 -> 900.
-    make_run(d, "s1-g1-c4-t3", [(3000, 1000, {250: 5, 900: 5})], client_concurrency=4, **S1G1)
+    make_run(d, "s1-g1-c4-t3", [(3000, 1000, {250: 5, 900: 5})],
+             {"client_concurrency": 4, **S1G1})
     # s1-g1-c16, two trials: 8000 and 10000 ops/s, latencies 400 and 600.
-    make_run(d, "s1-g1-c16-t1", [(8000, 1000, {400: 4})], client_concurrency=16, **S1G1)
-    make_run(d, "s1-g1-c16-t2", [(10000, 1000, {600: 4})], client_concurrency=16, **S1G1)
+    make_run(d, "s1-g1-c16-t1", [(8000, 1000, {400: 4})], {"client_concurrency": 16, **S1G1})
+    make_run(d, "s1-g1-c16-t2", [(10000, 1000, {600: 4})], {"client_concurrency": 16, **S1G1})
     # An interrupted run (no marker) and a failed one: in neither table, whatever they hold.
-    make_run(d, "s1-g1-c16-t3", [(10**9, 1000, {1: 4})], marker=None,
-             client_concurrency=16, **S1G1)
-    make_run(d, "s2-g2-c4-t2", [(10**9, 1000, {1: 4})], marker="failed",
-             client_concurrency=4, **S2G2)
+    huge = [(10**9, 1000, {1: 4})]
+    make_run(d, "s1-g1-c16-t3", huge, {"client_concurrency": 16, **S1G1}, marker=None)
+    make_run(d, "s2-g2-c4-t2", huge, {"client_concurrency": 4, **S2G2}, marker="failed")
     # s2-g2-c4, one trial: 7000 ops/s, latency 50.
-    make_run(d, "s2-g2-c4-t1", [(7000, 1000, {50: 1})], client_concurrency=4, **S2G2)
+    make_run(d, "s2-g2-c4-t1", [(7000, 1000, {50: 1})], {"client_concurrency": 4, **S2G2})
     return d
 
 
@@ -168,7 +170,7 @@ def test_parse_lines_print_every_measured_run(suite):
 
 
 def test_parse_lines_report_a_bad_run_and_keep_the_others(tmp_path):
-    good = make_run(tmp_path, "good", [(1000, 1000, {10: 1})], marker=None, **S1G1)
+    good = make_run(tmp_path, "good", [(1000, 1000, {10: 1})], S1G1, marker=None)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "client-0.dat").write_text("1,2,x,4,5\n")

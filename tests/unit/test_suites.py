@@ -4,10 +4,12 @@ resume states and retry rules."""
 
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator.spec import ExperimentSpec
 from orchestrator.suite import (
@@ -212,7 +214,7 @@ def test_plan_is_trial_major():
         "s1-g1-c1-t1", "s1-g1-c16-t1", "s1-g1-c1-t2", "s1-g1-c16-t2"]
 
 
-# ---- malformed suite files --------------------------------------------------------------------------
+# ---- malformed suite files -----------------------------------------------------------------------
 
 GOOD_DIM = """
 [[dims]]
@@ -282,7 +284,7 @@ def test_unknown_and_odd_suite_names(tmp_path):
         load_suite(write(tmp_path, "[suite]\nsystem = 'mason'\n", name="my suite.toml"))
 
 
-# ---- resume states and the retry rules, through the runner seam -------------------------------------
+# ---- resume states and the retry rules, through the runner seam ----------------------------------
 
 
 def test_state_of_a_run_directory(tmp_path):
@@ -317,14 +319,12 @@ class Scripted:
 
 
 def test_a_failed_start_is_deleted_and_retried_then_given_up(tmp_path):
-    from rich.console import Console
-
-    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)  # noqa: SIM115
+    console = Console(file=io.StringIO(), width=200)
     runs = plan(expand(mason()).points[:2], 1)
     runner = Scripted(["start-failure", "ok", "start-failure", "start-failure"])
     suite_dir = tmp_path / "mason"
     suite_dir.mkdir()
-    outcome = run_suite(suite_dir, runs, runner, retries=1, console=console)
+    outcome = run_suite(suite_dir, runs, runner, retries=1, console=console, retry_pause=0)
     assert runner.calls == ["s1-g1-c1-t1", "s1-g1-c1-t1", "s1-g1-c16-t1", "s1-g1-c16-t1"]
     assert outcome.ran == ["s1-g1-c1-t1"] and outcome.failed == ["s1-g1-c16-t1"]
     assert state_of(suite_dir / "s1-g1-c1-t1") == "done"
@@ -335,9 +335,7 @@ def test_a_failed_start_is_deleted_and_retried_then_given_up(tmp_path):
 
 
 def test_a_measured_run_whose_verdict_failed_is_kept_and_not_retried(tmp_path):
-    from rich.console import Console
-
-    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)  # noqa: SIM115
+    console = Console(file=io.StringIO(), width=200)
     runs = [Run(expand(mason()).points[0], 1)]
     runner = Scripted(["verdict-failure"])
     suite_dir = tmp_path / "mason"

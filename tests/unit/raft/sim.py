@@ -334,6 +334,7 @@ class Sim:
         self.restart_at: dict[int, int] = {}
         self.seen_commit = {i: 0 for i in self.ids}
         self.group = {i: 0 for i in self.ids}
+        self.cut: set[tuple[int, int]] = set()
         self.heal_at = -1
         self.phase = {i: self.rng.randrange(SLOTS_PER_TICK) for i in self.ids}
         self.sms = {i: _StateMachine() for i in self.ids}
@@ -398,7 +399,7 @@ class Sim:
         rng = self.rng
         frm = m.frm
         to = m.to
-        if self.group[frm] != self.group[to]:
+        if self.group[frm] != self.group[to] or (self.cut and (frm, to) in self.cut):
             return
         if self.p_loss and rng.random() < self.p_loss:
             self.stats["lost"] += 1
@@ -495,7 +496,11 @@ class Sim:
             assert not isinstance(payload, bytes)
             m = payload
         to = m.to
-        if not self.alive[to] or self.group[m.frm] != self.group[to]:
+        if (
+            not self.alive[to]
+            or self.group[m.frm] != self.group[to]
+            or (self.cut and (m.frm, to) in self.cut)
+        ):
             if self.trace:
                 self._event("drop", m)
             return
@@ -537,6 +542,7 @@ class Sim:
         self._event("heal")
         for i in self.ids:
             self.group[i] = 0
+        self.cut = set()
         self.heal_at = -1
 
     def _tick_boundary(self) -> None:
@@ -547,6 +553,13 @@ class Sim:
         if self.faults:
             if self.heal_at == tick:
                 self._heal()
+            elif self.heal_at < 0 and rng.random() < sc.p_partition and rng.random() < 0.3:
+                # Some links fail in one direction only.
+                pairs = [(a, b) for a in self.ids for b in self.ids if a != b]
+                self.cut = set(rng.sample(pairs, rng.randint(1, len(pairs) // 2)))
+                self.heal_at = tick + rng.randint(3, 8 * sc.election_ticks)
+                self._event("cut links", sorted(self.cut))
+                self.stats["partitions"] += 1
             elif self.heal_at < 0 and rng.random() < sc.p_partition:
                 ids = self.ids[:]
                 rng.shuffle(ids)
