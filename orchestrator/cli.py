@@ -27,6 +27,17 @@ UsageError: type[Exception] = next(
 )
 
 
+# SSH options shared by setup, run and suite: one definition, the same spelling everywhere.
+IDENTITY = typer.Option(None, "--identity", "-i", help="SSH private key.")
+KNOWN_HOSTS = typer.Option(
+    None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]")
+ACCEPT_NEW_HOST_KEYS = typer.Option(
+    False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known.")
+SSH_USER = typer.Option(None, "--user", help="SSH login on the nodes.")
+TESTBED_DIR = typer.Option(
+    None, "--testbed", help="A rehearsal testbed's list view, key and known_hosts.")
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one error line and return the Exit to raise."""
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
@@ -106,14 +117,11 @@ def run(
     machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info",
         help="Run on the testbed machines setup wrote here (default: all local)."),
-    user: str | None = typer.Option(None, "--user", help="SSH login on the nodes."),
-    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
-    known_hosts: Path | None = typer.Option(
-        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
-    accept_new_host_keys: bool = typer.Option(
-        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
-    testbed_dir: Path | None = typer.Option(
-        None, "--testbed", help="A rehearsal testbed's key and known_hosts (see testbed up)."),
+    user: str | None = SSH_USER,
+    identity: str | None = IDENTITY,
+    known_hosts: Path | None = KNOWN_HOSTS,
+    accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
+    testbed_dir: Path | None = TESTBED_DIR,
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
 ) -> None:
@@ -228,12 +236,10 @@ def setup(
     user: str = typer.Argument(..., help="Your login on the nodes (wins over the list's)."),
     machine_list: Path | None = typer.Option(
         None, "--machine-list", help="The portal's List View, pasted. [machine_list.txt]"),
-    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
+    identity: str | None = IDENTITY,
     python: str = typer.Option("python3", "--python", help="Python >= 3.10 on the nodes."),
-    known_hosts: Path | None = typer.Option(
-        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
-    accept_new_host_keys: bool = typer.Option(
-        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
+    known_hosts: Path | None = KNOWN_HOSTS,
+    accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
     dpdk: bool = typer.Option(
         False, "--dpdk", help="Also hugepages and DPDK; takes the experiment NIC from the kernel."),
     workdir: str = typer.Option(
@@ -242,8 +248,7 @@ def setup(
         None, "--lan-prefix", help="The experiment LAN (e.g. 10.1.1.0/24) among several."),
     machine_info: Path = typer.Option(
         Path("machine_info.txt"), "--machine-info", help="Where to write what setup found."),
-    testbed_dir: Path | None = typer.Option(
-        None, "--testbed", help="Use a rehearsal testbed's list view, key and known_hosts."),
+    testbed_dir: Path | None = TESTBED_DIR,
     no_sysctl: bool = typer.Option(False, "--no-sysctl", help="Leave kernel settings alone."),
 ) -> None:
     """Check every machine, find its experiment LAN, ship the code into a venv, tune it."""
@@ -454,14 +459,11 @@ def suite(
     machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info",
         help="Run on (and scale the sweep to) these testbed machines. [this machine]"),
-    user: str | None = typer.Option(None, "--user", help="SSH login on the nodes."),
-    identity: str | None = typer.Option(None, "--identity", "-i", help="SSH private key."),
-    known_hosts: Path | None = typer.Option(
-        None, "--known-hosts", help="Host keys to check against. [~/.ssh/known_hosts]"),
-    accept_new_host_keys: bool = typer.Option(
-        False, "--accept-new-host-keys", help="Trust and record keys of hosts not yet known."),
-    testbed_dir: Path | None = typer.Option(
-        None, "--testbed", help="A rehearsal testbed's key and known_hosts."),
+    user: str | None = SSH_USER,
+    identity: str | None = IDENTITY,
+    known_hosts: Path | None = KNOWN_HOSTS,
+    accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
+    testbed_dir: Path | None = TESTBED_DIR,
 ) -> None:
     """Run every point x trial of a suite; run it again to resume after ^C."""
     from orchestrator import suite as suites_run
