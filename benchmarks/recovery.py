@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +23,7 @@ from rich.console import Console
 from analysis.contiguity import check_run
 from analysis.datfiles import read_faults
 from analysis.plots import plot_recovery, total_series
-from orchestrator.experiment import Cluster, Experiment
-from orchestrator.hosts import LocalHost
+from orchestrator.runner import execute_local
 from orchestrator.spec import build
 
 console = Console(stderr=True)
@@ -64,11 +62,7 @@ def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
         "record_noops": True, **faults,
     })
     run_dir = root / name
-    host = LocalHost(python=sys.executable, workdir=str(run_dir))
-    try:
-        Experiment(spec, Cluster.local(spec, run_dir.resolve(), host), run_dir, console).run()
-    finally:
-        host.close()
+    execute_local(spec, run_dir, console)
     verdict = check_run(run_dir)
     if not verdict.ok:
         raise SystemExit(f"{name}: " + verdict.lines()[-1])

@@ -24,8 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from analysis.aggregate import summarize_run
-from orchestrator.experiment import Cluster, Experiment
-from orchestrator.hosts import LocalHost
+from orchestrator.runner import execute_local
 from orchestrator.spec import ExperimentSpec, validate
 
 CONCURRENCY = (1, 16, 64)
@@ -65,11 +64,7 @@ def bench_mason(concurrency: int, seconds: float, root: Path) -> dict[str, float
         record_seqnums=False,
     ))
     run_dir = root / spec.name
-    host = LocalHost(python=sys.executable, workdir=str(run_dir))
-    try:
-        Experiment(spec, Cluster.local(spec, run_dir.resolve(), host), run_dir, console).run()
-    finally:
-        host.close()
+    execute_local(spec, run_dir, console)
     s = summarize_run(run_dir)
     return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us}
 

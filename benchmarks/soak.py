@@ -18,9 +18,9 @@ from pathlib import Path
 from rich.console import Console
 
 from analysis.contiguity import check_run
-from orchestrator.experiment import Cluster, Experiment, RunFailed
+from orchestrator.experiment import RunFailed
 from orchestrator.faults import seeded_schedule
-from orchestrator.hosts import LocalHost
+from orchestrator.runner import execute_local
 from orchestrator.spec import build
 
 console = Console(stderr=True)
@@ -35,13 +35,10 @@ def soak_one(seed: int, seconds: float, root: Path) -> dict[str, object]:
         **schedule,
     })
     run_dir = root / spec.name
-    host = LocalHost(python=sys.executable, workdir=str(run_dir))
     try:
-        Experiment(spec, Cluster.local(spec, run_dir.resolve(), host), run_dir, console).run()
+        execute_local(spec, run_dir, console)
     except RunFailed as exc:
         return {"seed": seed, "schedule": schedule, "ok": False, "verdict": str(exc)}
-    finally:
-        host.close()
     verdict = check_run(run_dir)
     return {"seed": seed, "schedule": schedule, "ok": verdict.ok,
             "verdict": verdict.lines()[-1]}

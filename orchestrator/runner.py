@@ -35,26 +35,31 @@ def provenance() -> dict[str, object]:
     }
 
 
-def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> int:
+def execute_local(spec: ExperimentSpec, results: Path, console: Console) -> None:
+    """Run every role on this machine; raises RunFailed/HostError. No summary printed."""
     host = LocalHost(python=spec.python or sys.executable, workdir=str(results))
+    try:
+        cluster = Cluster.local(spec, results.resolve(), host)
+        Experiment(spec, cluster, results, console, provenance()).run()
+    finally:
+        host.close()
+
+
+def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> int:
     if results.exists() and any(results.iterdir()):
         err.print(f"[bold red]error:[/] {results} already holds a run; choose another --outdir")
         return 2
-    cluster = Cluster.local(spec, results.resolve(), host)
+    out.print(
+        f"[bold]{spec.name}[/]: {spec.system}, {spec.ngroups} group(s) of 3, "
+        f"{spec.nclients * spec.nclient_threads} client process(es) x "
+        f"{spec.client_concurrency} outstanding, {spec.nsequence_spaces} space(s), "
+        f"{spec.expduration:g} s measured (all local)"
+    )
     try:
-        experiment = Experiment(spec, cluster, results, out, provenance())
-        out.print(
-            f"[bold]{spec.name}[/]: {spec.system}, {spec.ngroups} group(s) of 3, "
-            f"{spec.nclients * spec.nclient_threads} client process(es) x "
-            f"{spec.client_concurrency} outstanding, {spec.nsequence_spaces} space(s), "
-            f"{spec.expduration:g} s measured (all local)"
-        )
-        experiment.run()
+        execute_local(spec, results, out)
     except (RunFailed, HostError, SpecError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 1
-    finally:
-        host.close()
     return report(spec, results, out)
 
 
