@@ -30,6 +30,7 @@ log = logging.getLogger("mason.proxy")
 
 FOLLOWING, GAINING, LEADING = "follower", "gaining", "leader"
 RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
+NOT_READY_RETRY = 0.02  # seconds between asks to a backup sequencer that is still recovering
 
 
 class Replica:
@@ -122,7 +123,14 @@ class Replica:
     def connect_sequencer(self, host: str, port: int) -> None:
         if self.sequencer is not None:
             self.sequencer.stop()
-        self.sequencer = Peer(host, port, self.handle, name=f"sequencer {host}:{port}").start()
+        self.sequencer = Peer(host, port, self.handle, name=f"sequencer {host}:{port}",
+                              on_connect=self.sequencer_connected).start()
+
+    def sequencer_connected(self, conn: Conn) -> None:
+        """A (new or restarted) sequencer connection: re-ask for every waiting batch now."""
+        if self.mode == LEADING:
+            for batch in list(self.pending.values()):
+                self.send_batch(batch)
 
     def stop(self) -> None:
         for peer in [*self.peers.values(), *self.gc_next, *([self.backup] if self.backup else [])]:
@@ -398,6 +406,11 @@ class Replica:
                 if now - batch.sent_at >= period:
                     self.send_batch(batch)  # at-most-once at the sequencer makes this safe
 
+    def resend_if_pending(self, term: int, batch: Batch) -> None:
+        if self.mode == LEADING and self.raft.term == term and \
+                self.pending.get(batch.srid) is batch:
+            self.send_batch(batch)
+
     def on_seq_reply(self, term: int, batch: Batch, reply: Any) -> None:
         if not isinstance(reply, wire.SeqReply):
             return  # connection lost: the resender tries again
@@ -407,7 +420,9 @@ class Replica:
         if self.mode != LEADING or self.raft.term != term:
             return
         if reply.status == wire.SEQ_NOT_READY:
-            return  # a backup still recovering: the resender asks again
+            # A backup still recovering: ask again soon, not after a whole resend period.
+            self.loop.call_later(NOT_READY_RETRY, self.resend_if_pending, term, batch)
+            return
         if self.pending.get(batch.srid) is not batch:
             return  # already handled (a duplicate answer to a re-sent request)
         if reply.status != wire.SEQ_OK:
@@ -509,8 +524,6 @@ class Replica:
         self.accept_epoch = max(self.accept_epoch, entry.epoch)
         self.connect_sequencer(entry.host, entry.port)
         self.last_heard = self.loop.time()
-        for batch in self.pending.values():
-            batch.sent_at = 0.0  # re-send to the new sequencer on the next resender pass
         waiting, self.switch_waiters = self.switch_waiters, []
         for epoch, conn, rid in waiting:
             if epoch <= self.state.epoch:
