@@ -533,7 +533,10 @@ class Replica:
         log.info("switched to sequencer epoch %d at %s:%d", entry.epoch, entry.host, entry.port)
 
     def on_collect(self, conn: Conn, rid: int, req: wire.CollectRequest) -> None:
-        if not self.is_raft_leader() or self.state.epoch < req.epoch:
+        # A new leader answers only once everything committed before its term is applied
+        # here, or its bitmaps could miss numbers that earlier leaders committed.
+        settled = self.raft.applied_index >= self.term_start
+        if not self.is_raft_leader() or self.state.epoch < req.epoch or not settled:
             self.not_leader(conn, rid)
             return
         bitmaps = self.state.bitmaps
