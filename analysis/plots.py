@@ -36,6 +36,8 @@ EVENT_STYLES: dict[str, str] = {
     "kill_leader": "tab:red",
     "kill_sequencer": "tab:purple",
     "kill_follower": "tab:orange",
+    "kill_backup": "tab:pink",
+    "kill_leader_mid_batch": "tab:olive",
     "partition": "tab:brown",
     "heal": "tab:green",
 }

@@ -57,7 +57,9 @@ class ProxyConfig(Common, kw_only=True):
     seq_timeout_ms: int = 500  # resend a sequencer request after this long without answer
     # Sequencer failure detection: a leader that hears nothing for heartbeat_ms sends a
     # heartbeat; after heartbeat_misses silent periods it asks the backup to take over.
-    backup: Endpoint | None = None
+    # Standby sequencers in epoch order: backups[k] serves epoch k + 2 once the sequencer
+    # of epoch k + 1 is reported dead. A new standby can be added for every takeover.
+    backups: list[Endpoint] = []
     heartbeat_ms: int = 100
     heartbeat_misses: int = 3
     # Received-number bitmaps and their garbage-collection ring (derived by the

@@ -95,6 +95,9 @@ def run(
         "kill_leader", "Kill -9 group 0's leader this many seconds after warm-up."),
     kill_sequencer: float | None = _opt(
         "kill_sequencer", "Kill -9 the sequencer this many seconds after warm-up."),
+    kill_backup: float | None = _opt(
+        "kill_backup", "Kill -9 the backup sequencer after it took over (needs "
+        "--kill_sequencer earlier); a second standby takes over."),
     kill_follower: float | None = _opt(
         "kill_follower", "Kill -9 a follower of group 0 this many seconds after warm-up."),
     kill_leader_mid_batch: float | None = _opt(

@@ -280,8 +280,9 @@ class Experiment:
             return next((e for e in self.running if e.proc.role == "proxy"
                          and e.proc.group == fault.group and e is not leader
                          and not e.killed), None)
-        if fault.event == "kill_sequencer":
-            return next((e for e in self.running if e.proc.name == "sequencer-0"), None)
+        if fault.event in ("kill_sequencer", "kill_backup"):
+            name = "sequencer-0" if fault.event == "kill_sequencer" else "sequencer-1"
+            return next((e for e in self.running if e.proc.name == name), None)
         return None
 
     # ---- stopping and collecting ------------------------------------------------------------

@@ -19,7 +19,7 @@ from orchestrator.spec import ExperimentSpec
 @dataclass(frozen=True)
 class Fault:
     at: float  # seconds after warm-up
-    event: str  # kill_leader | kill_sequencer | kill_follower | kill_leader_mid_batch
+    event: str  # kill_leader | kill_sequencer | kill_backup | kill_follower | ..._mid_batch
     group: int = 0
 
     @property
@@ -34,6 +34,8 @@ def schedule(spec: ExperimentSpec) -> list[Fault]:
         planned.append(Fault(spec.kill_leader, "kill_leader", 0))
     if spec.kill_sequencer >= 0:
         planned.append(Fault(spec.kill_sequencer, "kill_sequencer"))
+    if spec.kill_backup >= 0:
+        planned.append(Fault(spec.kill_backup, "kill_backup"))
     if spec.kill_follower >= 0:
         planned.append(Fault(spec.kill_follower, "kill_follower", 0))
     if spec.kill_leader_mid_batch >= 0:

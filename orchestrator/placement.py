@@ -127,7 +127,7 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
                     "record_noops": spec.record_noops,
                     "listen": endpoints[(group, replica)], "sequencer": seq_endpoints[0],
                     "peers": peers,
-                    "backup": seq_endpoints[1] if len(seq_endpoints) > 1 else None,
+                    "backups": seq_endpoints[1:],
                     "heartbeat_ms": spec.heartbeat_ms, "heartbeat_misses": spec.heartbeat_misses,
                     "bitmap_block": spec.bitmap_block, "gc_interval_ms": spec.gc_interval_ms,
                     "gc_next": gc_next, "gc_leader": group == 0,

@@ -43,6 +43,7 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bitmap_block: int = 0  # numbers per bitmap block; 0 = derive from the expected rate
     kill_leader: float = -1.0  # seconds after warm-up; -1 = never
     kill_sequencer: float = -1.0
+    kill_backup: float = -1.0  # kill -9 the first backup (after it took over): the next one serves
     kill_follower: float = -1.0  # kill -9 a follower of group 0
     kill_leader_mid_batch: float = -1.0  # group 0's leader dies between an answer and its log
     record_seqnums: bool = False
@@ -131,6 +132,7 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
         )
     for flag, at in (("--kill_leader", spec.kill_leader),
                         ("--kill_sequencer", spec.kill_sequencer),
+                        ("--kill_backup", spec.kill_backup),
                         ("--kill_follower", spec.kill_follower),
                         ("--kill_leader_mid_batch", spec.kill_leader_mid_batch)):
         if at >= 0 and at >= spec.expduration:
@@ -138,8 +140,13 @@ def validate(spec: ExperimentSpec) -> ExperimentSpec:
     nsequencers = spec.nsequencers
     if spec.kill_sequencer >= 0 and nsequencers < 2:
         nsequencers = 2
-    if not 1 <= nsequencers <= 2:
-        raise SpecError(f"--nsequencers must be 1 or 2, not {nsequencers}")
+    if spec.kill_backup >= 0:
+        if spec.kill_sequencer < 0 or spec.kill_backup <= spec.kill_sequencer:
+            raise SpecError("--kill_backup needs an earlier --kill_sequencer (the backup "
+                            "serves only after the sequencer died)")
+        nsequencers = max(nsequencers, 3)
+    if not 1 <= nsequencers <= 8:
+        raise SpecError(f"--nsequencers must be between 1 and 8, not {nsequencers}")
     if not 1024 <= spec.base_port <= 65000:
         raise SpecError(f"--base_port {spec.base_port} is outside 1024..65000")
     spec = msgspec.structs.replace(

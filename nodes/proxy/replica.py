@@ -77,7 +77,7 @@ class Replica:
         self.last_heard = 0.0  # loop time of the sequencer's last answer
         self.switch_waiters: list[tuple[int, Conn, int]] = []  # (epoch, conn, rid)
         self.fill_waiters: dict[int, tuple[Conn, int]] = {}
-        self.backup: Peer | None = None
+        self.backups: list[Peer] = []
         # Garbage-collection ring.
         self.gc_next: list[Peer] = []
         self.gc_round = 0
@@ -94,9 +94,10 @@ class Replica:
                 endpoint.host, endpoint.port, self.handle, name=f"replica-{peer_id}"
             ).start()
         self.connect_sequencer(self.state.seq_host, self.state.seq_port)
-        if self.conf.backup is not None:
-            b = self.conf.backup
-            self.backup = Peer(b.host, b.port, self.handle, name="backup sequencer").start()
+        for k, b in enumerate(self.conf.backups):
+            self.backups.append(
+                Peer(b.host, b.port, self.handle, name=f"standby sequencer epoch {k + 2}").start()
+            )
         for i, endpoint in enumerate(self.conf.gc_next):
             self.gc_next.append(
                 Peer(endpoint.host, endpoint.port, self.handle, name=f"gc-next-{i}").start()
@@ -133,7 +134,7 @@ class Replica:
                 self.send_batch(batch)
 
     def stop(self) -> None:
-        for peer in [*self.peers.values(), *self.gc_next, *([self.backup] if self.backup else [])]:
+        for peer in [*self.peers.values(), *self.gc_next, *self.backups]:
             peer.stop()
         if self.sequencer is not None:
             self.sequencer.stop()
@@ -492,11 +493,17 @@ class Replica:
             seq = self.sequencer
             if seq is not None and seq.up:
                 seq.call_cb(wire.Heartbeat(self.accept_epoch), self.on_heartbeat_reply)
-            if silent >= period * self.conf.heartbeat_misses and self.backup is not None:
-                if self.backup.up and self.state.epoch == self.accept_epoch:
-                    log.warning("sequencer epoch %d silent for %.0f ms: asking the backup",
+            standby = self.standby_for(self.accept_epoch)
+            if silent >= period * self.conf.heartbeat_misses and standby is not None:
+                if standby.up and self.state.epoch == self.accept_epoch:
+                    log.warning("sequencer epoch %d silent for %.0f ms: asking the standby",
                                 self.accept_epoch, silent * 1000)
-                    self.backup.cast(wire.TakeOver(self.conf.group, self.accept_epoch))
+                    standby.cast(wire.TakeOver(self.conf.group, self.accept_epoch))
+
+    def standby_for(self, dead_epoch: int) -> Peer | None:
+        """The standby that serves the epoch after dead_epoch, if one is configured."""
+        index = dead_epoch - 1
+        return self.backups[index] if 0 <= index < len(self.backups) else None
 
     def on_heartbeat_reply(self, reply: Any) -> None:
         if isinstance(reply, wire.HeartbeatReply) and reply.epoch >= self.accept_epoch:

@@ -35,7 +35,7 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
         if isinstance(msg, wire.TakeOver):
-            if conf.standby and takeover is None:
+            if conf.standby and takeover is None and msg.dead_epoch == conf.epoch - 1:
                 log.warning("group %d reports epoch %d dead: taking over as epoch %d",
                             msg.group, msg.dead_epoch, conf.epoch)
                 takeover = asyncio.get_running_loop().create_task(recover())

@@ -80,3 +80,11 @@ def test_seeded_schedule(tmp_path, seed):
     flags = [item for kind, at in schedule.items() for item in (f"--{kind}", str(at))]
     run_dir, output, code = run(tmp_path, f"seed{seed}", *flags)
     assert_contiguous(run_dir, output, code)
+
+
+def test_a_second_standby_takes_over_when_the_first_backup_dies(tmp_path):
+    run_dir, output, code = run(tmp_path, "twice", "--kill_sequencer", "1",
+                                "--kill_backup", "2.5", duration=4.5)
+    assert_contiguous(run_dir, output, code)
+    logs = "".join(p.read_text() for p in run_dir.glob("proxy-*.log"))
+    assert "switched to sequencer epoch 2" in logs and "switched to sequencer epoch 3" in logs
