@@ -637,5 +637,10 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
                      replica.raft.first_index, replica.raft.last_index,
                      replica.state.bases())
         last_ops, last_batches = ops, batches
+    state = replica.state
+    log.info("final: %s in term %d, %d ops and %d noop batches committed, noop numbers %s, "
+             "bitmap bases %s, numbers committed twice %d", replica.mode, replica.raft.term,
+             state.ops_committed, state.noops_committed, state.noop_numbers, state.bases(),
+             sum(b.duplicates for b in state.bitmaps))
     server.close()
     replica.stop()
