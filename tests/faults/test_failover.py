@@ -34,6 +34,10 @@ def assert_contiguous(run_dir: Path, output: str, code: int) -> None:
     assert code == 0, output
     assert "contiguity: OK" in output
     assert our_processes(str(run_dir)) == []
+    # Every surviving replica's bitmaps agree: no number was committed twice in any log.
+    finals = [line for p in run_dir.glob("proxy-*.log") for line in p.read_text().splitlines()
+              if " final: " in line]
+    assert finals and all(line.endswith("numbers committed twice 0") for line in finals)
 
 
 def test_leader_kill_then_sequencer_kill(tmp_path):
