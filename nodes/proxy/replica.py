@@ -23,6 +23,7 @@ from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
+from nodes.proxy.gc_ring import GcRing
 from nodes.proxy.group_state import GroupState
 from nodes.rpc import Conn, ConnectionLost, Peer
 
@@ -78,10 +79,7 @@ class Replica:
         self.switch_waiters: list[tuple[int, Conn, int]] = []  # (epoch, conn, rid)
         self.fill_waiters: dict[int, tuple[Conn, int]] = {}
         self.backups: list[Peer] = []
-        # Garbage-collection ring.
-        self.gc_next: list[Peer] = []
-        self.gc_round = 0
-        self.gc_sent_at = 0.0
+        self.gc = GcRing(conf, lambda: self.state.bitmaps, lambda: self.mode == LEADING)
         # Fault injection (SIGUSR1): die between a sequencer answer and its Raft entry, the
         # moment that leaves numbers owned by nobody.
         self.die_mid_batch = False
@@ -98,14 +96,10 @@ class Replica:
             self.backups.append(
                 Peer(b.host, b.port, self.handle, name=f"standby sequencer epoch {k + 2}").start()
             )
-        for i, endpoint in enumerate(self.conf.gc_next):
-            self.gc_next.append(
-                Peer(endpoint.host, endpoint.port, self.handle, name=f"gc-next-{i}").start()
-            )
+        self.gc.start(self.handle)
         self.loop.create_task(self.ticker())
         self.loop.create_task(self.resender())
         self.loop.create_task(self.heartbeats())
-        self.loop.create_task(self.gc_timer())
         if self.conf.designated_leader:
             self.loop.create_task(self.campaign_when_connected())
 
@@ -134,8 +128,9 @@ class Replica:
                 self.send_batch(batch)
 
     def stop(self) -> None:
-        for peer in [*self.peers.values(), *self.gc_next, *self.backups]:
+        for peer in [*self.peers.values(), *self.backups]:
             peer.stop()
+        self.gc.stop()
         if self.sequencer is not None:
             self.sequencer.stop()
         if self.noops is not None:
@@ -148,7 +143,7 @@ class Replica:
             self.raft.step(msg)
             self.schedule_ready()
         elif isinstance(msg, wire.GcToken):
-            self.on_gc_token(msg)
+            self.gc.on_token(msg)
         elif isinstance(msg, wire.SwitchRequest):
             self.on_switch(conn, rid, msg)
         elif isinstance(msg, wire.CollectRequest):
@@ -567,51 +562,6 @@ class Replica:
         log.info("committing %d hole range(s) as noops for the backup sequencer", len(ops))
         self.propose(entries.BatchEntry(0, self.state.next_batch_id, ops, [], noop=True,
                                         fill_id=req.fill_id))
-
-    # ---- garbage collection of the bitmaps -------------------------------------------------
-    async def gc_timer(self) -> None:
-        period = self.conf.gc_interval_ms / 1000
-        while True:
-            await asyncio.sleep(period)
-            if self.mode != LEADING or not self.conf.gc_leader:
-                continue
-            bitmaps = self.state.bitmaps
-            if not self.gc_next:
-                # One group owns every number: a full head block is complete.
-                for bitmap in bitmaps:
-                    while bitmap.head_count() == bitmap.block:
-                        bitmap.truncate()
-                continue
-            now = self.loop.time()
-            if self.gc_sent_at and now - self.gc_sent_at < 10 * period:
-                continue  # the previous round is still travelling the ring
-            self.gc_round += 1
-            self.gc_sent_at = now
-            token = wire.GcToken(self.gc_round, [b.base for b in bitmaps],
-                                 [b.head_count() for b in bitmaps])
-            for peer in self.gc_next:
-                peer.cast(token)
-
-    def on_gc_token(self, token: wire.GcToken) -> None:
-        if self.mode != LEADING:
-            return  # only one replica per group (the leader) takes part
-        bitmaps = self.state.bitmaps
-        if self.conf.gc_leader:
-            if token.round != self.gc_round:
-                return
-            self.gc_sent_at = 0.0
-            for bitmap, base, count in zip(bitmaps, token.bases, token.counts, strict=False):
-                if bitmap.base == base and count >= bitmap.block:
-                    bitmap.truncate()
-            return
-        counts = list(token.counts)
-        for i, (bitmap, base) in enumerate(zip(bitmaps, token.bases, strict=False)):
-            # A base behind the token's means the origin proved that block complete.
-            bitmap.truncate_to(base)
-            counts[i] += bitmap.head_count() if bitmap.base == base else bitmap.block
-        forwarded = wire.GcToken(token.round, token.bases, counts)
-        for peer in self.gc_next:
-            peer.cast(forwarded)
 
 
 async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
