@@ -23,18 +23,18 @@ from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
+from nodes.proxy.failover import FOLLOWING, GAINING, LEADING, FailoverMixin
 from nodes.proxy.gc_ring import GcRing
 from nodes.proxy.group_state import GroupState
 from nodes.rpc import Conn, ConnectionLost, Peer
 
 log = logging.getLogger("mason.proxy")
 
-FOLLOWING, GAINING, LEADING = "follower", "gaining", "leader"
 RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
 NOT_READY_RETRY = 0.02  # seconds between asks to a backup sequencer that is still recovering
 
 
-class Replica:
+class Replica(FailoverMixin):
     def __init__(self, conf: ProxyConfig) -> None:
         self.conf = conf
         self.nspaces = conf.nspaces
@@ -469,99 +469,6 @@ class Replica:
         if self.raft.propose(entries.encode(entry)) is None:
             log.info("proposal dropped: no longer leader")
         self.schedule_ready()
-
-    # ---- sequencer failover ----------------------------------------------------------
-    def is_raft_leader(self) -> bool:
-        return self.mode != FOLLOWING and self.raft.role == raft.Role.LEADER
-
-    async def heartbeats(self) -> None:
-        """Detect a silent sequencer and ask the backup to take over."""
-        period = self.conf.heartbeat_ms / 1000
-        while True:
-            await asyncio.sleep(period)
-            if not self.is_raft_leader():
-                self.last_heard = self.loop.time()
-                continue
-            silent = self.loop.time() - self.last_heard
-            if silent < period:
-                continue
-            seq = self.sequencer
-            if seq is not None and seq.up:
-                seq.call_cb(wire.Heartbeat(self.accept_epoch), self.on_heartbeat_reply)
-            standby = self.standby_for(self.accept_epoch)
-            if silent >= period * self.conf.heartbeat_misses and standby is not None:
-                if standby.up and self.state.epoch == self.accept_epoch:
-                    log.warning("sequencer epoch %d silent for %.0f ms: asking the standby",
-                                self.accept_epoch, silent * 1000)
-                    standby.cast(wire.TakeOver(self.conf.group, self.accept_epoch))
-
-    def standby_for(self, dead_epoch: int) -> Peer | None:
-        """The standby that serves the epoch after dead_epoch, if one is configured."""
-        index = dead_epoch - 1
-        return self.backups[index] if 0 <= index < len(self.backups) else None
-
-    def on_heartbeat_reply(self, reply: Any) -> None:
-        if isinstance(reply, wire.HeartbeatReply) and reply.epoch >= self.accept_epoch:
-            self.last_heard = self.loop.time()
-
-    def not_leader(self, conn: Conn, rid: int) -> None:
-        conn.reply(rid, wire.GroupReply(self.conf.group, False, self.leader_hint()))
-
-    def on_switch(self, conn: Conn, rid: int, req: wire.SwitchRequest) -> None:
-        if self.state.epoch >= req.epoch:
-            conn.reply(rid, wire.GroupReply(self.conf.group, True))
-            return
-        if not self.is_raft_leader():
-            self.not_leader(conn, rid)
-            return
-        # From now on no answer of an older sequencer may enter the log: the backup will
-        # hand out every number the log does not hold once all groups have switched.
-        self.accept_epoch = max(self.accept_epoch, req.epoch)
-        self.switch_waiters.append((req.epoch, conn, rid))
-        self.propose(entries.SwitchSequencer(req.epoch, req.host, req.port))
-
-    def switched(self, entry: entries.SwitchSequencer) -> None:
-        if entry.epoch < self.state.epoch:
-            return
-        self.accept_epoch = max(self.accept_epoch, entry.epoch)
-        self.connect_sequencer(entry.host, entry.port)
-        self.last_heard = self.loop.time()
-        waiting, self.switch_waiters = self.switch_waiters, []
-        for epoch, conn, rid in waiting:
-            if epoch <= self.state.epoch:
-                conn.reply(rid, wire.GroupReply(self.conf.group, True))
-            else:
-                self.switch_waiters.append((epoch, conn, rid))
-        log.info("switched to sequencer epoch %d at %s:%d", entry.epoch, entry.host, entry.port)
-
-    def on_collect(self, conn: Conn, rid: int, req: wire.CollectRequest) -> None:
-        # A new leader answers only once everything committed before its term is applied
-        # here, or its bitmaps could miss numbers that earlier leaders committed.
-        settled = self.raft.applied_index >= self.term_start
-        if not self.is_raft_leader() or self.state.epoch < req.epoch or not settled:
-            self.not_leader(conn, rid)
-            return
-        bitmaps = self.state.bitmaps
-        conn.reply(rid, wire.CollectReply(
-            self.conf.group, True, self.conf.replica, [b.base for b in bitmaps],
-            [bytes(b.bits) for b in bitmaps],
-        ))
-
-    def on_fill(self, conn: Conn, rid: int, req: wire.FillRequest) -> None:
-        if req.fill_id in self.state.fills:
-            conn.reply(rid, wire.GroupReply(self.conf.group, True))
-            return
-        if not self.is_raft_leader():
-            self.not_leader(conn, rid)
-            return
-        if req.fill_id in self.fill_waiters:
-            self.fill_waiters[req.fill_id] = (conn, rid)
-            return
-        ops = entries.fill_records(req.holes, self.nspaces)
-        self.fill_waiters[req.fill_id] = (conn, rid)
-        log.info("committing %d hole range(s) as noops for the backup sequencer", len(ops))
-        self.propose(entries.BatchEntry(0, self.state.next_batch_id, ops, [], noop=True,
-                                        fill_id=req.fill_id))
 
 
 async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
