@@ -55,6 +55,8 @@ class Replica(FailoverMixin):
         self.term_start = 0
         self.admission: Admission | None = None
         self.inflight: dict[tuple[int, int], Op] = {}
+        # Entries this replica proposed as leader, by log index: (term, entry).
+        self.proposed: dict[int, tuple[int, entries.BatchEntry | entries.SwitchSequencer]] = {}
         self.pending: dict[int, Batch] = {}  # srid -> batch waiting for the sequencer
         self.next_srid = 1
         self.acks: dict[int, int] = {}  # client acks to piggy-back on the next entry
@@ -180,8 +182,12 @@ class Replica(FailoverMixin):
                     peer.cast(msg)
             if rd.snapshot is not None:
                 self.state.restore(rd.snapshot.data)
+            proposed = self.proposed
             for entry in rd.committed:
-                if entry.data:
+                mine = proposed.pop(entry.index, None)
+                if mine is not None and mine[0] == entry.term:
+                    self.apply(mine[1])
+                elif entry.data:
                     self.apply(entries.decode(entry.data))
             if rd.role_changed:
                 self.on_role_change()
@@ -246,6 +252,7 @@ class Replica(FailoverMixin):
                 op.conn.reply(op.rid, wire.OpReply(op.reqid, None, hint))
         self.inflight.clear()
         self.pending.clear()
+        self.proposed.clear()
         for _, conn, rid in self.switch_waiters:
             conn.reply(rid, wire.GroupReply(self.conf.group, False, hint))
         self.switch_waiters.clear()
@@ -466,8 +473,12 @@ class Replica(FailoverMixin):
     def propose(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
         if isinstance(entry, entries.BatchEntry):
             entry.gc_bases = self.state.bases()
-        if self.raft.propose(entries.encode(entry)) is None:
+        index = self.raft.propose(entries.encode(entry))
+        if index is None:
             log.info("proposal dropped: no longer leader")
+        else:
+            # Applying our own entry needs no decode; the term tells it is still ours.
+            self.proposed[index] = (self.raft.term, entry)
         self.schedule_ready()
 
 
