@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from analysis.contiguity import check_run
 from orchestrator import testbed
 from tests.conftest import masonctl, our_processes
+from tests.testbed.bed import Bed
 
 pytestmark = pytest.mark.testbed
 
@@ -25,22 +25,14 @@ if _missing:
 SHORT = ["--warmup", "1", "--cooldown", "0.5", "--expduration", "3"]
 
 
-class Bed:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / "testbed"
-        self.nodes = root / "nodes"
-        self.info = root / "machine_info.txt"
-        self.results = root / "results"
-
-    def run(self, name: str, *extra: str):
-        return masonctl(
-            "run", "--machine-info", str(self.info), "--testbed", str(self.dir),
-            "--nproxies", "3", "--nproxy_threads", "1", "--nclients", "1",
-            "--nclient_threads", "2", "--client_concurrency", "16", "--nsequence_spaces", "2",
-            "--record-seqnums", *SHORT, "--outdir", name, "--results", str(self.results),
-            *extra, cwd=self.root, timeout=280,
-        )
+def run(bed: Bed, name: str, *extra: str):
+    return masonctl(
+        "run", "--machine-info", str(bed.info), "--testbed", str(bed.dir),
+        "--nproxies", "3", "--nproxy_threads", "1", "--nclients", "1",
+        "--nclient_threads", "2", "--client_concurrency", "16", "--nsequence_spaces", "2",
+        "--record-seqnums", *SHORT, "--outdir", name, "--results", str(bed.results),
+        *extra, cwd=bed.root, timeout=280,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +41,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         pytest.skip("a mason testbed is already up on this box (masonctl testbed down)")
     bed = Bed(tmp_path_factory.mktemp("rehearsal-run"))
     try:
-        up = masonctl("testbed", "up", "--hosts", "7", "--dir", str(bed.dir), cwd=bed.root)
+        up = bed.up()
         assert up.returncode == 0, up.stderr
-        setup = masonctl("setup", "root", "--testbed", str(bed.dir), "--workdir",
-                         str(bed.nodes), "--machine-info", str(bed.info), cwd=bed.root,
-                         timeout=280)
+        setup = bed.setup()
         assert setup.returncode == 0, setup.stdout + setup.stderr
         yield bed
     finally:
@@ -62,7 +52,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 
 
 def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
-    done = bed.run("plain")
+    done = run(bed, "plain")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "contiguity: OK" in output
@@ -80,7 +70,7 @@ def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
 
 
 def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):
-    done = bed.run("kill-leader", "--kill_leader", "1.5")
+    done = run(bed, "kill-leader", "--kill_leader", "1.5")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "kill_leader" in (bed.results / "kill-leader" / "faults.log").read_text()

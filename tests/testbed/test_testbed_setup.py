@@ -21,6 +21,7 @@ from orchestrator.hosts import HostError
 from orchestrator.machines import read_machine_info
 from orchestrator.ssh_host import SSHHost, hosts_for
 from tests.conftest import masonctl, our_processes, wait_for
+from tests.testbed.bed import Bed
 
 pytestmark = pytest.mark.testbed
 
@@ -38,27 +39,11 @@ if _busy:
 REHEARSAL = ipaddress.IPv4Network("198.18.0.0/15")
 
 
-class Bed:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / "testbed"
-        self.nodes = root / "nodes"
-        self.info = root / "machine_info.txt"
-
-    def state(self) -> testbed.TestbedState:
-        return testbed.load_state(self.dir)
-
-    def setup(self, *extra: str):
-        return masonctl("setup", "root", "--testbed", str(self.dir), "--workdir",
-                        str(self.nodes), "--machine-info", str(self.info), *extra,
-                        cwd=self.root, timeout=280)
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     bed = Bed(tmp_path_factory.mktemp("rehearsal"))
     try:
-        done = masonctl("testbed", "up", "--hosts", "7", "--dir", str(bed.dir), cwd=bed.root)
+        done = bed.up()
         assert done.returncode == 0, done.stderr
         yield bed
     finally:
