@@ -24,7 +24,7 @@ from analysis.contiguity import check_run
 from analysis.datfiles import read_faults
 from analysis.plots import plot_recovery, total_series
 from orchestrator.runner import execute_local
-from orchestrator.spec import build
+from orchestrator.spec import ExperimentSpec, build
 
 console = Console(stderr=True)
 BIN_MS = 50
@@ -55,13 +55,18 @@ def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
     }
 
 
-def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
-    spec = build(name, "mason", {
+def fault_spec(name: str, seconds: float, base_port: int,
+               faults: dict[str, float]) -> ExperimentSpec:
+    """The failure experiments' cluster: 2 spaces, 2 groups, 2 clients, every number recorded."""
+    return build(name, "mason", {
         "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,
         "client_concurrency": 16, "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
-        "base_port": 31000 + sum(map(ord, name)) % 20 * 100, "record_seqnums": True,
-        "record_noops": True, **faults,
+        "base_port": base_port, "record_seqnums": True, "record_noops": True, **faults,
     })
+
+
+def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
+    spec = fault_spec(name, seconds, 31000 + sum(map(ord, name)) % 20 * 100, faults)
     run_dir = root / name
     execute_local(spec, run_dir, console)
     verdict = check_run(run_dir)

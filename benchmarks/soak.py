@@ -18,22 +18,17 @@ from pathlib import Path
 from rich.console import Console
 
 from analysis.contiguity import check_run
+from benchmarks.recovery import fault_spec
 from orchestrator.experiment import RunFailed
 from orchestrator.faults import seeded_schedule
 from orchestrator.runner import execute_local
-from orchestrator.spec import build
 
 console = Console(stderr=True)
 
 
 def soak_one(seed: int, seconds: float, root: Path) -> dict[str, object]:
     schedule = seeded_schedule(seed, seconds)
-    spec = build(f"seed-{seed}", "mason", {
-        "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,
-        "client_concurrency": 16, "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
-        "base_port": 32000 + seed % 50 * 40, "record_seqnums": True, "record_noops": True,
-        **schedule,
-    })
+    spec = fault_spec(f"seed-{seed}", seconds, 32000 + seed % 50 * 40, schedule)
     run_dir = root / spec.name
     try:
         execute_local(spec, run_dir, console)

@@ -168,16 +168,6 @@ class GcToken(Msg, tag="gc"):
     counts: list[int]
 
 
-# ---- proxy -> noop recorder ----------------------------------------------------------
-
-
-class NoopRecord(Msg, tag="nr"):
-    group: int
-    unix_us: int
-    counts: list[int]
-    lasts: list[int]
-
-
 class Ack(Msg, tag="ok"):
     pass
 
@@ -189,7 +179,6 @@ Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Struc
     SeqReply,
     Heartbeat,
     HeartbeatReply,
-    NoopRecord,
     Ack,
     TakeOver,
     SwitchRequest,

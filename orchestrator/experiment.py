@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -76,13 +76,6 @@ class Cluster:
         return cls(slots, {s.name: host for s in slots})
 
 
-@dataclass
-class Outcome:
-    results: Path
-    started: int
-    fault_events: list[str] = field(default_factory=list)
-
-
 class Experiment:
     def __init__(
         self,
@@ -102,7 +95,7 @@ class Experiment:
         self.fault_log = faults.FaultLog(results / "faults.log")
 
     # ---- the whole run ---------------------------------------------------------------
-    def run(self) -> Outcome:
+    def run(self) -> None:
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
         try:
@@ -116,7 +109,6 @@ class Experiment:
             self.stop_all()
             self.fault_log.close()
         self.collect()
-        return Outcome(self.results, len(self.running), self.fault_log.events)
 
     # ---- launching ----------------------------------------------------------------------
     def host_of(self, proc: Proc) -> Host:

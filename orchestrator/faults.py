@@ -46,7 +46,6 @@ def schedule(spec: ExperimentSpec) -> list[Fault]:
 class FaultLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.events: list[str] = []
         self._file: TextIO | None = None
 
     def mark(self, event: str, target: str) -> None:
@@ -54,7 +53,6 @@ class FaultLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a")
         line = f"{time.time_ns() // 1_000_000} {event} {target}"
-        self.events.append(line)
         self._file.write(line + "\n")
         self._file.flush()
 

@@ -37,7 +37,6 @@ class Proc:
     context: dict[str, Any]  # template variables
     group: int = -1
     replica: int = -1
-    port: int = 0
 
     @property
     def module(self) -> str:
@@ -50,12 +49,6 @@ class Placement:
 
     def by_role(self, role: str) -> list[Proc]:
         return [p for p in self.procs if p.role == role]
-
-    def group_replicas(self, group: int) -> list[Proc]:
-        return sorted(
-            (p for p in self.procs if p.role == "proxy" and p.group == group),
-            key=lambda p: p.replica,
-        )
 
 
 def _need(slots: dict[str, list[Slot]], role: str, count: int) -> list[Slot]:
@@ -100,7 +93,7 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
     # over when the groups report the one before it dead.
     for i, slot in enumerate(sequencers):
         placement.procs.append(Proc(
-            name=slot.name, role="sequencer", machine=slot.name, port=seq_endpoints[i]["port"],
+            name=slot.name, role="sequencer", machine=slot.name,
             context={**common, "name": slot.name, "outdir": slot.rundir, "epoch": i + 1,
                      "standby": i > 0, "groups": groups if i > 0 else {},
                      "listen": seq_endpoints[i]},
@@ -116,7 +109,6 @@ def place(spec: ExperimentSpec, machines: list[Slot]) -> Placement:
             gc_next = [] if spec.ngroups == 1 else groups[str(ring_next)]
             placement.procs.append(Proc(
                 name=name, role="proxy", machine=slot.name, group=group, replica=replica,
-                port=endpoints[(group, replica)]["port"],
                 context={
                     **common, "name": name, "outdir": slot.rundir, "group": group,
                     "replica": replica, "epoch": 1, "designated_leader": replica == 0,

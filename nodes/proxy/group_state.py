@@ -208,7 +208,3 @@ class GroupState:
             bitmap.base = base
             bitmap.bits = bytearray(bits)
         self.fills = set(snap.fills)
-
-
-def is_noop(op: OpRecord) -> bool:
-    return op.client_id == NOOP_CLIENT

@@ -376,12 +376,17 @@ class Replica(FailoverMixin):
             reply = await seq.call(req, timeout=self.conf.seq_timeout_ms / 1000)
         except (ConnectionLost, TimeoutError):
             return None
-        if not isinstance(reply, wire.SeqReply) or reply.epoch < self.accept_epoch:
-            return None
-        self.last_heard = self.loop.time()
-        if reply.status == wire.SEQ_NOT_READY:
+        if not self.heard(reply) or reply.status == wire.SEQ_NOT_READY:
             return None
         return reply
+
+    def heard(self, reply: Any) -> bool:
+        """Whether reply is a sequencer answer of an epoch this group accepts; if so, it is
+        also a sign of life for failure detection."""
+        if not isinstance(reply, wire.SeqReply) or reply.epoch < self.accept_epoch:
+            return False
+        self.last_heard = self.loop.time()
+        return True
 
     def send_batch(self, batch: Batch) -> None:
         self.pending[batch.srid] = batch
@@ -415,11 +420,8 @@ class Replica(FailoverMixin):
             self.send_batch(batch)
 
     def on_seq_reply(self, term: int, batch: Batch, reply: Any) -> None:
-        if not isinstance(reply, wire.SeqReply):
-            return  # connection lost: the resender tries again
-        if reply.epoch < self.accept_epoch:
-            return  # from a sequencer this group has switched away from
-        self.last_heard = self.loop.time()
+        if not self.heard(reply):
+            return  # a lost connection (the resender tries again) or a sequencer switched from
         if self.mode != LEADING or self.raft.term != term:
             return
         if reply.status == wire.SEQ_NOT_READY:
