@@ -41,7 +41,21 @@ class SequencerConfig(Common, kw_only=True):
     stats_interval_s: float = 1.0
 
 
+class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The shared log's layout (nodes/logserver/layout.py): chain c's replicas, head first."""
+
+    chains: list[list[Endpoint]]
+    max_entry_bytes: int = 4096
+
+
 class ProxyConfig(Common, kw_only=True):
+    # What the group serves: "mason" (multi-sequence numbers) or "corfumason" (appends to
+    # the shared log in `log`, reads forwarded to a chain's tail).
+    service: str = "mason"
+    log: ChainConfig | None = None
+    # corfumason reads: "any" replica forwards to the tail (the original's behaviour);
+    # "leader" only the leader does (followers redirect).
+    read_policy: str = "any"
     group: int
     replica: int  # Raft node id within the group (0..2)
     peers: dict[str, Endpoint]  # replica id (as text, TOML keys are strings) -> endpoint
@@ -73,10 +87,23 @@ class ProxyConfig(Common, kw_only=True):
     record_noops: bool = False
 
 
+WORKLOADS = ("sequence", "append", "read")
+
+
+class Workload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What a client asks for: numbers (mason), log appends or log reads (Corfu systems)."""
+
+    kind: str = "sequence"  # one of WORKLOADS
+    entry_size: int = 64  # bytes per appended entry
+    max_log_position: int = 0  # reads: positions drawn from [0, max_log_position)
+    seed: int = 0  # reads: the position generator's seed (with the client id)
+
+
 class ClientConfig(Common, kw_only=True):
     client_id: int
     group: int
     replicas: list[Endpoint]  # index = replica id; replica 0 is tried first
+    workload: Workload = Workload()
     concurrency: int = 32
     counts: list[int] = []  # numbers per space per operation; empty = 1 in every space
     warmup_s: float = 4.0
@@ -86,6 +113,34 @@ class ClientConfig(Common, kw_only=True):
     drain_s: float = 10.0  # at the end, how long to wait for outstanding answers
     record_seqnums: bool = False
     series_bin_ms: int = 10
+
+
+class CorfuClientConfig(Common, kw_only=True):
+    """A plain Corfu client: tokens from the sequencer, then chain writes and tail reads."""
+
+    client_id: int
+    sequencer: Endpoint
+    log: ChainConfig
+    workload: Workload = Workload(kind="append")
+    concurrency: int = 8
+    warmup_s: float = 4.0
+    duration_s: float = 10.0
+    cooldown_s: float = 4.0
+    timeout_ms: int = 1000  # a log server or the sequencer silent this long counts as failed
+    drain_s: float = 10.0
+    record_seqnums: bool = False  # positions of acknowledged appends, and of filled holes
+    series_bin_ms: int = 10
+
+
+class LogServerConfig(Common, kw_only=True):
+    """One log-server process (the original's storage thread): a replica of some chains."""
+
+    chains: list[int]  # the chain ids this process holds a replica of
+    nchains: int  # chains in the whole log: position p is on chain p mod nchains
+    max_entry_bytes: int = 4096
+    capacity: int = 1 << 24  # positions held per chain; a write beyond is refused, never wrapped
+    prefill: int = 0  # reads: positions [0, prefill) of its chains start written
+    dump_entries: bool = False  # at a clean stop write <name>.entries for the log checker
 
 
 ConfigT = TypeVar("ConfigT", bound=Common)

@@ -54,12 +54,19 @@ class OpReply(Msg, tag="opr"):
     """The operation's ranges, or `lasts is None` when the receiver is not the leader.
 
     `leader` is the replica index the receiver believes leads the group (-1: unknown).
+    `status` and `payload` are the system's answer (OP_OK for a pure sequencing operation;
+    a log read answers with a LOG_* status and the entry's bytes).
     """
 
     reqid: int
     lasts: list[int] | None
     leader: int = -1
     payload: bytes = b""
+    status: int = 0
+
+
+OP_OK = 0
+OP_REFUSED = 100  # the service refused the operation (bad payload); `payload` says why
 
 
 # ---- proxy <-> sequencer -------------------------------------------------------------
@@ -172,6 +179,66 @@ class Ack(Msg, tag="ok"):
     pass
 
 
+# ---- log servers (Corfu's shared log) -------------------------------------------------
+#
+# Every request names the epoch of the writer's view of the chain. A server that was sealed
+# at a higher epoch refuses it with LOG_SEALED and tells the members of the newer view, so
+# the writer adopts that view and retries.
+
+LOG_OK = 0
+LOG_WRITTEN = 1  # write-once: the position already holds an entry (its kind and bytes follow)
+LOG_UNWRITTEN = 2  # a read of a position nobody wrote or filled
+LOG_TRIMMED = 3  # the position was trimmed (or lies below the prefix trim)
+LOG_SEALED = 4  # the request's epoch is older than the server's; `members` is the newer view
+LOG_BAD = 5  # malformed: negative position, entry too large, not this server's chain
+LOG_UNAVAILABLE = 6  # (writer side) no replica of the chain answers
+
+ENTRY_DATA = 0
+ENTRY_HOLE = 1  # a fill: the position is consumed by nobody; obeys write-once too
+
+
+class LogWrite(Msg, tag="lw"):
+    chain: int
+    epoch: int
+    position: int
+    kind: int  # ENTRY_DATA or ENTRY_HOLE
+    data: bytes
+
+
+class LogRead(Msg, tag="lr"):
+    chain: int
+    epoch: int
+    position: int
+
+
+class LogTrim(Msg, tag="lt"):
+    """Trim one position, or (prefix) every position below `position`."""
+
+    chain: int
+    epoch: int
+    position: int
+    prefix: bool
+
+
+class LogSeal(Msg, tag="ls"):
+    """Refuse requests of epochs below `epoch` from now on; `members` is the new view
+    (indices into the chain's original replica list, head first)."""
+
+    chain: int
+    epoch: int
+    members: list[int]
+
+
+class LogReply(Msg, tag="lrp"):
+    status: int
+    position: int
+    epoch: int  # the server's epoch for the chain
+    kind: int = ENTRY_DATA
+    data: bytes = b""
+    members: list[int] = []  # with LOG_SEALED / a seal: the chain's current view
+    tail: int = -1  # with a seal: the highest position written on this replica
+
+
 Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs
     OpRequest,
     OpReply,
@@ -187,6 +254,11 @@ Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Struc
     CollectReply,
     FillRequest,
     GcToken,
+    LogWrite,
+    LogRead,
+    LogTrim,
+    LogSeal,
+    LogReply,
     RaftMessage,
 ]
 

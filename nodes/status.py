@@ -1,0 +1,79 @@
+"""Files a node process leaves for the orchestrator and the tests: writer and reader together.
+
+- `<name>.role`: a proxy replica's part in its group and its Raft term, rewritten on every
+  change (`leader 7`), so the orchestrator can find a group's leader to kill.
+- `<name>.node.json`: the final summary a server process (sequencer, proxy, log server)
+  writes on a clean stop: counters that tests and the orchestrator read instead of log lines.
+
+Clients keep their own `<name>.summary.json` (nodes/metrics.py), which analysis/ reads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+FOLLOWER, GAINING, LEADER = "follower", "gaining", "leader"
+ROLES = (FOLLOWER, GAINING, LEADER)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def role_path(outdir: str | Path, name: str) -> Path:
+    return Path(outdir) / f"{name}.role"
+
+
+def write_role(outdir: str | Path, name: str, role: str, term: int) -> None:
+    _atomic_write(role_path(outdir, name), f"{role} {term}\n".encode())
+
+
+def parse_role(text: str) -> tuple[str, int] | None:
+    """(role, term) from a .role file's text, or None when it is not one."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0] not in ROLES or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+class NodeSummary(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A server process's last word. Fields a role does not have stay at their defaults."""
+
+    name: str
+    role: str  # sequencer | proxy | logserver
+    group: int = -1
+    replica: int = -1
+    final_role: str = ""  # proxies: follower | gaining | leader
+    term: int = 0
+    ops_committed: int = 0
+    noops_committed: int = 0
+    noop_numbers: list[int] = []
+    bitmap_bases: list[int] = []
+    numbers_committed_twice: int = 0
+    epoch: int = 0
+    counters: list[int] = []  # sequencers: the next number of each space
+    writes: int = 0  # log servers
+    reads: int = 0
+    refused: int = 0  # log servers: requests answered with an error status
+    entries: int = 0  # log servers: positions holding an entry or a hole
+
+
+def summary_path(outdir: str | Path, name: str) -> Path:
+    return Path(outdir) / f"{name}.node.json"
+
+
+def write_summary(outdir: str | Path, summary: NodeSummary) -> None:
+    _atomic_write(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
+
+
+def read_summary(path: str | Path) -> NodeSummary:
+    """Raises ValueError with a one-line reason when the file is not a NodeSummary."""
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=NodeSummary)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
