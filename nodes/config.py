@@ -90,7 +90,7 @@ class ProxyConfig(Common, kw_only=True):
 WORKLOADS = ("sequence", "append", "read")
 
 
-class Workload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Workload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """What a client asks for: numbers (mason), log appends or log reads (Corfu systems)."""
 
     kind: str = "sequence"  # one of WORKLOADS
