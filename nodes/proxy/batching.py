@@ -17,12 +17,14 @@ from typing import Any
 class Op:
     """An operation known to the leader and not yet answered."""
 
-    __slots__ = ("client_id", "reqid", "counts", "lasts", "conn", "rid")
+    __slots__ = ("client_id", "reqid", "counts", "lasts", "conn", "rid", "payload")
 
-    def __init__(self, client_id: int, reqid: int, counts: list[int], conn: Any, rid: int):
+    def __init__(self, client_id: int, reqid: int, counts: list[int], conn: Any, rid: int,
+                 payload: bytes = b""):
         self.client_id = client_id
         self.reqid = reqid
         self.counts = counts
+        self.payload = payload
         self.lasts: list[int] | None = None
         self.conn = conn  # where to answer (the latest request for this op), or None
         self.rid = rid

@@ -15,14 +15,17 @@ import msgspec
 NOOP_CLIENT = -1  # client id of the single operation of a noop batch
 
 
-class OpRecord(msgspec.Struct, array_like=True):
+class OpRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     client_id: int
     reqid: int
     counts: list[int]
     lasts: list[int]
+    # What the system keeps of the operation so any replica can finish it (a log append's
+    # bytes); empty for pure sequencing.
+    payload: bytes = b""
 
 
-class BatchEntry(msgspec.Struct, array_like=True, tag="b"):
+class BatchEntry(msgspec.Struct, array_like=True, tag="b", omit_defaults=True):
     srid: int
     batch_id: int
     ops: list[OpRecord]
@@ -33,6 +36,9 @@ class BatchEntry(msgspec.Struct, array_like=True, tag="b"):
     gc_bases: list[int] = []
     # Non-zero for the noops a backup sequencer asked for (applied at most once per id).
     fill_id: int = 0
+    # The service's own notes from the leader (CorfuMason: positions whose chain writes
+    # finished), applied by every replica.
+    notes: bytes = b""
 
 
 class SwitchSequencer(msgspec.Struct, array_like=True, tag="s"):

@@ -19,6 +19,8 @@ import msgspec
 
 from nodes.bitmap import Bitmap
 from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, SwitchSequencer
+from nodes.services import Effect, Service
+from nodes.services.mason import MasonService
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -38,6 +40,7 @@ class Snapshot(msgspec.Struct, array_like=True):
     bitmap_bases: list[int]
     bitmap_bits: list[bytes]
     fills: list[int]
+    service: bytes = b""
 
 
 _snap_encoder = msgspec.msgpack.Encoder()
@@ -46,9 +49,13 @@ _snap_decoder = msgspec.msgpack.Decoder(Snapshot)
 
 class GroupState:
     def __init__(
-        self, nspaces: int, epoch: int, seq_host: str, seq_port: int, block: int = 1 << 16
+        self, nspaces: int, epoch: int, seq_host: str, seq_port: int, block: int = 1 << 16,
+        service: Service | None = None,
     ) -> None:
         self.nspaces = nspaces
+        self.service: Service = service if service is not None else MasonService(nspaces)
+        # What the last applied entry's operations owe the leader (None: nothing).
+        self.owed: list[list[Effect]] | None = None
         self.bitmaps = [Bitmap(block) for _ in range(nspaces)]
         self.fills: set[int] = set()
         self.results: dict[int, dict[int, list[int]]] = {}
@@ -108,7 +115,11 @@ class GroupState:
 
     # ---- apply ----------------------------------------------------------------------------
     def apply(self, entry: BatchEntry | SwitchSequencer) -> list[OpRecord]:
-        """Apply one committed entry; returns the operations it committed (noops included)."""
+        """Apply one committed entry; returns the operations it committed (noops included).
+
+        What they owe (effects the leader must finish before they are done) is left in
+        `owed`, one list per returned operation, or None."""
+        self.owed = None
         if isinstance(entry, SwitchSequencer):
             if entry.epoch > self.epoch:
                 self.epoch, self.seq_host, self.seq_port = entry.epoch, entry.host, entry.port
@@ -119,12 +130,16 @@ class GroupState:
             self.fills.add(entry.fill_id)
         for client_id, ack in entry.acks:
             self.apply_ack(client_id, ack)
+        service = self.service
+        if entry.notes:
+            service.apply_notes(entry.notes)
         for bitmap, base in zip(self.bitmaps, entry.gc_bases, strict=False):
             bitmap.truncate_to(base)
         self.mark_numbers(entry.ops)
         self.settle_srid(entry.srid)
         if entry.batch_id >= self.next_batch_id:
             self.next_batch_id = entry.batch_id + 1
+        self.owed = service.apply(entry.ops, entry.noop)
         if entry.noop:
             self.noops_committed += 1
             for op in entry.ops:
@@ -184,6 +199,7 @@ class GroupState:
                 bitmap_bases=self.bases(),
                 bitmap_bits=[bytes(b.bits) for b in self.bitmaps],
                 fills=sorted(self.fills),
+                service=self.service.snapshot(),
             )
         )
 
@@ -208,3 +224,4 @@ class GroupState:
             bitmap.base = base
             bitmap.bits = bytearray(bits)
         self.fills = set(snap.fills)
+        self.service.restore(snap.service)

@@ -1,10 +1,16 @@
-"""The proxy process: drives one Raft replica of one group from its event loop.
+"""The proxy process: one replica of one Raft group, the same host for every system.
 
-Normal path on the leader: admit a client operation (dedup, client-determined order) ->
-batch (closed by a timeout counted from the batch's first operation, or by a size cap) ->
-one sequencer request per batch -> split the returned ranges over the batch's operations
--> one Raft entry per batch -> on commit, answer each client. Followers apply the same
-entries, so any of them can take over with the answers and the srid bookkeeping.
+Normal path on the leader: admit a client operation (validation by the group's service,
+dedup, client-determined order) -> batch (closed by a timeout counted from the batch's
+first operation, or by a size cap) -> one sequencer request per batch -> split the
+returned ranges over the batch's operations -> one Raft entry per batch -> on commit, the
+service says what the operation still owes (nothing for Mason; a chain write for
+CorfuMason), the leader carries it out and answers the client. Followers apply the same
+entries, so any of them can take over with the answers, the srid bookkeeping and what is
+still owed.
+
+Leadership has one source, Raft: a replica leads when Raft says so; it *serves* once it
+has settled the term it won (applied every earlier entry and said hello to the sequencer).
 """
 
 from __future__ import annotations
@@ -18,30 +24,37 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from nodes import raft, runtime, wire
+from nodes import raft, runtime, status, wire
 from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
-from nodes.proxy.failover import FOLLOWING, GAINING, LEADING, FailoverMixin
+from nodes.proxy.failover import SequencerFailover
 from nodes.proxy.gc_ring import GcRing
 from nodes.proxy.group_state import GroupState
-from nodes.rpc import Conn, ConnectionLost, Peer
+from nodes.proxy.sequencer_link import SequencerLink
+from nodes.rpc import Conn, Peer
+from nodes.services import Effect, LogWrite, Refused, Service, make_service
 
 log = logging.getLogger("mason.proxy")
 
 RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
-NOT_READY_RETRY = 0.02  # seconds between asks to a backup sequencer that is still recovering
+EFFECT_RETRY = 0.05  # seconds before an unfinished effect (log unavailable) is tried again
 
 
-class Replica(FailoverMixin):
-    def __init__(self, conf: ProxyConfig) -> None:
+def refused(reqid: int, reason: str) -> wire.OpReply:
+    return wire.OpReply(reqid, [], status=wire.OP_REFUSED, payload=reason.encode())
+
+
+class Replica:
+    def __init__(self, conf: ProxyConfig, service: Service | None = None) -> None:
         self.conf = conf
         self.nspaces = conf.nspaces
         self.loop = asyncio.get_running_loop()
-        self.state = GroupState(
-            conf.nspaces, conf.epoch, conf.sequencer.host, conf.sequencer.port, conf.bitmap_block
-        )
+        max_entry = conf.log.max_entry_bytes if conf.log is not None else 0
+        self.service = service or make_service(conf.service, conf.nspaces, max_entry)
+        self.state = GroupState(conf.nspaces, conf.epoch, conf.sequencer.host,
+                                conf.sequencer.port, conf.bitmap_block, self.service)
         self.raft = raft.RaftNode(
             raft.RaftConfig(
                 node_id=conf.replica,
@@ -51,19 +64,20 @@ class Replica(FailoverMixin):
                 seed=conf.group * 7919 + conf.replica * 104729 + time.time_ns() % 1000,
             )
         )
-        self.mode = FOLLOWING
-        self.term_start = 0
+        self.won_term = 0  # the Raft term this replica won and is settling or serving
+        self.serving_term = 0  # the term in which it serves (0: not serving)
+        self.term_start = 0  # last log index when it won: applied up to here = settled
         self.admission: Admission | None = None
         self.inflight: dict[tuple[int, int], Op] = {}
+        # Committed operations whose owed effects are under way, by (client, reqid).
+        self.owing: dict[tuple[int, int], Op] = {}
         # Entries this replica proposed as leader, by log index: (term, entry).
         self.proposed: dict[int, tuple[int, entries.BatchEntry | entries.SwitchSequencer]] = {}
-        self.pending: dict[int, Batch] = {}  # srid -> batch waiting for the sequencer
         self.next_srid = 1
         self.acks: dict[int, int] = {}  # client acks to piggy-back on the next entry
         self.batch_timer: asyncio.TimerHandle | None = None
         self.ready_scheduled = False
         self.peers: dict[int, Peer] = {}
-        self.sequencer: Peer | None = None
         self.noops = (
             NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.nspaces)
             if conf.record_noops
@@ -72,19 +86,47 @@ class Replica(FailoverMixin):
         if self.noops is not None:
             # The header now: even a replica killed at once leaves a valid file.
             self.noops.flush()
-        self.batches_sent = 0
         self.ops_answered = 0
+        self.effect_failures = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
-        # Sequencer failover.
-        self.accept_epoch = conf.epoch  # answers from older epochs are ignored
-        self.last_heard = 0.0  # loop time of the sequencer's last answer
-        self.switch_waiters: list[tuple[int, Conn, int]] = []  # (epoch, conn, rid)
-        self.fill_waiters: dict[int, tuple[Conn, int]] = {}
-        self.backups: list[Peer] = []
-        self.gc = GcRing(conf, lambda: self.state.bitmaps, lambda: self.mode == LEADING)
+        self.link = SequencerLink(
+            conf, self.handle, serving=self.serving, leading=self.leading,
+            term=lambda: self.raft.term, log_epoch=lambda: self.state.epoch,
+            floor=lambda: self.state.srid_floor, on_answer=self.on_seq_answer,
+        )
+        self.failover = SequencerFailover(
+            conf.group, conf.replica, conf.nspaces, self.link, state=lambda: self.state,
+            leading=self.leading, settled=self.settled, leader_hint=self.leader_hint,
+            propose=self.propose,
+        )
+        self.gc = GcRing(conf, lambda: self.state.bitmaps, self.serving)
+        self.effects = None
+        if conf.log is not None:
+            from nodes.proxy.effects import LogEffects
+
+            self.effects = LogEffects(conf.log, name=conf.name)
         # Fault injection (SIGUSR1): die between a sequencer answer and its Raft entry, the
         # moment that leaves numbers owned by nobody.
         self.die_mid_batch = False
+
+    # ---- leadership ----------------------------------------------------------------------
+    def leading(self) -> bool:
+        return self.raft.role == raft.Role.LEADER
+
+    def serving(self) -> bool:
+        return self.serving_term == self.raft.term and self.raft.role == raft.Role.LEADER
+
+    def settled(self) -> bool:
+        return self.raft.applied_index >= self.term_start
+
+    def role_name(self) -> str:
+        if self.serving():
+            return status.LEADER
+        return status.GAINING if self.leading() else status.FOLLOWER
+
+    def leader_hint(self) -> int:
+        leader = self.raft.leader_id
+        return -1 if leader is None else leader
 
     # ---- wiring ------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,15 +135,11 @@ class Replica(FailoverMixin):
             self.peers[peer_id] = Peer(
                 endpoint.host, endpoint.port, self.handle, name=f"replica-{peer_id}"
             ).start()
-        self.connect_sequencer(self.state.seq_host, self.state.seq_port)
-        for k, b in enumerate(self.conf.backups):
-            self.backups.append(
-                Peer(b.host, b.port, self.handle, name=f"standby sequencer epoch {k + 2}").start()
-            )
+        self.link.start(self.state.seq_host, self.state.seq_port)
         self.gc.start(self.handle)
+        if self.effects is not None:
+            self.effects.start()
         self.loop.create_task(self.ticker())
-        self.loop.create_task(self.resender())
-        self.loop.create_task(self.heartbeats())
         if self.conf.designated_leader:
             self.loop.create_task(self.campaign_when_connected())
 
@@ -117,24 +155,13 @@ class Replica(FailoverMixin):
             self.raft.campaign()
             self.schedule_ready()
 
-    def connect_sequencer(self, host: str, port: int) -> None:
-        if self.sequencer is not None:
-            self.sequencer.stop()
-        self.sequencer = Peer(host, port, self.handle, name=f"sequencer {host}:{port}",
-                              on_connect=self.sequencer_connected).start()
-
-    def sequencer_connected(self, conn: Conn) -> None:
-        """A (new or restarted) sequencer connection: re-ask for every waiting batch now."""
-        if self.mode == LEADING:
-            for batch in list(self.pending.values()):
-                self.send_batch(batch)
-
     def stop(self) -> None:
-        for peer in [*self.peers.values(), *self.backups]:
+        for peer in self.peers.values():
             peer.stop()
         self.gc.stop()
-        if self.sequencer is not None:
-            self.sequencer.stop()
+        self.link.stop()
+        if self.effects is not None:
+            self.effects.stop()
         if self.noops is not None:
             self.noops.close()
 
@@ -147,11 +174,11 @@ class Replica(FailoverMixin):
         elif isinstance(msg, wire.GcToken):
             self.gc.on_token(msg)
         elif isinstance(msg, wire.SwitchRequest):
-            self.on_switch(conn, rid, msg)
+            self.failover.on_switch(conn, rid, msg)
         elif isinstance(msg, wire.CollectRequest):
-            self.on_collect(conn, rid, msg)
+            self.failover.on_collect(conn, rid, msg)
         elif isinstance(msg, wire.FillRequest):
-            self.on_fill(conn, rid, msg)
+            self.failover.on_fill(conn, rid, msg)
         elif isinstance(msg, wire.Ack):
             pass
         else:
@@ -195,14 +222,14 @@ class Replica(FailoverMixin):
             node.compact(node.applied_index, self.state.snapshot())
 
     def apply(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
-        committed = self.state.apply(entry)
+        state = self.state
+        committed = state.apply(entry)
         if isinstance(entry, entries.SwitchSequencer):
-            self.switched(entry)
+            self.failover.switched(entry)
             return
         if entry.fill_id:
-            waiter = self.fill_waiters.pop(entry.fill_id, None)
-            if waiter is not None:
-                waiter[0].reply(waiter[1], wire.GroupReply(self.conf.group, True))
+            self.failover.filled(entry.fill_id)
+        owed = state.owed
         if entry.noop:
             if self.noops is not None:
                 now_us = time.time_ns() // 1000
@@ -210,79 +237,131 @@ class Replica(FailoverMixin):
                     self.noops.record(now_us, op.counts, op.lasts)
                 # Noops are rare and must survive a kill -9 of this replica right after.
                 self.noops.flush()
+            if owed is not None and self.serving():
+                for effects in owed:
+                    if effects:
+                        self.owe(None, effects)
             return
-        if self.mode == FOLLOWING:
-            return
+        if not self.serving():
+            return  # a new leader re-drives what is still owed once it serves
         inflight = self.inflight
-        for rec in committed:
+        for i, rec in enumerate(committed):
             waiting = inflight.pop((rec.client_id, rec.reqid), None)
+            if owed is not None and owed[i]:
+                self.owe(waiting or Op(rec.client_id, rec.reqid, rec.counts, None, 0), owed[i])
+                continue
             if waiting is not None and waiting.conn is not None:
                 waiting.conn.reply(waiting.rid, wire.OpReply(rec.reqid, rec.lasts))
                 self.ops_answered += 1
 
-    # ---- leadership --------------------------------------------------------------------
+    # ---- what committed operations owe ---------------------------------------------------
+    def owe(self, op: Op | None, effects: list[Effect]) -> None:
+        """Carry out a committed operation's effects, then answer it (if someone waits)."""
+        if op is not None:
+            self.owing[(op.client_id, op.reqid)] = op
+        self.loop.create_task(self.settle_effects(self.raft.term, op, effects))
+
+    async def settle_effects(self, term: int, op: Op | None, effects: list[Effect]) -> None:
+        from nodes.proxy.effects import finished
+
+        assert self.effects is not None, "a service owes effects but the proxy has no log"
+        results = await asyncio.gather(*(self.effects.run(e) for e in effects))
+        todo = []
+        for effect, result in zip(effects, results, strict=True):
+            if finished(effect, result):
+                if result.status != wire.LOG_OK:
+                    self.effect_failures += 1
+                    log.error("%s at position %s: status %d", type(effect).__name__,
+                              getattr(effect, "position", "?"), result.status)
+                self.service.done(effect)
+            else:
+                todo.append(effect)
+        while todo:
+            if not (self.serving() and self.raft.term == term):
+                return  # the next leader re-drives what is still owed
+            await asyncio.sleep(EFFECT_RETRY)
+            results = await asyncio.gather(*(self.effects.run(e) for e in todo))
+            left = []
+            for effect, result in zip(todo, results, strict=True):
+                if finished(effect, result):
+                    self.service.done(effect)
+                else:
+                    left.append(effect)
+            todo = left
+        if op is None:
+            return
+        self.owing.pop((op.client_id, op.reqid), None)
+        if op.conn is not None and self.serving():
+            lasts = self.state.answer(op.client_id, op.reqid)
+            if lasts is not None:
+                op.conn.reply(op.rid, wire.OpReply(op.reqid, lasts))
+                self.ops_answered += 1
+
+    def redrive(self) -> None:
+        """A new leader finishes what earlier leaders committed but never reported done."""
+        owed = self.service.pending()
+        if not owed:
+            return
+        log.info("re-driving %d effect(s) committed by earlier leaders", len(owed))
+        for effect in owed:
+            op = None
+            if isinstance(effect, LogWrite) and effect.owner[0] != entries.NOOP_CLIENT:
+                client_id, reqid = effect.owner
+                op = Op(client_id, reqid, [], None, 0)
+            self.owe(op, [effect])
+
+    async def serve_direct(self, conn: Conn, rid: int, reqid: int, effect: Effect) -> None:
+        assert self.effects is not None
+        result = await self.effects.run(effect)
+        conn.reply(rid, wire.OpReply(reqid, [], status=result.status, payload=result.data))
+
+    # ---- leadership changes -------------------------------------------------------------
     def write_role(self) -> None:
-        path = Path(self.conf.outdir) / f"{self.conf.name}.role"
-        tmp = path.with_suffix(".role.tmp")
-        tmp.write_text(f"{self.mode} {self.raft.term}\n")
-        tmp.replace(path)
+        status.write_role(self.conf.outdir, self.conf.name, self.role_name(), self.raft.term)
 
     def on_role_change(self) -> None:
-        is_leader = self.raft.role == raft.Role.LEADER
-        if is_leader and self.mode == FOLLOWING:
-            self.mode = GAINING
-            self.term_start = self.raft.last_index
-            log.info("won term %d; settling the log before serving", self.raft.term)
-            self.write_role()
-            self.loop.create_task(self.gain_leadership(self.raft.term))
-        elif not is_leader and self.mode != FOLLOWING:
-            log.info("lost leadership (term %d, leader %s)", self.raft.term, self.raft.leader_id)
+        term = self.raft.term
+        if self.leading():
+            if self.won_term != term:
+                self.won_term = term
+                self.term_start = self.raft.last_index
+                log.info("won term %d; settling the log before serving", term)
+                self.loop.create_task(self.gain_leadership(term))
+        elif self.won_term:
+            log.info("lost leadership (term %d, leader %s)", term, self.raft.leader_id)
             self.step_down()
-        else:
-            self.write_role()  # a new term or leader seen from a follower
+        self.write_role()
 
     def step_down(self) -> None:
-        self.mode = FOLLOWING
+        self.won_term = self.serving_term = 0
         if self.batch_timer is not None:
             self.batch_timer.cancel()
             self.batch_timer = None
         hint = self.leader_hint()
-        for op in self.inflight.values():
+        for op in [*self.inflight.values(), *self.owing.values()]:
             if op.conn is not None:
                 op.conn.reply(op.rid, wire.OpReply(op.reqid, None, hint))
         self.inflight.clear()
-        self.pending.clear()
+        self.owing.clear()
+        self.link.clear()
         self.proposed.clear()
-        for _, conn, rid in self.switch_waiters:
-            conn.reply(rid, wire.GroupReply(self.conf.group, False, hint))
-        self.switch_waiters.clear()
-        for conn, rid in self.fill_waiters.values():
-            conn.reply(rid, wire.GroupReply(self.conf.group, False, hint))
-        self.fill_waiters.clear()
+        self.failover.step_down()
         self.admission = None
         self.acks.clear()
-        self.write_role()
-
-    def leader_hint(self) -> int:
-        leader = self.raft.leader_id
-        return -1 if leader is None else leader
 
     def still_gaining(self, term: int) -> bool:
-        return self.mode == GAINING and self.raft.term == term
+        return self.won_term == term and self.raft.term == term and self.leading()
 
     async def gain_leadership(self, term: int) -> None:
         # 1. Everything earlier terms logged must be applied here first: the empty entry of
         #    this term commits only once all earlier entries do.
-        while self.still_gaining(term) and self.raft.applied_index < self.term_start:
+        while self.still_gaining(term) and not self.settled():
             await asyncio.sleep(self.conf.tick_ms / 1000)
         # 2. Hello to the sequencer: fences older leaders of the group and tells us the
         #    highest srid the group ever used.
         seq_max = None
         while self.still_gaining(term) and seq_max is None:
-            reply = await self.seq_call(wire.SeqRequest(
-                self.conf.group, term, 0, [0] * self.nspaces, self.state.srid_floor,
-                self.accept_epoch,
-            ))
+            reply = await self.link.call(self.link.request(term, 0, [0] * self.nspaces))
             if reply is not None and reply.status == wire.SEQ_OK:
                 seq_max = reply.max_srid
             elif reply is not None and reply.status == wire.SEQ_STALE_TERM:
@@ -298,7 +377,7 @@ class Replica(FailoverMixin):
         upto = max(seq_max, self.state.max_srid)
         self.next_srid = upto + 1
         self.admission = Admission(self.nspaces, self.state.sequenced, self.state.next_batch_id)
-        self.mode = LEADING
+        self.serving_term = term
         self.write_role()
         missing = self.state.unsettled_srids(upto)
         if missing:
@@ -308,37 +387,64 @@ class Replica(FailoverMixin):
             self.admission.next_batch_id += 1
             probe.srid = srid
             probe.probe = True
-            self.send_batch(probe)
+            self.link.send(probe)
+        self.redrive()
         log.info("leading group %d in term %d from srid %d", self.conf.group, term, upto + 1)
 
     # ---- clients ------------------------------------------------------------------------
     def on_op(self, conn: Conn, rid: int, req: wire.OpRequest) -> None:
-        if self.mode != LEADING:
+        if req.client_id < 0 or req.reqid < 0 or req.ack < -1 or req.group != self.conf.group:
+            conn.reply(rid, refused(req.reqid, f"bad ids: client {req.client_id}, reqid "
+                                    f"{req.reqid}, ack {req.ack}, group {req.group}"))
+            return
+        try:
+            direct = self.service.direct(req)
+        except Refused as exc:
+            conn.reply(rid, refused(req.reqid, str(exc)))
+            return
+        if direct is not None:
+            if self.conf.read_policy == "any" or self.serving():
+                self.loop.create_task(self.serve_direct(conn, rid, req.reqid, direct))
+            else:
+                conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
+            return
+        if not self.serving():
             conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
             return
         state = self.state
         client_id = req.client_id
-        if req.ack > state.acked.get(client_id, -1) and req.ack > self.acks.get(client_id, -1):
-            self.acks[client_id] = req.ack
         if state.already_acked(client_id, req.reqid):
             return  # the client already has this answer: a late duplicate
+        key = (client_id, req.reqid)
         answer = state.answer(client_id, req.reqid)
         if answer is not None:
-            conn.reply(rid, wire.OpReply(req.reqid, answer))
+            owing = self.owing.get(key)
+            if owing is not None:
+                owing.conn, owing.rid = conn, rid  # answered once its effects are done
+            else:
+                conn.reply(rid, wire.OpReply(req.reqid, answer))
+            self.note_ack(client_id, req.ack)
             return
-        key = (client_id, req.reqid)
         op = self.inflight.get(key)
         if op is not None:
             op.conn, op.rid = conn, rid  # a retransmission: answer the newest request
+            self.note_ack(client_id, req.ack)
             return
-        if len(req.counts) != self.nspaces:
-            conn.abort(f"client {client_id} asks for {len(req.counts)} spaces, not {self.nspaces}")
+        try:
+            counts = self.service.admit(req)
+        except Refused as exc:
+            conn.reply(rid, refused(req.reqid, str(exc)))
             return
-        op = Op(client_id, req.reqid, req.counts, conn, rid)
+        self.note_ack(client_id, req.ack)
+        op = Op(client_id, req.reqid, counts, conn, rid, req.payload)
         self.inflight[key] = op
         assert self.admission is not None
         if self.admission.admit(op):
             self.batch_grew()
+
+    def note_ack(self, client_id: int, ack: int) -> None:
+        if ack > self.state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):
+            self.acks[client_id] = ack
 
     def batch_grew(self) -> None:
         assert self.admission is not None
@@ -350,14 +456,14 @@ class Replica(FailoverMixin):
             # of this loop turn (every operation that arrived in the same read joins).
             # Otherwise the timeout, counted from the batch's first operation, lets the
             # batch grow while the sequencer answers.
-            delay = self.batch_timeout if self.pending else 0.0
+            delay = self.batch_timeout if self.link.pending else 0.0
             self.batch_timer = self.loop.call_later(delay, self.close_batch)
 
     def close_batch(self) -> None:
         if self.batch_timer is not None:
             self.batch_timer.cancel()
             self.batch_timer = None
-        if self.mode != LEADING or self.admission is None:
+        if not self.serving() or self.admission is None:
             return
         self.admission.release()
         if not self.admission.open.ops:
@@ -365,78 +471,10 @@ class Replica(FailoverMixin):
         batch = self.admission.close()
         batch.srid = self.next_srid
         self.next_srid += 1
-        self.send_batch(batch)
+        self.link.send(batch)
 
-    # ---- sequencer ----------------------------------------------------------------------
-    async def seq_call(self, req: wire.SeqRequest) -> wire.SeqReply | None:
-        seq = self.sequencer
-        if seq is None or not seq.up:
-            return None
-        try:
-            reply = await seq.call(req, timeout=self.conf.seq_timeout_ms / 1000)
-        except (ConnectionLost, TimeoutError):
-            return None
-        if not self.heard(reply) or reply.status == wire.SEQ_NOT_READY:
-            return None
-        return reply
-
-    def heard(self, reply: Any) -> bool:
-        """Whether reply is a sequencer answer of an epoch this group accepts; if so, it is
-        also a sign of life for failure detection."""
-        if not isinstance(reply, wire.SeqReply) or reply.epoch < self.accept_epoch:
-            return False
-        self.last_heard = self.loop.time()
-        return True
-
-    def send_batch(self, batch: Batch) -> None:
-        self.pending[batch.srid] = batch
-        batch.sent_at = self.loop.time()
-        self.batches_sent += 1
-        counts = [0] * self.nspaces if batch.probe else batch.totals
-        req = wire.SeqRequest(
-            self.conf.group, self.raft.term, batch.srid, counts, self.state.srid_floor,
-            self.accept_epoch,
-        )
-        seq = self.sequencer
-        if seq is not None:
-            term = self.raft.term
-            seq.call_cb(req, lambda reply: self.on_seq_reply(term, batch, reply))
-
-    async def resender(self) -> None:
-        """Re-send sequencer requests that got no answer (lost connection, restart)."""
-        period = self.conf.seq_timeout_ms / 1000
-        while True:
-            await asyncio.sleep(period)
-            if self.mode != LEADING:
-                continue
-            now = self.loop.time()
-            for batch in list(self.pending.values()):
-                if now - batch.sent_at >= period:
-                    self.send_batch(batch)  # at-most-once at the sequencer makes this safe
-
-    def resend_if_pending(self, term: int, batch: Batch) -> None:
-        if self.mode == LEADING and self.raft.term == term and \
-                self.pending.get(batch.srid) is batch:
-            self.send_batch(batch)
-
-    def on_seq_reply(self, term: int, batch: Batch, reply: Any) -> None:
-        if not self.heard(reply):
-            return  # a lost connection (the resender tries again) or a sequencer switched from
-        if self.mode != LEADING or self.raft.term != term:
-            return
-        if reply.status == wire.SEQ_NOT_READY:
-            # A backup still recovering: ask again soon, not after a whole resend period.
-            self.loop.call_later(NOT_READY_RETRY, self.resend_if_pending, term, batch)
-            return
-        if self.pending.get(batch.srid) is not batch:
-            return  # already handled (a duplicate answer to a re-sent request)
-        if reply.status != wire.SEQ_OK:
-            if reply.status == wire.SEQ_STALE_TERM:
-                log.info("sequencer refused term %d: a newer leader exists", term)
-            elif reply.status == wire.SEQ_PRUNED:
-                del self.pending[batch.srid]
-            return
-        del self.pending[batch.srid]
+    # ---- sequencer answers ---------------------------------------------------------------
+    def on_seq_answer(self, term: int, batch: Batch, reply: wire.SeqReply) -> None:
         admission = self.admission
         assert admission is not None
         if batch.probe or reply.retx:
@@ -462,7 +500,8 @@ class Replica(FailoverMixin):
         for op in batch.ops:
             note(op.client_id, op.reqid)
             assert op.lasts is not None
-            records.append(entries.OpRecord(op.client_id, op.reqid, op.counts, op.lasts))
+            records.append(entries.OpRecord(op.client_id, op.reqid, op.counts, op.lasts,
+                                            op.payload))
         self.propose(entries.BatchEntry(batch.srid, batch.batch_id, records, self.take_acks()))
         if admission.release():
             self.batch_grew()
@@ -475,6 +514,7 @@ class Replica(FailoverMixin):
     def propose(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
         if isinstance(entry, entries.BatchEntry):
             entry.gc_bases = self.state.bases()
+            entry.notes = self.service.take_notes()
         index = self.raft.propose(entries.encode(entry))
         if index is None:
             log.info("proposal dropped: no longer leader")
@@ -483,34 +523,50 @@ class Replica(FailoverMixin):
             self.proposed[index] = (self.raft.term, entry)
         self.schedule_ready()
 
+    # ---- the final word ------------------------------------------------------------------
+    def summary(self) -> status.NodeSummary:
+        state = self.state
+        return status.NodeSummary(
+            name=self.conf.name, role="proxy", group=self.conf.group, replica=self.conf.replica,
+            final_role=self.role_name(), term=self.raft.term, ops_committed=state.ops_committed,
+            noops_committed=state.noops_committed, noop_numbers=list(state.noop_numbers),
+            bitmap_bases=state.bases(),
+            numbers_committed_twice=sum(b.duplicates for b in state.bitmaps),
+            epoch=state.epoch,
+        )
+
 
 async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
-    replica = Replica(conf)
+    try:
+        replica = Replica(conf)
+    except ValueError as exc:
+        raise runtime.NodeError(str(exc)) from None
     asyncio.get_running_loop().add_signal_handler(
         signal.SIGUSR1, lambda: setattr(replica, "die_mid_batch", True))
     server = await runtime.listen(conf, replica.handle)
     replica.start()
     replica.write_role()
     runtime.mark_ready(conf, f"group {conf.group} replica {conf.replica}")
-    log.info("group %d replica %d serving", conf.group, conf.replica)
+    log.info("group %d replica %d serving (%s)", conf.group, conf.replica, conf.service)
     last_ops = last_batches = 0
     while not stop.requested:
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except asyncio.TimeoutError:
             pass
-        ops, batches = replica.ops_answered, replica.batches_sent
-        if replica.mode == LEADING and ops != last_ops:
+        ops, batches = replica.ops_answered, replica.link.batches_sent
+        if replica.serving() and ops != last_ops:
             per_batch = (ops - last_ops) / max(1, batches - last_batches)
             log.info("stats: %d ops/s, %d batches/s, %.1f ops/batch, log %d..%d, "
                      "bitmap bases %s", ops - last_ops, batches - last_batches, per_batch,
                      replica.raft.first_index, replica.raft.last_index,
                      replica.state.bases())
         last_ops, last_batches = ops, batches
-    state = replica.state
+    final = replica.summary()
+    status.write_summary(conf.outdir, final)
     log.info("final: %s in term %d, %d ops and %d noop batches committed, noop numbers %s, "
-             "bitmap bases %s, numbers committed twice %d", replica.mode, replica.raft.term,
-             state.ops_committed, state.noops_committed, state.noop_numbers, state.bases(),
-             sum(b.duplicates for b in state.bitmaps))
+             "bitmap bases %s, numbers committed twice %d", final.final_role, final.term,
+             final.ops_committed, final.noops_committed, final.noop_numbers,
+             final.bitmap_bases, final.numbers_committed_twice)
     server.close()
     replica.stop()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from nodes.wire import SEQ_OK, SEQ_PRUNED, SEQ_STALE_TERM, SeqReply, SeqRequest
 
 
-class GroupState:
+class GroupRecord:
     __slots__ = ("term", "floor", "max_srid", "assigned", "swept_floor")
 
     def __init__(self) -> None:
@@ -34,13 +34,13 @@ class Counters:
         self.nspaces = nspaces
         self.epoch = epoch
         self.next = list(start) if start is not None else [0] * nspaces
-        self.groups: dict[int, GroupState] = {}
+        self.groups: dict[int, GroupRecord] = {}
         self.assignments = 0
 
     def table_size(self) -> int:
         return sum(len(g.assigned) for g in self.groups.values())
 
-    def _prune(self, state: GroupState, floor: int) -> None:
+    def _prune(self, state: GroupRecord, floor: int) -> None:
         state.floor = floor
         # Sweeping costs O(table); doing it only when the floor moved well past the last
         # sweep keeps it amortised O(1) per request.
@@ -51,7 +51,7 @@ class Counters:
     def handle(self, req: SeqRequest) -> SeqReply:
         state = self.groups.get(req.group)
         if state is None:
-            state = self.groups[req.group] = GroupState()
+            state = self.groups[req.group] = GroupRecord()
         if req.term < state.term:
             return self._reply(req, state, SEQ_STALE_TERM, req.counts, [], False)
         state.term = req.term
@@ -85,7 +85,7 @@ class Counters:
     def _reply(
         self,
         req: SeqRequest,
-        state: GroupState,
+        state: GroupRecord,
         status: int,
         counts: list[int],
         lasts: list[int],

@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from nodes import runtime, wire
+from nodes import runtime, status, wire
 from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
@@ -88,4 +88,6 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             nexts = " ".join(str(n) for n in counters.next)
             out.write(f"{time.time():.3f} {mrps:.6f} {counters.table_size()} {nexts}\n")
             out.flush()
+    status.write_summary(conf.outdir, status.NodeSummary(
+        name=conf.name, role="sequencer", epoch=counters.epoch, counters=list(counters.next)))
     server.close()

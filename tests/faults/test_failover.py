@@ -13,6 +13,7 @@ import pytest
 
 from analysis.contiguity import check_run
 from analysis.datfiles import read_faults
+from nodes.status import read_summary
 from orchestrator.faults import seeded_schedule
 from tests.conftest import free_port_block, masonctl, our_processes
 
@@ -34,10 +35,10 @@ def assert_contiguous(run_dir: Path, output: str, code: int) -> None:
     assert code == 0, output
     assert "contiguity: OK" in output
     assert our_processes(str(run_dir)) == []
-    # Every surviving replica's bitmaps agree: no number was committed twice in any log.
-    finals = [line for p in run_dir.glob("proxy-*.log") for line in p.read_text().splitlines()
-              if " final: " in line]
-    assert finals and all(line.endswith("numbers committed twice 0") for line in finals)
+    # No surviving replica committed a number twice in its log.
+    finals = [read_summary(p) for p in run_dir.glob("proxy-*.node.json")]
+    assert finals and all(f.numbers_committed_twice == 0 for f in finals)
+    assert any(f.final_role == "leader" for f in finals)
 
 
 def test_leader_kill_then_sequencer_kill(tmp_path):

@@ -10,7 +10,7 @@ from nodes.config import Endpoint, ProxyConfig
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op
 from nodes.proxy.group_state import GroupState
-from nodes.proxy.replica import LEADING, Replica
+from nodes.proxy.replica import Replica
 from nodes.sequencer.recovery import plan_fill
 
 
@@ -61,26 +61,32 @@ def test_answers_from_an_older_sequencer_epoch_are_ignored():
     # The original's answer handler did not check which sequencer answered.
     async def scenario() -> tuple[int, bool]:
         conf = ProxyConfig(
-            name="p", outdir="/tmp", nspaces=1, group=0, replica=0,
-            peers={"1": Endpoint("127.0.0.1", 1), "2": Endpoint("127.0.0.1", 2)},
+            name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
             sequencer=Endpoint("127.0.0.1", 3),
         )
         replica = Replica(conf)
-        replica.raft.campaign()
-        replica.mode = LEADING
+        replica.raft.campaign()  # a group of one: it wins at once
+        replica.won_term = replica.serving_term = replica.raft.term
+        assert replica.serving()
         replica.admission = Admission(1, replica.state.sequenced, 0)
-        replica.accept_epoch = 2  # the group has switched to the backup
+        replica.link.accept_epoch = 2  # the group has switched to the backup
         batch = Batch(0, 1)
         batch.add(Op(1, 0, [1], None, 0))
         batch.srid = 1
-        replica.pending[1] = batch
+        replica.link.pending[1] = batch
         before = replica.raft.last_index
         stale = wire.SeqReply(0, 1, wire.SEQ_OK, [1], [0], False, 1, epoch=1)
-        replica.on_seq_reply(replica.raft.term, batch, stale)
-        return replica.raft.last_index - before, 1 in replica.pending
+        replica.link.answered(replica.raft.term, batch, stale)
+        fresh = wire.SeqReply(0, 1, wire.SEQ_OK, [1], [0], False, 1, epoch=2)
+        after_stale = replica.raft.last_index - before, 1 in replica.link.pending
+        replica.link.answered(replica.raft.term, batch, fresh)
+        after_fresh = replica.raft.last_index - before, 1 in replica.link.pending
+        return after_stale, after_fresh
 
-    proposed, still_pending = asyncio.run(scenario())
+    (proposed, still_pending), (fresh_proposed, fresh_pending) = asyncio.run(scenario())
     assert proposed == 0 and still_pending
+    # The same answer from the accepted epoch is logged: the check is on the epoch alone.
+    assert fresh_proposed == 1 and not fresh_pending
 
 
 def test_noops_commit_and_are_done_without_a_recorder():

@@ -1,0 +1,38 @@
+"""Carries out what a group's service owes after commit: writes and reads on the shared log.
+
+The service (nodes/services/) decides *what* is owed and stays free of I/O; this runner
+owns the log-server connections (one ChainClient for the whole process) and does it.
+"""
+
+from __future__ import annotations
+
+from nodes import wire
+from nodes.config import ChainConfig
+from nodes.logserver.chain import ChainClient, ChainResult
+from nodes.services import Effect, LogRead, LogWrite
+
+
+class LogEffects:
+    def __init__(self, log: ChainConfig, name: str) -> None:
+        self.chain = ChainClient(log, name=name)
+
+    def start(self) -> None:
+        self.chain.start()
+
+    def stop(self) -> None:
+        self.chain.stop()
+
+    async def run(self, effect: Effect) -> ChainResult:
+        if isinstance(effect, LogWrite):
+            return await self.chain.write(effect.position, effect.kind, effect.data)
+        if isinstance(effect, LogRead):
+            return await self.chain.read(effect.position)
+        raise TypeError(f"no runner for {type(effect).__name__}")
+
+
+def finished(effect: Effect, result: ChainResult) -> bool:
+    """Whether the effect is done for good (True) or must be tried again (False).
+
+    A write is done once the tail holds it (LOG_OK); a position already holding other
+    content can never take it (write-once), so retrying would not help either."""
+    return result.status in (wire.LOG_OK, wire.LOG_WRITTEN, wire.LOG_TRIMMED, wire.LOG_BAD)

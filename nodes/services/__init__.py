@@ -1,0 +1,91 @@
+"""What each system does with a group's operations: one small, I/O-free object per system.
+
+The proxy replica (nodes/proxy/replica.py) hosts a Raft group and is the same for every
+system: it admits, batches, sequences, logs and answers. It asks the group's service the
+questions where systems differ, and carries out what the service returns:
+
+- `admit(req)`: the numbers an operation needs per space, checked before any state
+  changes (a bad operation is refused with a one-line reason, never half-applied);
+- `direct(req)`: an operation served without the log (a CorfuMason read), as an effect;
+- `apply(ops, noop)`: at commit, on every replica, deterministic; returns, per operation,
+  the effects the leader must finish before the operation is done (CorfuMason: the chain
+  write of an append, the hole fills of a noop), or None when nothing is owed;
+- `done(effect)` / `take_notes()` / `apply_notes()`: the leader reports finished effects
+  through the log, so every replica knows what a new leader would still owe;
+- `pending()`: what a new leader re-drives: effects of committed operations never
+  reported done;
+- `snapshot()` / `restore()`: the service's share of the group's snapshot.
+
+Effects are plain data (`LogWrite`, `LogRead`); the replica's effect runner owns the
+sockets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from nodes import wire
+from nodes.proxy.entries import OpRecord
+
+
+class Refused(Exception):
+    """An operation the service will not take; the message is one line for the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogWrite:
+    """Write (kind, data) at `position` on every replica of its chain, head to tail."""
+
+    position: int
+    kind: int
+    data: bytes
+    owner: tuple[int, int]  # (client id, reqid) of the operation; NOOP_CLIENT for fills
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """Read `position` from its chain's tail."""
+
+    position: int
+
+
+Effect = LogWrite | LogRead
+
+
+class Service(Protocol):
+    name: str
+
+    def admit(self, req: wire.OpRequest) -> list[int]: ...
+
+    def direct(self, req: wire.OpRequest) -> Effect | None: ...
+
+    def apply(self, ops: list[OpRecord], noop: bool) -> list[list[Effect]] | None: ...
+
+    def done(self, effect: Effect) -> None: ...
+
+    def take_notes(self) -> bytes: ...
+
+    def apply_notes(self, notes: bytes) -> None: ...
+
+    def pending(self) -> list[Effect]: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+SERVICES = ("mason", "corfumason")
+
+
+def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096) -> Service:
+    """The service object for a proxy config's `service` name."""
+    if name == "mason":
+        from nodes.services.mason import MasonService
+
+        return MasonService(nspaces)
+    if name == "corfumason":
+        from nodes.services.corfumason import CorfuMasonService
+
+        return CorfuMasonService(nspaces, max_entry_bytes)
+    raise ValueError(f"unknown service {name!r}; proxies serve {', '.join(SERVICES)}")

@@ -1,0 +1,50 @@
+"""Mason: an operation is its multi-sequence numbers; nothing is owed after commit."""
+
+from __future__ import annotations
+
+from nodes import wire
+from nodes.proxy.entries import OpRecord
+from nodes.services import Effect, Refused
+
+
+class MasonService:
+    name = "mason"
+
+    def __init__(self, nspaces: int) -> None:
+        self.nspaces = nspaces
+
+    def admit(self, req: wire.OpRequest) -> list[int]:
+        if req.kind != wire.OP_SEQUENCE:
+            raise Refused(f"mason serves sequencing operations only, not kind {req.kind}")
+        counts = req.counts
+        if len(counts) != self.nspaces:
+            raise Refused(f"{len(counts)} counts for {self.nspaces} spaces")
+        if any(c < 0 for c in counts):
+            raise Refused("a count is negative")
+        if req.payload:
+            raise Refused("mason operations carry no payload")
+        return counts
+
+    def direct(self, req: wire.OpRequest) -> Effect | None:
+        return None
+
+    def apply(self, ops: list[OpRecord], noop: bool) -> list[list[Effect]] | None:
+        return None
+
+    def done(self, effect: Effect) -> None:
+        pass
+
+    def take_notes(self) -> bytes:
+        return b""
+
+    def apply_notes(self, notes: bytes) -> None:
+        pass
+
+    def pending(self) -> list[Effect]:
+        return []
+
+    def snapshot(self) -> bytes:
+        return b""
+
+    def restore(self, data: bytes) -> None:
+        pass
