@@ -236,6 +236,8 @@ class ClientSummary(msgspec.Struct, forbid_unknown_fields=True):
     retransmits: int
     redirects: int
     unanswered: int
+    read_misses: int = 0  # log reads answered with no entry (unwritten, trimmed, ...)
+    refused: int = 0  # operations the service refused
 
     @property
     def window_seconds(self) -> float:

@@ -34,7 +34,7 @@ class Msg(msgspec.Struct, array_like=True):
 # ---- client <-> proxy ----------------------------------------------------------------
 
 
-class OpRequest(Msg, tag="op"):
+class OpRequest(Msg, tag="op", omit_defaults=True):
     """One client operation: `counts[i]` numbers wanted in space i.
 
     `ack` is the client's cumulative acknowledgement: every reqid <= ack has been
@@ -50,7 +50,7 @@ class OpRequest(Msg, tag="op"):
     payload: bytes = b""
 
 
-class OpReply(Msg, tag="opr"):
+class OpReply(Msg, tag="opr", omit_defaults=True):
     """The operation's ranges, or `lasts is None` when the receiver is not the leader.
 
     `leader` is the replica index the receiver believes leads the group (-1: unknown).

@@ -11,29 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 from nodes import runtime, wire
+from nodes.client.measure import Measurement
 from nodes.config import ClientConfig
-from nodes.metrics import (
-    ClientSummary,
-    LatencyHistogram,
-    SeqnumRecorder,
-    ThroughputSeries,
-    write_dat,
-    write_summary,
-)
+from nodes.logserver.values import entry_value
+from nodes.metrics import SeqnumRecorder
 from nodes.rpc import ConnectionLost, Peer
 
 log = logging.getLogger("mason.client")
 
 
-class Slot:
-    __slots__ = ("reqid", "first_ns", "last_ns", "replica", "rid")
+class Outstanding:
+    __slots__ = ("reqid", "first_ns", "last_ns", "replica", "rid", "payload")
 
     def __init__(self) -> None:
+        self.payload = b""
         self.reqid = -1
         self.first_ns = 0
         self.last_ns = 0
@@ -49,22 +46,33 @@ class Client:
             raise runtime.NodeError(
                 f"counts has {len(self.counts)} entries for {conf.nspaces} spaces"
             )
+        work = conf.workload
+        kinds = {"sequence": wire.OP_SEQUENCE, "append": wire.OP_APPEND, "read": wire.OP_READ}
+        if work.kind not in kinds:
+            raise runtime.NodeError(f"unknown workload {work.kind!r}")
+        self.kind = kinds[work.kind]
+        if self.kind != wire.OP_SEQUENCE and self.counts != [1]:
+            raise runtime.NodeError("log workloads need exactly one space")
+        if self.kind == wire.OP_READ:
+            if work.max_log_position <= 0:
+                raise runtime.NodeError("a read workload needs max_log_position > 0")
+            self.counts = []
+        if self.kind == wire.OP_APPEND and work.entry_size <= 0:
+            raise runtime.NodeError("entry_size must be positive")
+        self.positions = random.Random(work.seed * 1_000_003 + conf.client_id)
+        self.read_misses = 0  # reads answered with anything but an entry
+        self.refused = 0
         self.replicas: list[Peer] = []
         self.leader = 0
         self.next_reqid = 0
         self.ack = -1
         self.done_above: set[int] = set()  # answered reqids above the cumulative ack
-        self.slots = [Slot() for _ in range(conf.concurrency)]
-        self.by_reqid: dict[int, Slot] = {}
-        self.hist = LatencyHistogram()
-        self.series = ThroughputSeries(conf.series_bin_ms)
-        self.measuring = False
+        self.slots = [Outstanding() for _ in range(conf.concurrency)]
+        self.by_reqid: dict[int, Outstanding] = {}
+        self.measure = Measurement(conf)
         self.issuing = True
-        self.ops_total = 0
-        self.ops_measured = 0
         self.retransmits = 0
         self.redirects = 0
-        self.window: list[int] = [0, 0]  # unix ms of the measured window
         self.idle = asyncio.Event()
         out = Path(conf.outdir)
         self.recorder = (
@@ -83,18 +91,25 @@ class Client:
         conn.abort(f"unexpected {type(msg).__name__} from a proxy")
 
     # ---- sending --------------------------------------------------------------------------
-    def issue(self, slot: Slot) -> None:
+    def issue(self, slot: Outstanding) -> None:
         slot.reqid = self.next_reqid
         self.next_reqid += 1
         self.by_reqid[slot.reqid] = slot
         slot.first_ns = time.perf_counter_ns()
         slot.replica = self.leader
+        if self.kind == wire.OP_APPEND:
+            slot.payload = entry_value(self.conf.client_id, slot.reqid,
+                                       self.conf.workload.entry_size)
+        elif self.kind == wire.OP_READ:
+            position = self.positions.randrange(self.conf.workload.max_log_position)
+            slot.payload = position.to_bytes(8, "little")
         self.transmit(slot)
 
-    def transmit(self, slot: Slot) -> None:
+    def transmit(self, slot: Outstanding) -> None:
         slot.last_ns = time.perf_counter_ns()
         req = wire.OpRequest(
-            self.conf.client_id, slot.reqid, self.conf.group, self.ack, self.counts
+            self.conf.client_id, slot.reqid, self.conf.group, self.ack, self.counts,
+            self.kind, slot.payload,
         )
         reqid = slot.reqid
         peer = self.replicas[slot.replica]
@@ -114,13 +129,24 @@ class Client:
             self.redirect(slot, reply.leader)
             return
         del self.by_reqid[reqid]
-        self.complete(reqid, reply.lasts, slot)
+        if reply.status == wire.OP_REFUSED:
+            self.refused += 1
+            if self.refused == 1:
+                log.error("operation %d refused: %s", reqid,
+                          reply.payload.decode(errors="replace"))
+            self.complete(reqid, None, slot)
+        elif self.kind == wire.OP_READ:
+            if reply.status != wire.LOG_OK:
+                self.read_misses += 1
+            self.complete(reqid, None, slot)
+        else:
+            self.complete(reqid, reply.lasts, slot)
         if self.issuing:
             self.issue(slot)
         elif not self.by_reqid:
             self.idle.set()
 
-    def redirect(self, slot: Slot, hint: int) -> None:
+    def redirect(self, slot: Outstanding, hint: int) -> None:
         self.redirects += 1
         nreplicas = len(self.replicas)
         if 0 <= hint < nreplicas and hint != slot.replica:
@@ -133,19 +159,14 @@ class Client:
         # Either way wait a moment rather than spin while the group settles.
         asyncio.get_running_loop().call_later(0.02, self.retry, slot, slot.reqid)
 
-    def retry(self, slot: Slot, reqid: int) -> None:
+    def retry(self, slot: Outstanding, reqid: int) -> None:
         if slot.reqid == reqid and reqid in self.by_reqid:
             slot.replica = self.leader
             self.transmit(slot)
 
-    def complete(self, reqid: int, lasts: list[int], slot: Slot) -> None:
-        now_ns = time.time_ns()
-        self.ops_total += 1
-        self.series.record(now_ns)
-        if self.measuring:
-            self.ops_measured += 1
-            self.hist.record((time.perf_counter_ns() - slot.first_ns) // 1000)
-        if self.recorder is not None:
+    def complete(self, reqid: int, lasts: list[int] | None, slot: Outstanding) -> None:
+        now_ns = self.measure.done(slot.first_ns)
+        if self.recorder is not None and lasts is not None:
             self.recorder.record(reqid, now_ns // 1000, self.counts, lasts)
         if reqid == self.ack + 1:
             ack = reqid
@@ -189,19 +210,7 @@ class Client:
         watcher = asyncio.get_running_loop().create_task(self.timeouts())
         for slot in self.slots:
             self.issue(slot)
-        stopped = await self.phase(stop, conf.warmup_s)
-        if not stopped:
-            self.measuring = True
-            self.window[0] = time.time_ns() // 1_000_000
-            t0 = time.perf_counter()
-            stopped = await self.phase(stop, conf.duration_s)
-            elapsed = time.perf_counter() - t0
-            self.window[1] = time.time_ns() // 1_000_000
-            self.measuring = False
-        else:
-            elapsed = 0.0
-        if not stopped:
-            await self.phase(stop, conf.cooldown_s)
+        await self.measure.timeline(stop)
         # Stop issuing and wait for every outstanding answer, so every number handed out
         # to this client is on record.
         self.issuing = False
@@ -213,47 +222,13 @@ class Client:
                 log.warning("%d operations unanswered after %.1f s", len(self.by_reqid),
                             conf.drain_s)
         watcher.cancel()
-        self.write(elapsed)
-        for peer in self.replicas:
-            peer.stop()
-
-    async def phase(self, stop: runtime.Stop, seconds: float) -> bool:
-        """Wait out one phase; True when a stop was requested."""
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-    def write(self, elapsed: float) -> None:
-        conf = self.conf
-        out = Path(conf.outdir)
-        write_dat(out / f"{conf.name}.dat", self.ops_measured, elapsed, self.hist, self.retransmits)
-        self.hist.write(out / f"{conf.name}.hist")
-        self.series.write(out / f"{conf.name}.series")
-        write_summary(
-            out / f"{conf.name}.summary.json",
-            ClientSummary(
-                name=conf.name,
-                client_id=conf.client_id,
-                ops_total=self.ops_total,
-                ops_measured=self.ops_measured,
-                window_start_unix_ms=self.window[0],
-                window_end_unix_ms=self.window[1],
-                retransmits=self.retransmits,
-                redirects=self.redirects,
-                unanswered=len(self.by_reqid),
-            ),
-        )
+        self.measure.write(retransmits=self.retransmits, redirects=self.redirects,
+                           unanswered=len(self.by_reqid), read_misses=self.read_misses,
+                           refused=self.refused)
         if self.recorder is not None:
             self.recorder.close()
-        log.info(
-            "done: %d ops measured in %.2f s (%.0f ops/s), p50 %.0f us, p99 %.0f us, "
-            "%d retransmits, %d redirects, %d unanswered",
-            self.ops_measured, elapsed, self.ops_measured / elapsed if elapsed else 0.0,
-            self.hist.percentile(0.5), self.hist.percentile(0.99), self.retransmits,
-            self.redirects, len(self.by_reqid),
-        )
+        for peer in self.replicas:
+            peer.stop()
 
 
 async def run(conf: ClientConfig, stop: runtime.Stop) -> None:

@@ -397,16 +397,8 @@ class Replica:
             conn.reply(rid, refused(req.reqid, f"bad ids: client {req.client_id}, reqid "
                                     f"{req.reqid}, ack {req.ack}, group {req.group}"))
             return
-        try:
-            direct = self.service.direct(req)
-        except Refused as exc:
-            conn.reply(rid, refused(req.reqid, str(exc)))
-            return
-        if direct is not None:
-            if self.conf.read_policy == "any" or self.serving():
-                self.loop.create_task(self.serve_direct(conn, rid, req.reqid, direct))
-            else:
-                conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
+        if req.kind in self.service.direct_kinds:
+            self.on_direct(conn, rid, req)
             return
         if not self.serving():
             conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
@@ -441,6 +433,19 @@ class Replica:
         assert self.admission is not None
         if self.admission.admit(op):
             self.batch_grew()
+
+    def on_direct(self, conn: Conn, rid: int, req: wire.OpRequest) -> None:
+        """An operation served without the log (a read), by policy on any replica."""
+        if self.conf.read_policy != "any" and not self.serving():
+            conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
+            return
+        try:
+            effect = self.service.direct(req)
+        except Refused as exc:
+            conn.reply(rid, refused(req.reqid, str(exc)))
+            return
+        if effect is not None:
+            self.loop.create_task(self.serve_direct(conn, rid, req.reqid, effect))
 
     def note_ack(self, client_id: int, ack: int) -> None:
         if ack > self.state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):

@@ -55,6 +55,7 @@ Effect = LogWrite | LogRead
 
 class Service(Protocol):
     name: str
+    direct_kinds: frozenset[int]  # operation kinds served by `direct`, without the log
 
     def admit(self, req: wire.OpRequest) -> list[int]: ...
 

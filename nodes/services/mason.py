@@ -9,6 +9,7 @@ from nodes.services import Effect, Refused
 
 class MasonService:
     name = "mason"
+    direct_kinds: frozenset[int] = frozenset()
 
     def __init__(self, nspaces: int) -> None:
         self.nspaces = nspaces
@@ -19,7 +20,7 @@ class MasonService:
         counts = req.counts
         if len(counts) != self.nspaces:
             raise Refused(f"{len(counts)} counts for {self.nspaces} spaces")
-        if any(c < 0 for c in counts):
+        if counts and min(counts) < 0:
             raise Refused("a count is negative")
         if req.payload:
             raise Refused("mason operations carry no payload")

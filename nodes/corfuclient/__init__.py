@@ -1,0 +1,1 @@
+"""The plain Corfu client: positions from the sequencer, then its own chain writes and reads."""
