@@ -6,8 +6,8 @@ import asyncio
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +20,7 @@ from nodes.logserver.layout import LAYOUT_FILE, LogLayout, write_layout
 from nodes.logserver.values import digest, entry_value
 from nodes.metrics import ClientSummary, SeqnumRecorder, write_summary
 from nodes.status import read_summary, summary_path
-from tests.conftest import NodeProcs, free_port_block, wait_for
+from tests.conftest import REPO, NodeProcs, free_port_block, wait_for
 
 LOGSERVER = """
 name = "{name}"
@@ -341,19 +341,12 @@ def test_short_chains(nodes, replication):
     wait_for(lambda: procs[0].poll() is not None, 5, "the killed server to exit")
 
 
-def test_a_bad_config_exits_with_one_line(nodes, tmp_path):
-    base = free_port_block(1)
-    conf = LOGSERVER.format(name="ls-bad", outdir=tmp_path, chains=[3], nchains=2, port=base)
+def test_a_bad_config_exits_with_one_line(tmp_path):
+    conf = LOGSERVER.format(name="ls-bad", outdir=tmp_path, chains=[3], nchains=2,
+                            port=free_port_block(1))
     cfg = tmp_path / "ls-bad.toml"
     cfg.write_text(conf)
-    done = subprocess.run(
-        [*nodes_cmd(), "--config", str(cfg)], capture_output=True, text=True, timeout=30,
-        cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "nodes.logserver", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=30, cwd=REPO)
     assert done.returncode == 2
     assert "chain 3 is not one of the log's 2 chains" in done.stdout
-
-
-def nodes_cmd() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "nodes.logserver"]
