@@ -19,7 +19,8 @@ FOLLOWER, GAINING, LEADER = "follower", "gaining", "leader"
 ROLES = (FOLLOWER, GAINING, LEADER)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Written beside the target and renamed: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -30,7 +31,7 @@ def role_path(outdir: str | Path, name: str) -> Path:
 
 
 def write_role(outdir: str | Path, name: str, role: str, term: int) -> None:
-    _atomic_write(role_path(outdir, name), f"{role} {term}\n".encode())
+    atomic_write(role_path(outdir, name), f"{role} {term}\n".encode())
 
 
 def parse_role(text: str) -> tuple[str, int] | None:
@@ -68,7 +69,7 @@ def summary_path(outdir: str | Path, name: str) -> Path:
 
 
 def write_summary(outdir: str | Path, summary: NodeSummary) -> None:
-    _atomic_write(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
+    atomic_write(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
 
 
 def read_summary(path: str | Path) -> NodeSummary:

@@ -197,6 +197,7 @@ LOG_TRIMMED = 3  # the position was trimmed (or lies below the prefix trim)
 LOG_SEALED = 4  # the request's epoch is older than the server's; `members` is the newer view
 LOG_BAD = 5  # malformed: negative position, entry too large, not this server's chain
 LOG_UNAVAILABLE = 6  # (writer side) no replica of the chain answers
+LOG_DIVERGED = 7  # (writer side) a replica after the head holds other content than the head
 
 ENTRY_DATA = 0
 ENTRY_HOLE = 1  # a fill: the position is consumed by nobody; obeys write-once too

@@ -1,0 +1,253 @@
+"""analysis.logcheck: a clean run passes; every kind of corruption fails with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.logcheck import Verdict, check_log
+from nodes import wire
+from nodes.logserver.layout import LAYOUT_FILE, LogLayout, read_layout, write_layout
+from nodes.logserver.store import LogStore
+from nodes.logserver.values import entry_value
+from nodes.metrics import ClientSummary, NoopRecorder, SeqnumRecorder, write_summary
+
+SIZE = 64
+# Two chains of two replicas: chain 0 = even positions, chain 1 = odd ones.
+CHAINS = [["ls-0-0", "ls-1-0"], ["ls-0-1", "ls-1-1"]]
+
+
+class Run:
+    """A hand-built run: what each replica holds, what each client and noop recorded.
+
+    The clean log: positions 0..9. Client 5 (reqids 0..4) owns 0, 2, 3, 5, 7; client 6
+    (reqids 0..2) owns 1, 4, 6; noops own 8 and 9.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stores = {name: LogStore([c], 2) for c, names in enumerate(CHAINS)
+                       for name in names}
+        self.clients: dict[str, tuple[int, list[tuple[int, int]]]] = {
+            "client-0-0": (5, [(0, 0), (1, 2), (2, 3), (3, 5), (4, 7)]),
+            "client-0-1": (6, [(0, 1), (1, 4), (2, 6)]),
+        }
+        self.noops = [8, 9]
+        for cid, ops in self.clients.values():
+            for reqid, p in ops:
+                self.put(p, wire.ENTRY_DATA, entry_value(cid, reqid, SIZE))
+        for p in self.noops:
+            self.put(p, wire.ENTRY_HOLE, b"")
+
+    def put(self, position: int, kind: int, data: bytes, only: str | None = None) -> None:
+        c = position % 2
+        for name in CHAINS[c]:
+            if only is None or name == only:
+                self.stores[name].chains[c].entries[position] = (kind, data)
+
+    def drop(self, position: int, only: str | None = None) -> None:
+        c = position % 2
+        for name in CHAINS[c]:
+            if only is None or name == only:
+                del self.stores[name].chains[c].entries[position]
+
+    def write(self, dumps: list[str] | None = None) -> Path:
+        write_layout(self.path / LAYOUT_FILE,
+                     LogLayout(nchains=2, replication=2, chains=CHAINS, entry_size=SIZE))
+        for name, st in self.stores.items():
+            if dumps is None or name in dumps:
+                st.dump(self.path / f"{name}.entries")
+        for name, (cid, ops) in self.clients.items():
+            with SeqnumRecorder(self.path / f"{name}.seqnums", cid, 1) as r:
+                for i, (reqid, p) in enumerate(ops):
+                    r.record(reqid, 1_000_000 + i, [1], [p])
+            write_summary(self.path / f"{name}.summary.json",
+                          ClientSummary(name, cid, len(ops), len(ops), 0, 1000, 0, 0, 0))
+        with NoopRecorder(self.path / "proxy-0-0.noops", 1) as n:
+            for p in self.noops:
+                n.record(2_000_000, [1], [p])
+        return self.path
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    return Run(tmp_path)
+
+
+def failed(v: Verdict, reason: str) -> None:
+    assert not v.ok, "\n".join(v.lines())
+    assert reason in v.reason, v.reason
+    assert v.lines()[-1].startswith("log: FAILED")
+
+
+def test_clean_run_passes(run):
+    v = check_log(run.write())
+    assert v.ok, "\n".join(v.lines())
+    assert (v.positions, v.chains, v.dumps, v.appends, v.noops) == (10, 2, 4, 8, 2)
+    assert (v.data, v.holes, v.trimmed) == (8, 2, 0)
+    assert v.lines()[-1] == "log: OK"
+    assert "violations: none" in v.lines()
+
+
+def test_repeated_records_count_once(run):
+    run.clients["client-0-0"][1].append((4, 7))  # the same answer recorded twice
+    run.noops.append(9)  # a noop re-recorded by a new leader
+    v = check_log(run.write())
+    assert v.ok, v.reason
+    assert (v.appends, v.noops, v.repeated) == (8, 2, 2)
+
+
+def test_a_killed_replica_leaves_no_dump_and_is_not_required(run):
+    v = check_log(run.write(dumps=["ls-0-0", "ls-1-0", "ls-1-1"]))
+    assert v.ok, v.reason
+    assert v.dumps == 3
+
+
+def test_a_replica_dropped_by_a_reconfiguration_is_not_required(run):
+    run.drop(7, only="ls-0-1")  # written after ls-0-1 left the chain
+    run.stores["ls-1-1"].chains[1].epoch = 1
+    run.stores["ls-1-1"].chains[1].members = [1]
+    v = check_log(run.write())
+    assert v.ok, v.reason
+    assert (v.dumps, v.dropped) == (3, 1)
+
+
+def test_trimmed_positions_are_present_but_not_compared(run):
+    for name in CHAINS[1]:
+        run.stores[name].handle(wire.LogTrim(1, 0, 4, True))  # 1 and 3
+    run.stores["ls-0-0"].handle(wire.LogTrim(0, 0, 2, False))  # only one replica
+    v = check_log(run.write())
+    assert v.ok, v.reason
+    assert (v.trimmed, v.data) == (2, 6)
+
+
+def test_a_missing_position_fails(run):
+    run.drop(3, only="ls-1-1")
+    v = check_log(run.write())
+    failed(v, "1 positions missing")
+    assert "position 3: missing on ls-1-1" in v.examples[0]
+
+
+def test_a_position_nobody_wrote_fails(run):
+    run.put(11, wire.ENTRY_HOLE, b"")  # 10 was never written: a gap below 11
+    failed(check_log(run.write()), "1 positions missing")
+
+
+def test_a_partial_write_beyond_the_records_fails(run):
+    run.put(11, wire.ENTRY_DATA, b"head only", only="ls-0-1")
+    run.put(10, wire.ENTRY_HOLE, b"")
+    failed(check_log(run.write()), "1 positions missing")
+
+
+def test_replicas_disagreeing_fails(run):
+    run.put(6, wire.ENTRY_DATA, b"something else", only="ls-1-0")
+    v = check_log(run.write())
+    failed(v, "1 positions where replicas disagree")
+    # Position 6's append is then not proven either.
+    assert "1 appends not holding their bytes" in v.reason
+    assert any("position 6: replicas disagree" in e for e in v.examples)
+
+
+def test_wrong_bytes_fail(run):
+    run.put(5, wire.ENTRY_DATA, entry_value(5, 99, SIZE))  # on both replicas
+    v = check_log(run.write())
+    failed(v, "1 appends not holding their bytes")
+    assert "missing" not in v.reason and "disagree" not in v.reason
+    assert any("position 5: client 5 reqid 3 appended" in e for e in v.examples)
+
+
+def test_bytes_of_another_client_fail(run):
+    run.put(1, wire.ENTRY_DATA, entry_value(5, 0, SIZE))  # client 6's position, 5's bytes
+    failed(check_log(run.write()), "1 appends not holding their bytes")
+
+
+def test_a_hole_where_an_append_was_acknowledged_fails(run):
+    run.put(4, wire.ENTRY_HOLE, b"")
+    v = check_log(run.write())
+    failed(v, "1 appends not holding their bytes")
+    assert any("log holds hole" in e for e in v.examples)
+
+
+def test_an_acknowledged_append_missing_everywhere_fails(run):
+    run.drop(2)
+    failed(check_log(run.write()), "1 appends not holding their bytes")
+
+
+def test_data_where_a_noop_was_recorded_fails(run):
+    run.put(9, wire.ENTRY_DATA, b"x")
+    failed(check_log(run.write()), "1 noops not holding a hole")
+
+
+def test_a_position_owned_twice_fails(run):
+    run.noops.append(7)  # client 5 reqid 4 owns 7
+    v = check_log(run.write())
+    failed(v, "1 positions owned twice")
+    assert any("owned by client 5 reqid 4 and a noop" in e for e in v.examples)
+    run.clients["client-0-1"][1].append((3, 7))
+    failed(check_log(run.write()), "1 positions owned twice")
+
+
+def test_non_rising_positions_fail(run):
+    # Client 5's reqids 2 and 3 swap positions, and the log agrees with the records.
+    run.clients["client-0-0"] = (5, [(0, 0), (1, 2), (2, 5), (3, 3), (4, 7)])
+    run.put(5, wire.ENTRY_DATA, entry_value(5, 2, SIZE))
+    run.put(3, wire.ENTRY_DATA, entry_value(5, 3, SIZE))
+    v = check_log(run.write())
+    failed(v, "1 FIFO violations")
+    assert v.reason == "1 FIFO violations"
+    assert any("reqid 2 at 5 but later reqid 3 at 3" in e for e in v.examples)
+
+
+def test_one_reqid_at_two_positions_fails(run):
+    run.clients["client-0-1"][1].append((2, 8))
+    v = check_log(run.write())
+    assert "FIFO violations" in v.reason and "owned twice" in v.reason
+
+
+def test_inputs_that_prove_nothing_fail(run, tmp_path):
+    failed(check_log(tmp_path), f"no usable {LAYOUT_FILE}")
+    failed(check_log(run.write(dumps=[])), "no log server left a dump")
+    for p in run.path.glob("*.entries"):
+        p.unlink()
+    failed(check_log(run.write(dumps=["ls-0-0", "ls-1-0"])),
+           "chain 1: no replica of its final view left a dump")
+
+
+def test_inconsistent_inputs_fail(run):
+    path = run.write()
+    (path / "stranger.entries").write_text("# mason log-server entries of stranger\n")
+    failed(check_log(path), "stranger.entries is from no log server")
+    (path / "stranger.entries").unlink()
+    (path / "ls-0-0.entries").write_text("chain 0 epoch 0 members - prefix 0\n0 0 blob x\n")
+    v = check_log(path)
+    failed(v, "unreadable dump ls-0-0.entries")
+    assert "ls-0-0.entries:2" in v.problems[0]
+    run.write()
+    (path / "ls-0-0.entries").write_text("chain 1 epoch 0 members - prefix 0\n")
+    failed(check_log(path), "chain 0: dumps of ls-0-0 do not hold it")
+    run.write()
+    (path / "client-0-0.seqnums").write_text("# client_id 5 spaces 1\n0 1 2 3\n")
+    failed(check_log(path), "client-0-0.seqnums: reqid 0 owns 2 positions")
+    (path / "client-0-0.seqnums").write_text("# client_id 9 spaces 1\n")
+    failed(check_log(path), "client-0-0.seqnums says client 9, its summary 5")
+    (path / "client-0-0.seqnums").write_text("# client_id 5 spaces 1\n0 x 1 2\n")
+    failed(check_log(path), "unreadable records")
+
+
+def test_layout_round_trip_and_refusals(tmp_path):
+    layout = LogLayout(nchains=2, replication=2, chains=CHAINS, entry_size=32)
+    write_layout(tmp_path / LAYOUT_FILE, layout)
+    assert read_layout(tmp_path / LAYOUT_FILE) == layout
+    for text, what in [
+        ('{"nchains": 3, "replication": 2, "chains": [["a", "b"]]}', "1 chains listed"),
+        ('{"nchains": 1, "replication": 2, "chains": [["a", "a"]]}', "not 2 distinct"),
+        ('{"nchains": 1, "replication": 1, "chains": [["a"]], "extra": 1}', "unknown field"),
+        ('{"nchains": 0, "replication": 1, "chains": []}', "must be positive"),
+        ("not json", "malformed"),
+    ]:
+        (tmp_path / LAYOUT_FILE).write_text(text)
+        with pytest.raises(ValueError, match=what):
+            read_layout(tmp_path / LAYOUT_FILE)
+    with pytest.raises(ValueError, match="not 2 distinct"):
+        LogLayout(nchains=1, replication=2, chains=[["a"]])
