@@ -170,7 +170,7 @@ class CorfuClient:
                            unanswered=len(late), read_misses=self.read_misses)
         if self.recorder is not None:
             self.recorder.close()
-        self.chain.stop()
+        self.chain.close()
         self.tokens.peer.stop()
 
 

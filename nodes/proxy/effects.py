@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from nodes import wire
 from nodes.config import ChainConfig
-from nodes.logserver.chain import ChainClient, ChainResult
+from nodes.logserver.chain import ChainClient, LogResult
 from nodes.services import Effect, LogRead, LogWrite
 
 
@@ -20,9 +20,9 @@ class LogEffects:
         self.chain.start()
 
     def stop(self) -> None:
-        self.chain.stop()
+        self.chain.close()
 
-    async def run(self, effect: Effect) -> ChainResult:
+    async def run(self, effect: Effect) -> LogResult:
         if isinstance(effect, LogWrite):
             return await self.chain.write(effect.position, effect.kind, effect.data)
         if isinstance(effect, LogRead):
@@ -30,9 +30,10 @@ class LogEffects:
         raise TypeError(f"no runner for {type(effect).__name__}")
 
 
-def finished(effect: Effect, result: ChainResult) -> bool:
+def finished(effect: Effect, result: LogResult) -> bool:
     """Whether the effect is done for good (True) or must be tried again (False).
 
     A write is done once the tail holds it (LOG_OK); a position already holding other
     content can never take it (write-once), so retrying would not help either."""
-    return result.status in (wire.LOG_OK, wire.LOG_WRITTEN, wire.LOG_TRIMMED, wire.LOG_BAD)
+    return result.status in (wire.LOG_OK, wire.LOG_WRITTEN, wire.LOG_TRIMMED, wire.LOG_BAD,
+                             wire.LOG_DIVERGED)

@@ -238,62 +238,71 @@ class Replica:
                 # Noops are rare and must survive a kill -9 of this replica right after.
                 self.noops.flush()
             if owed is not None and self.serving():
-                for effects in owed:
-                    if effects:
-                        self.owe(None, effects)
+                self.owe([(None, effects) for effects in owed if effects])
             return
         if not self.serving():
             return  # a new leader re-drives what is still owed once it serves
         inflight = self.inflight
-        for i, rec in enumerate(committed):
+        if owed is not None:
+            pairs: list[tuple[Op | None, list[Effect]]] = []
+            for rec, effects in zip(committed, owed, strict=True):
+                waiting = inflight.pop((rec.client_id, rec.reqid), None)
+                pairs.append((waiting or Op(rec.client_id, rec.reqid, rec.counts, None, 0),
+                              effects))
+            self.owe(pairs)
+            return
+        for rec in committed:
             waiting = inflight.pop((rec.client_id, rec.reqid), None)
-            if owed is not None and owed[i]:
-                self.owe(waiting or Op(rec.client_id, rec.reqid, rec.counts, None, 0), owed[i])
-                continue
             if waiting is not None and waiting.conn is not None:
                 waiting.conn.reply(waiting.rid, wire.OpReply(rec.reqid, rec.lasts))
                 self.ops_answered += 1
 
     # ---- what committed operations owe ---------------------------------------------------
-    def owe(self, op: Op | None, effects: list[Effect]) -> None:
-        """Carry out a committed operation's effects, then answer it (if someone waits)."""
-        if op is not None:
-            self.owing[(op.client_id, op.reqid)] = op
-        self.loop.create_task(self.settle_effects(self.raft.term, op, effects))
+    def owe(self, owed: list[tuple[Op | None, list[Effect]]]) -> None:
+        """Carry out committed operations' effects, then answer them (if someone waits).
 
-    async def settle_effects(self, term: int, op: Op | None, effects: list[Effect]) -> None:
+        One task per entry: the entry's effects run concurrently (different positions,
+        often different chains) and its operations are answered together."""
+        owing = self.owing
+        for op, _ in owed:
+            if op is not None:
+                owing[(op.client_id, op.reqid)] = op
+        self.loop.create_task(self.settle(self.raft.term, owed))
+
+    async def run_effects(self, effects: list[Effect]) -> list[Effect]:
+        """Run effects once; returns those to try again (their log was unavailable)."""
         from nodes.proxy.effects import finished
 
         assert self.effects is not None, "a service owes effects but the proxy has no log"
         results = await asyncio.gather(*(self.effects.run(e) for e in effects))
-        todo = []
+        again = []
         for effect, result in zip(effects, results, strict=True):
-            if finished(effect, result):
-                if result.status != wire.LOG_OK:
-                    self.effect_failures += 1
-                    log.error("%s at position %s: status %d", type(effect).__name__,
-                              getattr(effect, "position", "?"), result.status)
-                self.service.done(effect)
-            else:
-                todo.append(effect)
+            if not finished(effect, result):
+                again.append(effect)
+                continue
+            if result.status != wire.LOG_OK:
+                self.effect_failures += 1
+                log.error("%s at position %s: status %d", type(effect).__name__,
+                          getattr(effect, "position", "?"), result.status)
+            self.service.done(effect)
+        return again
+
+    async def settle(self, term: int, owed: list[tuple[Op | None, list[Effect]]]) -> None:
+        todo = await self.run_effects([e for _, effects in owed for e in effects])
         while todo:
             if not (self.serving() and self.raft.term == term):
                 return  # the next leader re-drives what is still owed
             await asyncio.sleep(EFFECT_RETRY)
-            results = await asyncio.gather(*(self.effects.run(e) for e in todo))
-            left = []
-            for effect, result in zip(todo, results, strict=True):
-                if finished(effect, result):
-                    self.service.done(effect)
-                else:
-                    left.append(effect)
-            todo = left
-        if op is None:
+            todo = await self.run_effects(todo)
+        if not self.serving():
             return
-        self.owing.pop((op.client_id, op.reqid), None)
-        if op.conn is not None and self.serving():
-            lasts = self.state.answer(op.client_id, op.reqid)
-            if lasts is not None:
+        answer = self.state.answer
+        for op, _ in owed:
+            if op is None:
+                continue
+            self.owing.pop((op.client_id, op.reqid), None)
+            lasts = answer(op.client_id, op.reqid)
+            if op.conn is not None and lasts is not None:
                 op.conn.reply(op.rid, wire.OpReply(op.reqid, lasts))
                 self.ops_answered += 1
 
@@ -303,12 +312,14 @@ class Replica:
         if not owed:
             return
         log.info("re-driving %d effect(s) committed by earlier leaders", len(owed))
+        redriven: list[tuple[Op | None, list[Effect]]] = []
         for effect in owed:
             op = None
             if isinstance(effect, LogWrite) and effect.owner[0] != entries.NOOP_CLIENT:
                 client_id, reqid = effect.owner
                 op = Op(client_id, reqid, [], None, 0)
-            self.owe(op, [effect])
+            redriven.append((op, [effect]))
+        self.owe(redriven)
 
     async def serve_direct(self, conn: Conn, rid: int, reqid: int, effect: Effect) -> None:
         assert self.effects is not None

@@ -1,0 +1,126 @@
+"""A live CorfuMason proxy against bad operations: each refused with a reason, none applied.
+
+A real sequencer, two real log servers (one chain of two) and a proxy group of one replica
+(so it leads alone); requests go over real sockets.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from nodes import wire
+from nodes.status import parse_role
+from tests.conftest import free_port_block, wait_for
+from tests.integration.test_live_fuzz import send_garbage
+
+SEQUENCER = """
+name = "sequencer-0"
+outdir = "{outdir}"
+nspaces = 1
+[listen]
+host = "127.0.0.1"
+port = {port}
+"""
+
+LOGSERVER = """
+name = "server-{i}"
+outdir = "{outdir}"
+nspaces = 1
+chains = [0]
+nchains = 1
+max_entry_bytes = 32
+[listen]
+host = "127.0.0.1"
+port = {port}
+"""
+
+PROXY = """
+name = "proxy-0"
+outdir = "{outdir}"
+nspaces = 1
+service = "corfumason"
+group = 0
+replica = 0
+peers = {{}}
+election_ticks = 4
+[log]
+chains = [[{{ host = "127.0.0.1", port = {ls0} }}, {{ host = "127.0.0.1", port = {ls1} }}]]
+max_entry_bytes = 32
+[listen]
+host = "127.0.0.1"
+port = {port}
+[sequencer]
+host = "127.0.0.1"
+port = {seq}
+"""
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.reader = wire.FrameReader()
+        self.rid = 0
+
+    def call(self, req: wire.OpRequest) -> wire.OpReply:
+        self.rid += 1
+        self.sock.sendall(wire.encode_frame([(wire.CALL, self.rid, req)]))
+        while True:
+            data = self.sock.recv(65536)
+            assert data, "the proxy closed a connection that sent a well-formed request"
+            for frame in self.reader.feed(data):
+                for kind, rid, msg in frame:
+                    assert (kind, rid) == (wire.REPLY, self.rid)
+                    assert isinstance(msg, wire.OpReply)
+                    return msg
+
+
+def append(reqid: int, data: bytes, counts=(1,), client=3, group=0, ack=-1):
+    return wire.OpRequest(client, reqid, group, ack, list(counts), wire.OP_APPEND, data)
+
+
+def read(reqid: int, position: int, client=4):
+    payload = position.to_bytes(8, "little", signed=True)
+    return wire.OpRequest(client, reqid, 0, -1, [], wire.OP_READ, payload)
+
+
+def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path):
+    base = free_port_block(4)
+    nodes.start("sequencer", "sequencer-0", SEQUENCER.format(outdir=tmp_path, port=base))
+    for i in (0, 1):
+        nodes.start("logserver", f"server-{i}",
+                    LOGSERVER.format(i=i, outdir=tmp_path, port=base + 1 + i))
+    proc = nodes.start("proxy", "proxy-0", PROXY.format(
+        outdir=tmp_path, port=base + 3, seq=base, ls0=base + 1, ls1=base + 2))
+    role = tmp_path / "proxy-0.role"
+    wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
+             30, "the proxy to lead its group of one")
+    client = Client(base + 3)
+    bad = {
+        "too large": append(0, b"x" * 33),
+        "empty": append(0, b""),
+        "two positions": append(0, b"x", counts=(2,)),
+        "negative reqid": append(-1, b"x"),
+        "negative client": append(0, b"x", client=-5),
+        "other group": append(0, b"x", group=9),
+        "bad ack": append(0, b"x", ack=-7),
+        "sequencing kind": wire.OpRequest(3, 0, 0, -1, [1], wire.OP_SEQUENCE, b""),
+        "unknown kind": wire.OpRequest(3, 0, 0, -1, [1], 99, b"x"),
+        "negative position": read(0, -1),
+        "short position": wire.OpRequest(4, 0, 0, -1, [], wire.OP_READ, b"\x01"),
+    }
+    for what, req in bad.items():
+        reply = client.call(req)
+        assert reply.status == wire.OP_REFUSED, what
+        assert reply.payload, f"{what}: a refusal says why"
+    for payload in (b"\xff" * 12, (5).to_bytes(4, "big") + b"\xc1\xc1\xc1\xc1\xc1"):
+        send_garbage(base + 3, payload)
+        assert proc.poll() is None, "the proxy died on a bad frame"
+    # Nothing refused took a position: the first good append gets position 0 and reads back.
+    ok = client.call(append(0, b"first entry"))
+    assert ok.status == wire.OP_OK and ok.lasts == [0]
+    again = client.call(append(0, b"first entry"))  # a retransmission: the same answer
+    assert again.lasts == [0]
+    back = client.call(read(0, 0))
+    assert (back.status, back.payload) == (wire.LOG_OK, b"first entry")
+    assert client.call(read(1, 1)).status == wire.LOG_UNWRITTEN
+    assert "closing connection" in (tmp_path / "proxy-0.log").read_text()

@@ -1,0 +1,84 @@
+"""The per-system service objects (nodes/services/): admission, what commit owes, notes."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodes import wire
+from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord
+from nodes.proxy.group_state import GroupState
+from nodes.services import LogRead, LogWrite, Refused, make_service
+from nodes.services.corfumason import CorfuMasonService
+from nodes.services.mason import MasonService
+
+
+def op(kind=wire.OP_SEQUENCE, counts=(1,), payload=b"", reqid=0):
+    return wire.OpRequest(7, reqid, 0, -1, list(counts), kind, payload)
+
+
+def test_mason_admits_counts_per_space_and_refuses_everything_else():
+    svc = MasonService(2)
+    assert svc.admit(op(counts=(1, 3))) == [1, 3]
+    for bad in (op(counts=(1,)), op(counts=(1, -1)), op(kind=wire.OP_APPEND, counts=(1, 1)),
+                op(counts=(1, 1), payload=b"x")):
+        with pytest.raises(Refused):
+            svc.admit(bad)
+    assert svc.apply([OpRecord(7, 0, [1, 1], [0, 0])], False) is None
+    assert svc.pending() == [] and svc.take_notes() == b""
+
+
+def test_corfumason_admits_appends_of_one_position_within_the_entry_limit():
+    svc = CorfuMasonService(1, max_entry_bytes=16)
+    assert svc.admit(op(wire.OP_APPEND, payload=b"a" * 16)) == [1]
+    for bad in (op(wire.OP_APPEND, payload=b""), op(wire.OP_APPEND, payload=b"a" * 17),
+                op(wire.OP_APPEND, counts=(2,), payload=b"a"), op(wire.OP_SEQUENCE),
+                op(wire.OP_READ, counts=(), payload=(3).to_bytes(8, "little"))):
+        with pytest.raises(Refused):
+            svc.admit(bad)
+
+
+def test_corfumason_reads_are_direct_and_validated():
+    svc = CorfuMasonService(1, 64)
+    assert svc.direct(op(wire.OP_READ, (), (5).to_bytes(8, "little"))) == LogRead(5)
+    assert svc.direct(op(wire.OP_APPEND, payload=b"x")) is None
+    for payload in (b"", b"1234567", (-1).to_bytes(8, "little", signed=True)):
+        with pytest.raises(Refused):
+            svc.direct(op(wire.OP_READ, (), payload))
+
+
+def test_a_committed_append_is_owed_until_the_leader_reports_it_written():
+    leader, follower = (GroupState(1, 1, "h", 1, service=CorfuMasonService(1, 64))
+                        for _ in range(2))
+    entry = BatchEntry(1, 0, [OpRecord(7, 0, [1], [10], b"ten"),
+                              OpRecord(7, 1, [1], [11], b"eleven")], [])
+    for state in (leader, follower):
+        state.apply(entry)
+    assert leader.owed == [[LogWrite(10, wire.ENTRY_DATA, b"ten", (7, 0))],
+                           [LogWrite(11, wire.ENTRY_DATA, b"eleven", (7, 1))]]
+    # A new leader would re-drive both.
+    assert [e.position for e in follower.service.pending()] == [10, 11]
+    leader.service.done(leader.owed[0][0])
+    notes = leader.service.take_notes()
+    assert leader.service.take_notes() == b""  # taken once
+    for state in (leader, follower):
+        state.apply(BatchEntry(2, 1, [], [], notes=notes))
+    assert [e.position for e in follower.service.pending()] == [11]
+    assert [e.position for e in leader.service.pending()] == [11]
+
+
+def test_a_noop_owes_a_hole_at_each_of_its_positions_and_survives_a_snapshot():
+    state = GroupState(1, 1, "h", 1, service=CorfuMasonService(1, 64))
+    state.apply(BatchEntry(1, 0, [OpRecord(NOOP_CLIENT, 0, [3], [6])], [], noop=True))
+    assert state.owed == [[LogWrite(p, wire.ENTRY_HOLE, b"", (NOOP_CLIENT, 0))
+                           for p in (4, 5, 6)]]
+    copy = GroupState(1, 1, "h", 1, service=CorfuMasonService(1, 64))
+    copy.restore(state.snapshot())
+    assert copy.service.pending() == state.service.pending()
+    assert copy.noops_committed == 1
+
+
+def test_unknown_services_and_spaces_are_refused_at_start():
+    with pytest.raises(ValueError, match="unknown service"):
+        make_service("zk", 1)
+    with pytest.raises(ValueError, match="nspaces must be 1"):
+        make_service("corfumason", 2)
