@@ -1,6 +1,6 @@
-"""suites/: the shipped sweeps, scaling down to the machines there are, stable point names,
-variants, and one-line errors for malformed suite files; orchestrator.suite's planning,
-resume states and retry rules."""
+"""suites/ and orchestrator.sweep: the shipped sweeps, scaling down to the machines there are,
+stable point names, variants, and one-line errors for malformed suite files;
+orchestrator.suite's planning, resume states and retry rules."""
 
 from __future__ import annotations
 
@@ -21,14 +21,8 @@ from orchestrator.suite import (
     select,
     state_of,
 )
-from suites.loader import (
-    Capacity,
-    SuiteError,
-    expand,
-    find_suite,
-    list_suites,
-    load_suite,
-)
+from orchestrator.sweep import Capacity, expand
+from suites.loader import SuiteError, find_suite, list_suites, load_suite
 
 BIG = Capacity(sequencers=2, proxies=48, clients=16)  # the README's largest mason setup
 
@@ -347,3 +341,4 @@ def test_a_measured_run_whose_verdict_failed_is_kept_and_not_retried(tmp_path):
     # Resuming skips it (and still reports it failed) instead of hiding it with a rerun.
     again = run_suite(suite_dir, runs, Scripted([]), retries=2, console=console)
     assert again.skipped == 1 and again.failed == ["s1-g1-c1-t1"] and again.ran == []
+
