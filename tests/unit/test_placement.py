@@ -28,7 +28,7 @@ def machines(counts: dict[str, int], shared_address: bool = False) -> list[Machi
     slots = []
     for role, n in counts.items():
         for i in range(n):
-            address = "127.0.0.1" if shared_address else f"10.1.1.{len(slots) + 1}"
+            address = "127.0.0.1" if shared_address else f"198.18.1.{len(slots) + 1}"
             slots.append(MachineSlot(f"{role}-{i}", role, i, address, f"/w/{role}-{i}"))
     return slots
 
