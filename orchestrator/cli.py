@@ -174,11 +174,10 @@ def run(
         raise fail(f"--outdir must be a plain directory name, not {name!r}")
     if (results_root / name).exists() and any((results_root / name).iterdir()):
         raise fail(f"{results_root / name} already holds a run; choose another --outdir")
-    record = given.get("record_seqnums", machine_info is None)
     if machine_info is None:
-        given["record_seqnums"] = record
+        given.setdefault("record_seqnums", True)  # local runs record every number
     if chosen.applies("record_noops"):
-        given.setdefault("record_noops", record)
+        given.setdefault("record_noops", given.get("record_seqnums", False))
     if machine_info is None:
         try:
             spec = specs.build(name, system, {**chosen.local_defaults, **given})

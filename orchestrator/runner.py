@@ -72,16 +72,18 @@ def _clients(spec: ExperimentSpec) -> str:
             f"{spec.client_concurrency} outstanding")
 
 
+def _headline(spec: ExperimentSpec, where: str) -> str:
+    system = systems.get(spec.system)
+    return (f"[bold]{spec.name}[/]: {spec.system}, {system.describe(spec)}, {_clients(spec)}, "
+            f"{system.workload(spec)}, {spec.expduration:g} s measured ({where})")
+
+
 def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> RunResult:
     if results.exists() and any(results.iterdir()):
         cause = f"{results} already holds a run; choose another --outdir"
         err.print(f"[bold red]error:[/] {cause}")
         return RunResult(2, cause)
-    system = systems.get(spec.system)
-    out.print(
-        f"[bold]{spec.name}[/]: {spec.system}, {system.describe(spec)}, {_clients(spec)}, "
-        f"{system.workload(spec)}, {spec.expduration:g} s measured (all local)"
-    )
+    out.print(_headline(spec, "all local"))
     try:
         execute_local(spec, results, out)
     except RunFailed as exc:
@@ -148,9 +150,7 @@ def dry_run(spec: ExperimentSpec, slots: list[MachineSlot], out: Console,
     except (SpecError, ConfigError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return RunResult(1, str(exc))
-    out.print(f"[bold]{spec.name}[/]: {spec.system}, {system.describe(spec)}, {_clients(spec)}, "
-              f"{system.workload(spec)}, {spec.expduration:g} s measured (dry run: nothing "
-              "started)")
+    out.print(_headline(spec, "dry run: nothing started"))
     table = Table(show_edge=False, pad_edge=False)
     for column in ("process", "kind", "machine", "listens on"):
         table.add_column(column, no_wrap=True)
