@@ -14,6 +14,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from orchestrator import systems
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -104,6 +106,30 @@ def run(
         "kill_leader_mid_batch", "Make group 0's leader die between a sequencer answer and "
         "its Raft entry, this many seconds after warm-up."),
     nsequencers: int | None = _opt("nsequencers", "Sequencers (2 = with a backup)."),
+    ncorfu_servers: int | None = _opt(
+        "ncorfu_servers", "Corfu systems: server machines holding the log (S). [2]"),
+    corfu_replication_factor: int | None = _opt(
+        "corfu_replication_factor", "Replicas per chain, 1 to 3; S must be a multiple. [2]"),
+    corfu_units: int | None = _opt(
+        "corfu_units", "Log-server processes per server machine. [local 1, testbed 4]"),
+    appends: bool | None = typer.Option(
+        None, "--appends", help="Corfu systems: the append workload. [the default]",
+        show_default=False),
+    reads: bool | None = typer.Option(
+        None, "--reads", help="Corfu systems: the read workload over [0, --max_log_position).",
+        show_default=False),
+    max_log_position: int | None = _opt(
+        "max_log_position", "Positions written before a read run; alone it means --reads. "
+        "[100000 with --reads]"),
+    entry_size: int | None = _opt("entry_size", "Bytes per appended entry. [64]"),
+    read_policy: str | None = _opt(
+        "read_policy", "corfumason reads: any replica serves them, or only the leader. [any]"),
+    kill_logserver: float | None = _opt(
+        "kill_logserver", "Kill -9 the head of chain 0 this many seconds after warm-up "
+        "(needs --corfu_replication_factor 2 or 3)."),
+    kill_all_leaders: float | None = _opt(
+        "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
+        "seconds after warm-up."),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
@@ -112,7 +138,7 @@ def run(
     record_noops: bool | None = typer.Option(
         None, "--record-noops/--no-record-noops", "--record_noops",
         help="Proxies record committed noops. [on with --record-seqnums]", show_default=False),
-    system: str = typer.Option("mason", "--system", help="mason (alias master)."),
+    system: str = typer.Option("mason", "--system", help=systems.choices() + "."),
     outdir: str | None = _opt("outdir", "Results directory name. [results-<unix time>]"),
     results_root: Path = typer.Option(Path("results"), "--results", help="Where runs go."),
     python: str | None = typer.Option(
@@ -127,12 +153,19 @@ def run(
     testbed_dir: Path | None = TESTBED_DIR,
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Place every process and check every config; start nothing."),
 ) -> None:
     """Run one experiment; with no machine list, every role runs on this machine."""
     from orchestrator import spec as specs
+    from orchestrator.runner import dry_run as plan_only
     from orchestrator.runner import run_local
 
     flags = dict(locals())
+    try:
+        chosen = systems.get(system)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
     given = {k: v for k, v in flags.items()
              if v is not None and k in specs.ExperimentSpec.__struct_fields__
              and k not in ("name", "system")}
@@ -142,40 +175,66 @@ def run(
     if (results_root / name).exists() and any((results_root / name).iterdir()):
         raise fail(f"{results_root / name} already holds a run; choose another --outdir")
     if machine_info is None:
-        record = given.get("record_seqnums", True)
-        given["record_seqnums"] = record
-        given.setdefault("record_noops", record)
+        given.setdefault("record_seqnums", True)  # local runs record every number
+    if chosen.applies("record_noops"):
+        given.setdefault("record_noops", given.get("record_seqnums", False))
+    if machine_info is None:
         try:
-            spec = specs.validate(specs.ExperimentSpec(
-                name=name, system=system, **{**specs.LOCAL_DEFAULTS, **given}))
+            spec = specs.build(name, system, {**chosen.local_defaults, **given})
         except specs.SpecError as exc:
             raise fail(str(exc)) from None
-        raise typer.Exit(run_local(spec, results_root / name, out, err))
-    from orchestrator.remote import RemoteOptions, run_on_testbed
+        if dry_run:
+            from orchestrator.experiment import RunMachines
+            from orchestrator.hosts import LocalHost
 
-    given.setdefault("record_noops", given.get("record_seqnums", False))
+            slots = RunMachines.local(spec, (results_root / name).resolve(), LocalHost()).slots
+            raise typer.Exit(plan_only(spec, slots, out, err).code)
+        raise typer.Exit(run_local(spec, results_root / name, out, err).code)
+    from orchestrator.remote import (
+        RemoteOptions,
+        planned_slots,
+        read_cluster,
+        run_on_testbed,
+        testbed_spec,
+    )
+
+    if dry_run:
+        try:
+            cluster = read_cluster(machine_info)
+            spec = testbed_spec(cluster, name, system, given)
+        except specs.SpecError as exc:
+            raise fail(str(exc)) from None
+        raise typer.Exit(plan_only(spec, planned_slots(cluster, spec), out, err).code)
+
     options = RemoteOptions(machine_info, user, identity, known_hosts, accept_new_host_keys,
                             testbed_dir, retries)
     try:
-        code = run_on_testbed(name, system, given, options, results_root / name, out, err)
+        result = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
-    raise typer.Exit(code)
+    raise typer.Exit(result.code)
 
 
 @app.command()
 def check(
     results: Path = typer.Argument(..., help="A run's results directory."),
 ) -> None:
-    """Prove contiguity (every number 0..max once) and per-client FIFO for a finished run."""
-    from analysis.contiguity import check_run
+    """Prove contiguity (every number 0..max once) and per-client FIFO for a finished run;
+    for the Corfu systems also that the log holds what was acknowledged."""
+    from orchestrator import spec as specs
 
     if not results.is_dir():
         raise fail(f"{results}: no such results directory")
-    verdict = check_run(results)
-    for line in verdict.lines():
-        out.print(line)
-    raise typer.Exit(0 if verdict.ok else 1)
+    record = results / "experiment.toml"
+    try:
+        chosen = systems.get(specs.recorded_system(record) if record.is_file() else "mason")
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    verdicts = chosen.check(results)
+    for verdict in verdicts:
+        for line in verdict.lines:
+            out.print(line)
+    raise typer.Exit(0 if all(v.ok for v in verdicts) else 1)
 
 
 # ---- commands: testbed, setup, profile ----------------------------------------------------
@@ -332,8 +391,7 @@ def setup(
 
 @app.command()
 def profile(
-    system: str = typer.Argument(
-        ..., help="mason (alias master), corfu, corfumason, rsmkeeper, zkmason (zk-mason)."),
+    system: str = typer.Argument(..., help=systems.choices() + "."),
     nsequencers: int | None = typer.Option(None, "--nsequencers", help="[largest config]"),
     nproxies: int | None = typer.Option(None, "--nproxies", help="[largest config]"),
     nclients: int | None = typer.Option(None, "--nclients", help="[largest config]"),

@@ -16,10 +16,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from orchestrator import faults, render
+from nodes.status import LEADER, parse_role
+from orchestrator import faults, render, systems
 from orchestrator.hosts import Host, HostError
-from orchestrator.placement import Placement, Proc, Slot, place
+from orchestrator.logplan import write_layout
+from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
+from orchestrator.systems import PROCESS_KINDS
 
 POLL = 0.05
 
@@ -46,33 +49,37 @@ class Launched:
     def path(self, suffix: str) -> str:
         return f"{self.rundir}/{self.proc.name}{suffix}"
 
+    @property
+    def is_client(self) -> bool:
+        return PROCESS_KINDS[self.proc.kind].client
+
 
 @dataclass
-class Cluster:
-    """The machines an experiment may use and the Host that reaches each."""
+class RunMachines:
+    """The machines an experiment may use and the Host that reaches each (machines.Cluster
+    is the testbed's list of machines; this is what one run uses of it)."""
 
-    slots: list[Slot]
+    slots: list[MachineSlot]
     hosts: dict[str, Host]  # machine name -> host
 
     @classmethod
     def remote(cls, machines: list[tuple[str, str, int]], hosts: dict[str, Host],
-               run_name: str) -> Cluster:
+               run_name: str) -> RunMachines:
         """Testbed machines (name, role, index), each writing under its own workdir."""
         slots = []
         for name, role, index in machines:
             host = hosts[name]
-            slots.append(Slot(name, role, index, host.address,
-                              f"{host.workdir}/runs/{run_name}"))
+            slots.append(MachineSlot(name, role, index, host.address,
+                                     f"{host.workdir}/runs/{run_name}"))
         return cls(slots, hosts)
 
     @classmethod
-    def local(cls, spec: ExperimentSpec, rundir: Path, host: Host) -> Cluster:
-        """Every logical machine is this one, on 127.0.0.1."""
+    def local(cls, spec: ExperimentSpec, rundir: Path, host: Host) -> RunMachines:
+        """Every logical machine the system needs is this one, on 127.0.0.1."""
         slots = []
-        for role, count in (("sequencer", spec.nsequencers), ("proxy", spec.nproxies),
-                            ("client", spec.nclients)):
+        for role, count in systems.get(spec.system).machines_needed(spec).items():
             for i in range(count):
-                slots.append(Slot(f"{role}-{i}", role, i, host.address, str(rundir)))
+                slots.append(MachineSlot(f"{role}-{i}", role, i, host.address, str(rundir)))
         return cls(slots, {s.name: host for s in slots})
 
 
@@ -80,17 +87,18 @@ class Experiment:
     def __init__(
         self,
         spec: ExperimentSpec,
-        cluster: Cluster,
+        machines: RunMachines,
         results: Path,
         console: Console,
         provenance: dict[str, object] | None = None,
     ) -> None:
         self.spec = spec
-        self.cluster = cluster
+        self.system = systems.get(spec.system)
+        self.machines = machines
         self.results = results
         self.console = console
         self.provenance = provenance or {}
-        self.placement: Placement = place(spec, cluster.slots)
+        self.placement: Placement = self.system.place(spec, machines.slots)
         self.running: list[Launched] = []
         self.fault_log = faults.FaultLog(results / "faults.log")
 
@@ -98,12 +106,14 @@ class Experiment:
     def run(self) -> None:
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
+        if self.placement.log is not None:
+            write_layout(self.results, self.placement.log)
         try:
             self.ship_configs()
-            self.start("sequencer")
-            self.start("proxy")
-            self.wait_for_leaders()
-            self.start("client")
+            for kind in self.system.start_order:
+                if PROCESS_KINDS[kind].client:
+                    self.system.wait_ready(self)
+                self.start(kind)
             self.measure()
         finally:
             self.stop_all()
@@ -112,10 +122,10 @@ class Experiment:
 
     # ---- launching ----------------------------------------------------------------------
     def host_of(self, proc: Proc) -> Host:
-        return self.cluster.hosts[proc.machine]
+        return self.machines.hosts[proc.machine]
 
     def rundir_of(self, proc: Proc) -> str:
-        return next(s.rundir for s in self.cluster.slots if s.name == proc.machine)
+        return next(s.rundir for s in self.machines.slots if s.name == proc.machine)
 
     def ship_configs(self) -> None:
         made: set[tuple[str, str]] = set()
@@ -124,11 +134,11 @@ class Experiment:
             if (host.name, rundir) not in made:
                 host.makedirs(rundir)
                 made.add((host.name, rundir))
-            text = render.render(proc.role, proc.context)
+            text = render.render(proc.kind, proc.context)
             host.write_text(f"{rundir}/{proc.name}.toml", text)
 
-    def start(self, role: str) -> None:
-        procs = self.placement.by_role(role)
+    def start(self, kind: str) -> None:
+        procs = self.placement.by_kind(kind)
         launched = []
         for proc in procs:
             entry = Launched(proc, self.host_of(proc), self.rundir_of(proc))
@@ -142,7 +152,7 @@ class Experiment:
         self.wait_until(
             lambda: all(e.host.exists(e.path(".ready")) for e in launched),
             timeout=60.0,
-            what=f"{len(launched)} {role} process(es) to start",
+            what=f"{len(launched)} {kind} process(es) to start",
             watch=launched,
         )
 
@@ -164,7 +174,7 @@ class Experiment:
         for entry in watch:
             if entry.killed or entry.host.alive(entry.path(".pid")):
                 continue
-            if entry.host.exists(entry.path(".ready")) and entry.proc.role == "client":
+            if entry.host.exists(entry.path(".ready")) and entry.is_client:
                 code = entry.host.exit_code(entry.path(".pid"))
                 if code in (0, None):
                     continue
@@ -181,26 +191,29 @@ class Experiment:
         code = entry.host.exit_code(entry.path(".pid"))
         return f"exited with status {code}" if code is not None else "no output"
 
-    def role_of(self, entry: Launched) -> tuple[str, int]:
+    def replica_role(self, entry: Launched) -> tuple[str, int] | None:
+        """(role, term) from a proxy's .role file (nodes.status), None when unreadable."""
         try:
-            mode, term = entry.host.read_text(entry.path(".role")).split()
-            return mode, int(term)
-        except (HostError, ValueError):
-            return "unknown", -1
+            return parse_role(entry.host.read_text(entry.path(".role")))
+        except HostError:
+            return None
 
     def leader_of(self, group: int) -> Launched | None:
         best: tuple[int, Launched] | None = None
         for entry in self.running:
-            if entry.proc.role != "proxy" or entry.proc.group != group or entry.killed:
+            if entry.proc.kind != "proxy" or entry.proc.group != group or entry.killed:
                 continue
-            mode, term = self.role_of(entry)
-            if mode == "leader" and (best is None or term > best[0]):
-                best = (term, entry)
+            role = self.replica_role(entry)
+            if role is not None and role[0] == LEADER and (best is None or role[1] > best[0]):
+                best = (role[1], entry)
         return None if best is None else best[1]
 
+    def groups(self) -> list[int]:
+        return sorted({p.group for p in self.placement.by_kind("proxy")})
+
     def wait_for_leaders(self) -> None:
-        groups = sorted({p.group for p in self.placement.by_role("proxy")})
-        proxies = [e for e in self.running if e.proc.role == "proxy"]
+        groups = self.groups()
+        proxies = [e for e in self.running if e.proc.kind == "proxy"]
         self.wait_until(
             lambda: all(self.leader_of(g) is not None for g in groups),
             timeout=60.0,
@@ -211,12 +224,12 @@ class Experiment:
     # ---- the measured run -----------------------------------------------------------------
     def measure(self) -> None:
         spec = self.spec
-        clients = [e for e in self.running if e.proc.role == "client"]
-        others = [e for e in self.running if e.proc.role != "client"]
+        clients = [e for e in self.running if e.is_client]
+        others = [e for e in self.running if not e.is_client]
         start = time.monotonic()
         measure_start = start + spec.warmup
         total = spec.warmup + spec.expduration + spec.cooldown
-        schedule = faults.schedule(spec)
+        schedule = faults.schedule(spec, self.system.fault_events)
         deadline = start + total + 60.0
         marked_start = marked_end = False
         with Progress(
@@ -254,28 +267,16 @@ class Experiment:
                                 f"{self.cause(entry)}")
 
     def inject(self, fault: faults.Fault) -> None:
-        target = self.fault_target(fault)
-        if target is None:
+        targets = faults.targets(self, fault)
+        if not targets:
             self.console.print(f"[yellow]fault {fault.event}: no target alive; skipped")
             return
-        target.killed = True
-        target.host.signal(target.path(".pid"), fault.signal)
-        self.fault_log.mark(fault.event, target.proc.name)
         how = "kill -9" if fault.signal == signal.SIGKILL else "arm mid-batch exit of"
-        self.console.print(f"fault: {fault.event} -> {how} {target.proc.name}")
-
-    def fault_target(self, fault: faults.Fault) -> Launched | None:
-        if fault.event in ("kill_leader", "kill_leader_mid_batch"):
-            return self.leader_of(fault.group)
-        if fault.event == "kill_follower":
-            leader = self.leader_of(fault.group)
-            return next((e for e in self.running if e.proc.role == "proxy"
-                         and e.proc.group == fault.group and e is not leader
-                         and not e.killed), None)
-        if fault.event in ("kill_sequencer", "kill_backup"):
-            name = "sequencer-0" if fault.event == "kill_sequencer" else "sequencer-1"
-            return next((e for e in self.running if e.proc.name == name), None)
-        return None
+        for target in targets:
+            target.killed = True
+            target.host.signal(target.path(".pid"), fault.signal)
+            self.fault_log.mark(fault.event, target.proc.name)
+            self.console.print(f"fault: {fault.event} -> {how} {target.proc.name}")
 
     # ---- stopping and collecting ------------------------------------------------------------
     def stop_all(self) -> None:

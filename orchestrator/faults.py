@@ -1,8 +1,10 @@
 """The failure schedule of a run and the log of what was injected when.
 
 Times are seconds after the clients' warm-up, as the original's --kill_leader and
---kill_sequencer. `faults.log` records each event as `unix_ms event target`, with
-`measure_start`/`measure_end` markers, so plots can mark the kills on the time axis.
+--kill_sequencer. Which events a run may have is its system's (`System.fault_events`);
+which processes an event kills is said here, once for every system. `faults.log` records
+each event as `unix_ms event target`, with `measure_start`/`measure_end` markers, so plots
+can mark the kills on the time axis.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from orchestrator.spec import ExperimentSpec
+
+if TYPE_CHECKING:
+    from orchestrator.experiment import Experiment, Launched
 
 
 @dataclass(frozen=True)
 class Fault:
     at: float  # seconds after warm-up
-    event: str  # kill_leader | kill_sequencer | kill_backup | kill_follower | ..._mid_batch
+    event: str  # a kill_* field of the spec: kill_leader, kill_sequencer, kill_logserver, ...
     group: int = 0
 
     @property
@@ -28,19 +33,38 @@ class Fault:
         return signal.SIGUSR1 if self.event == "kill_leader_mid_batch" else signal.SIGKILL
 
 
-def schedule(spec: ExperimentSpec) -> list[Fault]:
-    planned = []
-    if spec.kill_leader >= 0:
-        planned.append(Fault(spec.kill_leader, "kill_leader", 0))
-    if spec.kill_sequencer >= 0:
-        planned.append(Fault(spec.kill_sequencer, "kill_sequencer"))
-    if spec.kill_backup >= 0:
-        planned.append(Fault(spec.kill_backup, "kill_backup"))
-    if spec.kill_follower >= 0:
-        planned.append(Fault(spec.kill_follower, "kill_follower", 0))
-    if spec.kill_leader_mid_batch >= 0:
-        planned.append(Fault(spec.kill_leader_mid_batch, "kill_leader_mid_batch", 0))
+def schedule(spec: ExperimentSpec, events: tuple[str, ...]) -> list[Fault]:
+    """The faults the spec asks for among `events`, earliest first (group 0's, where a
+    fault is a group's)."""
+    planned = [Fault(float(getattr(spec, event)), event, 0) for event in events
+               if getattr(spec, event) >= 0]
     return sorted(planned, key=lambda f: f.at)
+
+
+def targets(run: Experiment, fault: Fault) -> list[Launched]:
+    """The live processes a fault kills now (none: nothing to kill is alive)."""
+    alive = [e for e in run.running if not e.killed]
+    if fault.event in ("kill_leader", "kill_leader_mid_batch"):
+        leaders = [run.leader_of(fault.group)]
+    elif fault.event == "kill_all_leaders":
+        leaders = [run.leader_of(group) for group in run.groups()]
+    elif fault.event == "kill_follower":
+        leader = run.leader_of(fault.group)
+        return [e for e in alive if e.proc.kind == "proxy" and e.proc.group == fault.group
+                and e is not leader][:1]
+    elif fault.event in ("kill_sequencer", "kill_backup"):
+        # The sequencer of epoch 1, or the first standby (epoch 2), by placement order.
+        index = 0 if fault.event == "kill_sequencer" else 1
+        sequencers = [p.name for p in run.placement.by_kind("sequencer")][index:index + 1]
+        return [e for e in alive if e.proc.name in sequencers]
+    elif fault.event == "kill_logserver":
+        # The head of chain 0: its writers must go on with the rest of the chain.
+        log = run.placement.log
+        head = log.chains[0][0] if log is not None else None
+        return [e for e in alive if e.proc.name == head]
+    else:
+        raise ValueError(f"no target rule for fault {fault.event!r}")
+    return [leader for leader in leaders if leader is not None]
 
 
 class FaultLog:

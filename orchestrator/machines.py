@@ -24,9 +24,12 @@ from pathlib import Path
 
 import msgspec
 
-ROLES = ("sequencer", "proxy", "client", "server", "dt")
+from orchestrator.systems import MACHINE_ROLES
+
 # The original knew `dt` (dependency tracker) names but never started anything on them.
-UNUSED_ROLES = frozenset({"dt"})
+UNUSED_ROLES = ("dt",)
+# Every name prefix a list may hold: the registry's machine roles, then the unused ones.
+ROLES = (*MACHINE_ROLES, *UNUSED_ROLES)
 
 _NAME = re.compile(r"^(?P<role>[a-z]+)-(?P<index>0|[1-9][0-9]{0,5})$")
 # A POSIX-ish user name: what useradd accepts, no shell metacharacters.

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator import machines
+from orchestrator import machines, systems
 from orchestrator import spec as specs
-from orchestrator.experiment import Cluster
+from orchestrator.experiment import RunMachines
 from orchestrator.hosts import Host
-from orchestrator.runner import run_remote
-
-ROLES = ("sequencer", "proxy", "client")
+from orchestrator.placement import MachineSlot
+from orchestrator.runner import RunResult, run_remote
 
 
 @dataclass
@@ -27,15 +26,28 @@ class RemoteOptions:
     retries: int = 2
 
 
-def testbed_defaults(cluster: machines.Cluster) -> dict[str, object]:
-    """As the original launcher: every proxy machine (in whole triples), a backup
-    sequencer when there is a second sequencer machine."""
-    counts = cluster.counts()
-    return {
-        **specs.TESTBED_DEFAULTS,
-        "nproxies": max(3, counts.get("proxy", 0) // 3 * 3),
-        "nsequencers": min(2, max(1, counts.get("sequencer", 0))),
-    }
+def read_cluster(machine_info: Path) -> machines.Cluster:
+    try:
+        return machines.read_machine_info(machine_info)
+    except (machines.MachineListError, OSError) as exc:
+        raise specs.SpecError(str(exc)) from None
+
+
+def testbed_spec(cluster: machines.Cluster, name: str, system: str,
+                 given: dict[str, object]) -> specs.ExperimentSpec:
+    """The system's testbed defaults fitted to these machines, then the given flags."""
+    defaults = systems.get(system).testbed_defaults(cluster.counts())
+    return specs.build(name, system, {**defaults, **given})
+
+
+def planned_slots(cluster: machines.Cluster, spec: specs.ExperimentSpec) -> list[MachineSlot]:
+    """The machines a run would use, from machine_info.txt alone (a dry run: no SSH)."""
+    from orchestrator.ssh_host import DEFAULT_WORKDIR_BASE
+
+    roles = systems.get(spec.system).machine_roles
+    return [MachineSlot(m.name, m.role, m.index, m.experiment_ip or m.ssh_host,
+                        f"{m.workdir or f'{DEFAULT_WORKDIR_BASE}/{m.name}'}/runs/{spec.name}")
+            for m in cluster if m.role in roles]
 
 
 class Testbed:
@@ -53,10 +65,7 @@ class Testbed:
                 raise specs.SpecError(str(exc)) from None
             identity = identity or state.identity
             known_hosts = known_hosts or Path(state.known_hosts)
-        try:
-            self.machines = machines.read_machine_info(opts.machine_info)
-        except (machines.MachineListError, OSError) as exc:
-            raise specs.SpecError(str(exc)) from None
+        self.machines = read_cluster(opts.machine_info)
         self.opts = opts
         self.hosts: dict[str, Host] = dict(hosts_for(
             self.machines, user=opts.user, identity_file=identity, known_hosts=known_hosts,
@@ -64,15 +73,16 @@ class Testbed:
         ))
 
     def spec(self, name: str, system: str, given: dict[str, object]) -> specs.ExperimentSpec:
-        return specs.build(name, system, {**testbed_defaults(self.machines), **given})
+        return testbed_spec(self.machines, name, system, given)
 
-    def cluster(self, run_name: str) -> Cluster:
-        used = [(m.name, m.role, m.index) for m in self.machines if m.role in ROLES]
-        return Cluster.remote(used, self.hosts, run_name)
+    def run_machines(self, spec: specs.ExperimentSpec) -> RunMachines:
+        roles = systems.get(spec.system).machine_roles
+        used = [(m.name, m.role, m.index) for m in self.machines if m.role in roles]
+        return RunMachines.remote(used, self.hosts, spec.name)
 
     def run(self, spec: specs.ExperimentSpec, results: Path, out: Console,
-            err: Console) -> int:
-        return run_remote(spec, self.cluster(spec.name), results, out, err, self.opts.retries)
+            err: Console) -> RunResult:
+        return run_remote(spec, self.run_machines(spec), results, out, err, self.opts.retries)
 
     def close(self) -> None:
         for host in self.hosts.values():
@@ -87,7 +97,7 @@ def run_on_testbed(
     results: Path,
     out: Console,
     err: Console,
-) -> int:
+) -> RunResult:
     bed = Testbed(opts)
     try:
         return bed.run(bed.spec(name, system, given), results, out, err)

@@ -1,4 +1,5 @@
-"""Per-role config files: jinja2 templates in orchestrator/roles/, validated before shipping.
+"""Per-process config files: jinja2 templates in orchestrator/roles/ (one per process kind,
+orchestrator/systems/base.py PROCESS_KINDS), validated before shipping.
 
 Rendering and validation are one step: the text a node will read is parsed back with the
 node's own config Struct here, so a template or flag mistake fails on the controller.
@@ -13,13 +14,9 @@ from typing import Any
 import jinja2
 
 from nodes import config as node_config
+from orchestrator.systems import PROCESS_KINDS
 
-ROLES = Path(__file__).parent / "roles"
-KINDS: dict[str, type[node_config.Common]] = {
-    "sequencer": node_config.SequencerConfig,
-    "proxy": node_config.ProxyConfig,
-    "client": node_config.ClientConfig,
-}
+TEMPLATES = Path(__file__).parent / "roles"
 
 
 def _quote(value: Any) -> str:
@@ -32,7 +29,7 @@ def _boolean(value: Any) -> str:
 
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(ROLES),
+    loader=jinja2.FileSystemLoader(TEMPLATES),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
@@ -41,8 +38,9 @@ _env.filters["q"] = _quote
 _env.filters["b"] = _boolean
 
 
-def render(role: str, context: dict[str, Any]) -> str:
+def render(kind: str, context: dict[str, Any]) -> str:
     """The config text for one process; raises ConfigError if it does not validate."""
-    text = _env.get_template(f"{role}.toml.j2").render(**context)
-    node_config.parse(text, KINDS[role], source=f"{role} config for {context.get('name')}")
+    text = _env.get_template(f"{kind}.toml.j2").render(**context)
+    node_config.parse(text, PROCESS_KINDS[kind].config,
+                      source=f"{kind} config for {context.get('name')}")
     return text

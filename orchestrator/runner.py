@@ -5,13 +5,35 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.experiment import Cluster, Experiment, RunFailed
+from orchestrator import render, systems
+from orchestrator.experiment import Experiment, RunFailed, RunMachines
 from orchestrator.hosts import HostError, LocalHost
+from orchestrator.placement import MachineSlot
 from orchestrator.spec import ExperimentSpec, SpecError
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: the exit status `masonctl run` gives, and for a failure its one-line
+    cause, the failed process's log tail, and whether running it again may help."""
+
+    code: int
+    cause: str = ""
+    tail: str = ""
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    @classmethod
+    def of(cls, exc: RunFailed) -> RunResult:
+        return cls(1, str(exc), exc.tail, exc.retryable)
 
 
 def software_version() -> str:
@@ -39,52 +61,61 @@ def execute_local(spec: ExperimentSpec, results: Path, console: Console) -> None
     """Run every role on this machine; raises RunFailed/HostError. No summary printed."""
     host = LocalHost(python=spec.python or sys.executable, workdir=str(results))
     try:
-        cluster = Cluster.local(spec, results.resolve(), host)
-        Experiment(spec, cluster, results, console, provenance()).run()
+        machines = RunMachines.local(spec, results.resolve(), host)
+        Experiment(spec, machines, results, console, provenance()).run()
     finally:
         host.close()
 
 
-def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> int:
+def _clients(spec: ExperimentSpec) -> str:
+    return (f"{spec.nclients * spec.nclient_threads} client process(es) x "
+            f"{spec.client_concurrency} outstanding")
+
+
+def _headline(spec: ExperimentSpec, where: str) -> str:
+    system = systems.get(spec.system)
+    return (f"[bold]{spec.name}[/]: {spec.system}, {system.describe(spec)}, {_clients(spec)}, "
+            f"{system.workload(spec)}, {spec.expduration:g} s measured ({where})")
+
+
+def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -> RunResult:
     if results.exists() and any(results.iterdir()):
-        err.print(f"[bold red]error:[/] {results} already holds a run; choose another --outdir")
-        return 2
-    out.print(
-        f"[bold]{spec.name}[/]: {spec.system}, {spec.ngroups} group(s) of 3, "
-        f"{spec.nclients * spec.nclient_threads} client process(es) x "
-        f"{spec.client_concurrency} outstanding, {spec.nsequence_spaces} space(s), "
-        f"{spec.expduration:g} s measured (all local)"
-    )
+        cause = f"{results} already holds a run; choose another --outdir"
+        err.print(f"[bold red]error:[/] {cause}")
+        return RunResult(2, cause)
+    out.print(_headline(spec, "all local"))
     try:
         execute_local(spec, results, out)
-    except (RunFailed, HostError, SpecError) as exc:
+    except RunFailed as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        return 1
+        return RunResult.of(exc)
+    except (HostError, SpecError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return RunResult(1, str(exc))
     return report(spec, results, out)
 
 
 def run_remote(
     spec: ExperimentSpec,
-    cluster: Cluster,
+    machines: RunMachines,
     results: Path,
     out: Console,
     err: Console,
     retries: int = 0,
-) -> int:
+) -> RunResult:
     """Run on testbed machines over SSH; a run whose node fails to start is retried."""
     import shutil
 
+    system = systems.get(spec.system)
     for attempt in range(retries + 1):
         try:
-            for rundir in {(s.name, s.rundir) for s in cluster.slots}:
-                host = cluster.hosts[rundir[0]]
+            for rundir in {(s.name, s.rundir) for s in machines.slots}:
+                host = machines.hosts[rundir[0]]
                 host.run(["rm", "-rf", rundir[1]], check=False)
-            experiment = Experiment(spec, cluster, results, out, provenance())
+            experiment = Experiment(spec, machines, results, out, provenance())
             out.print(
-                f"[bold]{spec.name}[/]: {spec.system} on {len(cluster.slots)} machine(s), "
-                f"{spec.ngroups} group(s) of 3, {spec.nclients * spec.nclient_threads} client "
-                f"process(es) x {spec.client_concurrency} outstanding, "
-                f"{spec.expduration:g} s measured"
+                f"[bold]{spec.name}[/]: {spec.system} on {len(machines.slots)} machine(s), "
+                f"{system.describe(spec)}, {_clients(spec)}, {spec.expduration:g} s measured"
                 + (f" (attempt {attempt + 1} of {retries + 1})" if attempt else "")
             )
             experiment.run()
@@ -94,27 +125,59 @@ def run_remote(
             if exc.tail:
                 err.print(exc.tail, style="dim", markup=False, highlight=False, soft_wrap=True)
             if not exc.retryable or attempt == retries:
-                return 1
+                return RunResult.of(exc)
             shutil.rmtree(results, ignore_errors=True)
             err.print("retrying the run")
         except (HostError, SpecError) as exc:
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            return 1
+            return RunResult(1, str(exc))
     return report(spec, results, out)
 
 
-def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
-    """Merge the clients' files, print throughput, percentiles and the contiguity verdict."""
+def dry_run(spec: ExperimentSpec, slots: list[MachineSlot], out: Console,
+            err: Console) -> RunResult:
+    """Place every process and render (so validate) every config; start nothing. Prints a
+    row per process in start order and, for the Corfu systems, the chains."""
+    from rich.table import Table
+
+    from nodes.config import ConfigError
+
+    system = systems.get(spec.system)
+    try:
+        placement = system.place(spec, slots)
+        for proc in placement.procs:
+            render.render(proc.kind, proc.context)
+    except (SpecError, ConfigError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return RunResult(1, str(exc))
+    out.print(_headline(spec, "dry run: nothing started"))
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("process", "kind", "machine", "listens on"):
+        table.add_column(column, no_wrap=True)
+    for kind in system.start_order:
+        for proc in placement.by_kind(kind):
+            listen = proc.context.get("listen")
+            where = f"{listen['host']}:{listen['port']}" if listen else "-"
+            table.add_row(proc.name, kind, proc.machine, where)
+    out.print(table)
+    if placement.log is not None:
+        for c, chain in enumerate(placement.log.chains):
+            out.print(f"chain {c}: {' -> '.join(chain)}")
+    return RunResult(0)
+
+
+def report(spec: ExperimentSpec, results: Path, out: Console) -> RunResult:
+    """Merge the clients' files, print throughput, percentiles and the system's verdicts."""
     from analysis.aggregate import merge_machine_dats, summarize_run
-    from analysis.contiguity import check_run
     from analysis.datfiles import DatFormatError
 
     try:
         merge_machine_dats(results)
         summary = summarize_run(results)
     except (DatFormatError, ValueError) as exc:
-        out.print(f"[bold red]error:[/] cannot summarise {results}: {exc}")
-        return 1
+        cause = f"cannot summarise {results}: {exc}"
+        out.print(f"[bold red]error:[/] {cause}")
+        return RunResult(1, cause)
     out.print(f"results: {results}")
     out.print(f"throughput: {summary.throughput_ops:,.0f} ops/s")
     out.print(
@@ -124,15 +187,11 @@ def report(spec: ExperimentSpec, results: Path, out: Console) -> int:
     )
     if not spec.record_seqnums:
         out.print("contiguity: not checked (run with --record-seqnums)")
-        return 0
-    try:
-        verdict = check_run(results)
-    except (DatFormatError, ValueError) as exc:
-        out.print(f"contiguity: FAILED (unreadable records: {exc})")
-        return 1
-    lines = verdict.lines()
-    for line in lines[:-1] if verdict.ok else lines:
-        out.print(line)
-    if verdict.ok:
-        out.print(lines[-1])
-    return 0 if verdict.ok else 1
+        return RunResult(0)
+    failed = ""
+    for check in systems.get(spec.system).check(results):
+        for line in check.lines:
+            out.print(line)
+        if not check.ok and not failed:
+            failed = check.headline
+    return RunResult(1, failed) if failed else RunResult(0)

@@ -37,8 +37,10 @@ from rich.table import Table
 
 from analysis.suite_table import DONE, FAILED, SUITE_RECORD
 from orchestrator.remote import RemoteOptions
+from orchestrator.runner import RunResult
 from orchestrator.spec import ExperimentSpec, SpecError
-from suites.loader import Expansion, Point, SuiteError
+from orchestrator.sweep import Expansion, Point
+from suites.loader import SuiteError
 
 FAILURES_LOG = "failures.log"
 RUN_LOG = "masonctl.log"  # what `masonctl run` would have printed for this run
@@ -126,34 +128,24 @@ def run_locally(spec: ExperimentSpec, run_dir: Path) -> Attempt:
     buffer = io.StringIO()
     console = Console(file=buffer, width=200, highlight=False, no_color=True)
     start = time.monotonic()
-    code = run_local(spec, run_dir, console, console)
-    return _attempt(spec, run_dir, code, buffer.getvalue(), time.monotonic() - start)
+    result = run_local(spec, run_dir, console, console)
+    return _attempt(spec, run_dir, result, buffer.getvalue(), time.monotonic() - start)
 
 
-def _attempt(spec: ExperimentSpec, run_dir: Path, code: int, text: str,
+def _attempt(spec: ExperimentSpec, run_dir: Path, result: RunResult, text: str,
              seconds: float) -> Attempt:
+    """The suite's view of a run: the runner's cause, and whether every client measured."""
     if run_dir.is_dir():
         (run_dir / RUN_LOG).write_text(text)
     found, expected = client_results(spec, run_dir)
     measured = found >= expected
-    if code != 0:
-        reason = _cause(text)
+    if not result.ok:
+        reason = result.cause or f"exit status {result.code}"
     elif not measured:
         reason = f"only {found} of {expected} client processes left results"
     else:
         reason = ""
-    return Attempt(code == 0 and measured, measured, reason, seconds)
-
-
-def _cause(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.lower().startswith("error:"):
-            return line[len("error:"):].strip()
-    for line in reversed(lines):
-        if "FAILED" in line:
-            return line
-    return lines[-1] if lines else "no output"
+    return Attempt(result.ok and measured, measured, reason, seconds)
 
 
 def runner_for(remote: RemoteOptions | None) -> RunOne:
@@ -174,10 +166,10 @@ def run_remotely(remote: RemoteOptions, spec: ExperimentSpec, run_dir: Path) -> 
     except SpecError as exc:
         raise SuiteError(str(exc)) from None
     try:
-        code = bed.run(spec, run_dir, console, console)
+        result = bed.run(spec, run_dir, console, console)
     finally:
         bed.close()
-    return _attempt(spec, run_dir, code, buffer.getvalue(), time.monotonic() - start)
+    return _attempt(spec, run_dir, result, buffer.getvalue(), time.monotonic() - start)
 
 
 # ---- the suite directory's record -----------------------------------------------------------
@@ -388,7 +380,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def command(opts: SuiteOptions, out: Console) -> int:
     """Expand, then print the runs (--dry-run) or run them; SuiteError for bad input."""
-    from suites.loader import expand, find_suite, load_suite
+    from orchestrator.sweep import expand
+    from suites.loader import find_suite, load_suite
 
     suite = load_suite(find_suite(opts.name))
     capacity = None
@@ -463,7 +456,7 @@ def _window(point: Point) -> float:
 
 def _capacity(machine_info: Path) -> Any:
     from orchestrator.machines import MachineListError, read_machine_info
-    from suites.loader import Capacity
+    from orchestrator.sweep import Capacity
 
     try:
         cluster = read_machine_info(machine_info)

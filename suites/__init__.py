@@ -1,27 +1,10 @@
 """Suite definitions as data: one TOML file per system (``mason.toml``, ``recovery.toml``),
-and the loader that expands a file into named experiment points (``suites.loader``).
+and ``suites.loader``, which reads and checks a file's shape. The orchestrator expands a
+suite into runs (orchestrator/sweep.py); nothing here imports the orchestrator.
 
 Adding a system's sweep is adding a file here; nothing in the code names a system's loops.
 """
 
-from suites.loader import (
-    Capacity,
-    Point,
-    SuiteError,
-    SuiteFile,
-    expand,
-    find_suite,
-    list_suites,
-    load_suite,
-)
+from suites.loader import SuiteError, SuiteFile, find_suite, list_suites, load_suite
 
-__all__ = [
-    "Capacity",
-    "Point",
-    "SuiteError",
-    "SuiteFile",
-    "expand",
-    "find_suite",
-    "list_suites",
-    "load_suite",
-]
+__all__ = ["SuiteError", "SuiteFile", "find_suite", "list_suites", "load_suite"]

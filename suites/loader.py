@@ -1,4 +1,4 @@
-"""Suite files -> named experiment points.
+"""Suite files, read and checked as data (orchestrator/sweep.py expands them into runs).
 
 A suite file (TOML) says what the original ``run_suite.sh`` said in nested shell loops:
 
@@ -13,40 +13,25 @@ A suite file (TOML) says what the original ``run_suite.sh`` said in nested shell
 - ``[variants.<flag>]``: per-workload tables for systems run with ``--appends``/``--reads``
   or ``--setDatas``/``--getDatas``; each may override ``base`` and narrow ``values``.
 
-Points keep the same names whatever the scale, so a local sweep's results line up with the
-full one's. Every point is validated as an ExperimentSpec when the suite is expanded, so a
-bad file fails before the first run, not hours into the sweep.
+This module knows the file's shape only; which system and experiment fields exist is the
+orchestrator's, which checks them (and every point) when it expands a suite, so a bad file
+fails before the first run, not hours into the sweep. Nothing here imports the orchestrator.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import msgspec.toml
 
-from orchestrator.spec import (
-    LOCAL_DEFAULTS,
-    TESTBED_DEFAULTS,
-    ExperimentSpec,
-    SpecError,
-    normalise_system,
-    validate,
-)
-
 SUITES_DIR = Path(__file__).resolve().parent
 VARIANT_FLAGS = ("appends", "reads", "setDatas", "getDatas")
-# Fields a suite may not set: the runner names each run, the header names the system.
-_RESERVED = ("name", "system")
 _KEY = re.compile(r"[a-z][a-z0-9]*")
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-# Per role: the spec field saying how many machines a point needs, the Capacity attribute.
-_ROLE_FIELDS = {"sequencer": ("nsequencers", "sequencers"), "proxy": ("nproxies", "proxies"),
-                "client": ("nclients", "clients"), "server": ("nservers", "servers")}
 
 
 class SuiteError(ValueError):
@@ -84,6 +69,11 @@ class SuiteFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     local: Local = msgspec.field(default_factory=Local)
     variants: dict[str, Variant] = {}
 
+    def base_tables(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every table of experiment fields, with where it is in the file."""
+        return [("[base]", self.base), ("[local.base]", self.local.base),
+                *((f"[variants.{flag}]", v.base) for flag, v in self.variants.items())]
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -94,53 +84,6 @@ class Suite:
     @property
     def system(self) -> str:
         return self.data.suite.system
-
-
-class Point(msgspec.Struct, frozen=True, kw_only=True):
-    """One experiment of a sweep: its stable name, its loop values, its full parameters."""
-
-    name: str
-    coords: dict[str, int]  # dimension key -> value, e.g. {"s": 2, "g": 4, "c": 16}
-    params: dict[str, Any]  # every ExperimentSpec field but the name, validated
-
-    def spec(self, run_name: str) -> ExperimentSpec:
-        return msgspec.convert({**self.params, "name": run_name}, ExperimentSpec)
-
-
-class Capacity(msgspec.Struct, frozen=True, kw_only=True):
-    """Machines available per role (from machine_info.txt); a point needing more is dropped."""
-
-    sequencers: int = 0
-    proxies: int = 0
-    clients: int = 0
-    servers: int = 0
-
-    @classmethod
-    def from_counts(cls, counts: dict[str, int]) -> Capacity:
-        return cls(sequencers=counts.get("sequencer", 0), proxies=counts.get("proxy", 0),
-                   clients=counts.get("client", 0), servers=counts.get("server", 0))
-
-    def shortfall(self, params: dict[str, Any]) -> str | None:
-        """Why a point does not fit ("needs 6 proxy machines, 3 listed"), or None."""
-        for role, (name, attr) in _ROLE_FIELDS.items():
-            need = int(params.get(name, 0) or 0)
-            have = int(getattr(self, attr))
-            if need > have:
-                return f"needs {need} {role} machines, {have} listed"
-        return None
-
-
-@dataclass
-class Expansion:
-    suite: Suite
-    variant: str | None
-    local: bool
-    points: list[Point]
-    dropped: list[tuple[Point, str]] = field(default_factory=list)  # (point, shortfall)
-
-    @property
-    def results_name(self) -> str:
-        return self.suite.name + (f"-{self.variant}" if self.variant else "")
 
 
 # ---- finding and loading --------------------------------------------------------------------
@@ -172,7 +115,7 @@ def load_suite(path: Path) -> Suite:
     try:
         data = msgspec.convert(msgspec.toml.decode(raw), SuiteFile)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise SuiteError(f"{path}: {_one_line(str(exc))}") from None
+        raise SuiteError(f"{path}: {one_line(str(exc))}") from None
     try:
         _check(data)
     except SuiteError as exc:
@@ -183,32 +126,15 @@ def load_suite(path: Path) -> Suite:
     return Suite(path.stem, path, data)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-_FIELDS = ExperimentSpec.__struct_fields__
-_NUMERIC = {name for name, default in zip(_FIELDS[-len(ExperimentSpec.__struct_defaults__):],
-                                          ExperimentSpec.__struct_defaults__, strict=True)
-            if isinstance(default, (int, float)) and not isinstance(default, bool)}
-
-
-def _check_fields(table: dict[str, Any], where: str) -> None:
-    for key in table:
-        if key in _RESERVED or key not in _FIELDS:
-            raise SuiteError(f"{where}: {key!r} is not an experiment field one can set")
-
-
 def _check(data: SuiteFile) -> None:
-    """What the Structs cannot say: names exist, keys are unique, subsets are subsets."""
-    try:
-        normalise_system(data.suite.system)
-    except SpecError as exc:
-        raise SuiteError(f"[suite] {exc}") from None
+    """What the Structs cannot say: keys are unique, subsets are subsets, a field is set
+    in one place only."""
     if data.suite.trials < 1:
         raise SuiteError(f"[suite] trials must be at least 1, not {data.suite.trials}")
-    _check_fields(data.base, "[base]")
-    _check_fields(data.local.base, "[local.base]")
     keys: dict[str, Dim] = {}
     scaled: set[str] = set()
     for dim in data.dims:
@@ -224,14 +150,10 @@ def _check(data: SuiteFile) -> None:
             raise SuiteError(f"{where}: values repeat")
         if not dim.scale:
             raise SuiteError(f"{where}: scale sets no field")
-        for name, factor in dim.scale.items():
-            if name not in _NUMERIC:
-                raise SuiteError(f"{where}: scale names {name!r}, not a numeric experiment field")
+        for name in dim.scale:
             if name in scaled:
                 raise SuiteError(f"{where}: {name!r} is already set by another dimension")
             scaled.add(name)
-            if isinstance(factor, str) and factor not in _NUMERIC:
-                raise SuiteError(f"{where}: factor {factor!r} is not a numeric experiment field")
     for name in scaled & (set(data.base) | set(data.local.base)):
         raise SuiteError(f"{name!r} is set both in a base table and by a dimension")
     _check_values(data.local.values, keys, "[local.values]")
@@ -239,7 +161,6 @@ def _check(data: SuiteFile) -> None:
         where = f"[variants.{flag}]"
         if flag not in VARIANT_FLAGS:
             raise SuiteError(f"{where}: variants are {', '.join(VARIANT_FLAGS)}")
-        _check_fields(variant.base, where)
         for name in scaled & set(variant.base):
             raise SuiteError(f"{where}: {name!r} is set by a dimension")
         _check_values(variant.values, keys, f"{where} values")
@@ -254,96 +175,3 @@ def _check_values(table: dict[str, list[int]], dims: dict[str, Dim], where: str)
             # A subset keeps the names and the results comparable with the full sweep.
             raise SuiteError(f"{where}: {key} = {values} must be a non-empty subset of "
                              f"{dims[key].values}")
-
-
-# ---- expansion ----------------------------------------------------------------------------
-
-
-def expand(
-    suite: Suite,
-    variant: str | None = None,
-    machines: Capacity | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> Expansion:
-    """Every point of the sweep, outer loops first.
-
-    ``machines`` None means a local run: the ``[local]`` table applies and nothing is
-    dropped. Otherwise the testbed defaults apply and points needing more machines of a
-    role than ``machines`` has are dropped (returned in ``dropped`` with the reason).
-    ``overrides`` (``--set``) win over every table but may not touch a swept field.
-    """
-    data = suite.data
-    chosen = _variant(suite, variant)
-    local = machines is None
-    base: dict[str, Any] = dict(LOCAL_DEFAULTS if local else TESTBED_DEFAULTS)
-    base.update(data.base)
-    values = {d.key: list(d.values) for d in data.dims}
-    if chosen is not None:
-        base.update(chosen.base)
-        values.update({k: list(v) for k, v in chosen.values.items()})
-    if local:
-        base.update(data.local.base)
-        for key, capped in data.local.values.items():
-            values[key] = [v for v in values[key] if v in capped]
-    if overrides:
-        _check_fields(overrides, "--set")
-        swept = {name for d in data.dims for name in d.scale}
-        for name in swept & set(overrides):
-            raise SuiteError(f"--set {name}: the suite sweeps this field; use --only instead")
-        base.update(overrides)
-
-    exp = Expansion(suite, variant, local, [])
-    for combo in itertools.product(*(values[d.key] for d in data.dims)):
-        coords = {d.key: v for d, v in zip(data.dims, combo, strict=True)}
-        name = "-".join(f"{k}{v}" for k, v in coords.items()) or suite.name
-        params = dict(base)
-        for dim in data.dims:
-            for fname, factor in dim.scale.items():
-                params[fname] = coords[dim.key] * _factor(factor, base)
-        point = Point(name=name, coords=coords,
-                      params=_validated(suite, name, params, overrides or {}))
-        reason = machines.shortfall(point.params) if machines is not None else None
-        if reason is None:
-            exp.points.append(point)
-        else:
-            exp.dropped.append((point, reason))
-    return exp
-
-
-def _variant(suite: Suite, variant: str | None) -> Variant | None:
-    variants = suite.data.variants
-    flags = ", ".join(f"--{v}" for v in variants)
-    if variant is None:
-        if variants:
-            raise SuiteError(f"suite {suite.name} needs one of {flags}")
-        return None
-    if variant not in variants:
-        have = f"its variants are {flags}" if variants else "it has no variants"
-        raise SuiteError(f"suite {suite.name} has no --{variant} variant; {have}")
-    return variants[variant]
-
-
-def _factor(factor: int | str, base: dict[str, Any]) -> Any:
-    if isinstance(factor, int):
-        return factor
-    # A field named as the factor: its value in this point's base, else the spec default.
-    return base[factor] if factor in base else getattr(ExperimentSpec(name="-"), factor)
-
-
-def _validated(
-    suite: Suite, name: str, params: dict[str, Any], overrides: dict[str, Any]
-) -> dict[str, Any]:
-    try:
-        spec = msgspec.convert({**params, "name": name, "system": suite.system}, ExperimentSpec)
-        spec = validate(spec)
-    except msgspec.ValidationError as exc:
-        message = _one_line(str(exc))
-        bad = re.search(r"at `\$\.(\w+)`", message)
-        if bad and bad[1] in overrides:  # the value came from the command line
-            raise SuiteError(f"--set {bad[1]}={overrides[bad[1]]}: {message}") from None
-        raise SuiteError(f"{suite.path}: point {name}: {message}") from None
-    except SpecError as exc:
-        raise SuiteError(f"{suite.path}: point {name}: {exc}") from None
-    out = msgspec.to_builtins(spec)
-    del out["name"]
-    return out

@@ -4,15 +4,21 @@ RSpec it produces, rendered here so it can be checked (and used with other tools
 The portal script is rendered from `profile.py.j2`; the RSpec is built with `geni.rspec.pg`
 directly, because geni-lib's `geni.portal` (0.9.9.4) is Python 2 code and cannot be imported.
 Both follow one layout: nodes `sequencer-i`, `proxy-i`, `client-i`, `server-i` (in that order),
-each with one interface on a single LAN at 10.1.1.<k> (k = 1, 2, ...), as on Emulab.
+each with one interface on a single LAN at 10.1.1.<k> (k = 1, 2, ...), as on Emulab. The
+node counts (the README's largest configuration of each system) come from the registry,
+orchestrator/systems/.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from orchestrator import systems
+from orchestrator.spec import SpecError
+from orchestrator.systems import MACHINE_ROLES, Counts, System
+from orchestrator.systems.base import COUNT_FIELD
 
 MAX_NODES = 253  # one /24 LAN, .1 to .253
 LAN_NAME = "lan"
@@ -20,65 +26,18 @@ LAN_PREFIX = "10.1.1"  # profile text only: the address plan of the testbed's ow
 NETMASK = "255.255.255.0"
 DEFAULT_HARDWARE = "d430"
 DEFAULT_IMAGE = "urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU22-64-STD"
-ROLE_ORDER = ("sequencer", "proxy", "client", "server")
-COUNT_FIELD = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients",
-               "server": "nservers"}
 
 
 class ProfileError(ValueError):
     """Bad profile input; the message is one line."""
 
 
-class Counts(msgspec.Struct, frozen=True):
-    nsequencers: int
-    nproxies: int
-    nclients: int
-    nservers: int
-
-    @property
-    def total(self) -> int:
-        return self.nsequencers + self.nproxies + self.nclients + self.nservers
-
-    def of(self, role: str) -> int:
-        return int(getattr(self, COUNT_FIELD[role]))
-
-
-class System(msgspec.Struct, frozen=True):
-    name: str
-    title: str
-    description: str
-    largest: Counts  # the README's largest configuration: the profile's default
-
-
-SYSTEMS: dict[str, System] = {
-    s.name: s
-    for s in (
-        System("mason", "multi-sequencing (master)",
-               "Clients ask proxies for multi-sequence numbers; proxies are Raft triples.",
-               Counts(2, 48, 16, 0)),
-        System("corfu", "Corfu over the sequencer",
-               "Clients take sequence numbers and talk to the Corfu servers directly.",
-               Counts(2, 0, 16, 8)),
-        System("corfumason", "CorfuMason",
-               "Corfu with clients going through Mason's proxies for scale and contiguity.",
-               Counts(2, 72, 24, 8)),
-        System("rsmkeeper", "RSMKeeper (ZooKeeper over Raft)",
-               "ZooKeeper operations executed by one Raft-replicated proxy group.",
-               Counts(0, 3, 1, 0)),
-        System("zkmason", "ZK-Mason (ZooKeeper atop Mason)",
-               "A sharded ZooKeeper whose operations are ordered by Mason.",
-               Counts(2, 48, 16, 24)),
-    )
-}
-ALIASES = {"master": "mason", "zk-mason": "zkmason"}
-
-
 def system_named(name: str) -> System:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in SYSTEMS:
-        names = ", ".join([*SYSTEMS, *ALIASES])
-        raise ProfileError(f"unknown system {name!r} (one of {names})")
-    return SYSTEMS[key]
+    """The registry's system for a name or alias (its title, description, largest counts)."""
+    try:
+        return systems.get(name)
+    except SpecError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def resolve_counts(
@@ -96,7 +55,7 @@ def resolve_counts(
         base.nclients if nclients is None else nclients,
         base.nservers if nservers is None else nservers,
     )
-    for role in ROLE_ORDER:
+    for role in MACHINE_ROLES:
         if counts.of(role) < 0:
             raise ProfileError(f"--{COUNT_FIELD[role]} must not be negative")
     if not 1 <= counts.total <= MAX_NODES:
@@ -115,7 +74,7 @@ def _check_text(what: str, value: str) -> str:
 def node_plan(counts: Counts) -> list[tuple[str, str]]:
     """(node name, LAN address) for every node, in the profile's order."""
     plan: list[tuple[str, str]] = []
-    for role in ROLE_ORDER:
+    for role in MACHINE_ROLES:
         for i in range(counts.of(role)):
             plan.append((f"{role}-{i}", f"{LAN_PREFIX}.{len(plan) + 1}"))
     return plan

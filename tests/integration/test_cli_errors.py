@@ -59,3 +59,48 @@ def test_check_on_a_missing_directory(tmp_path):
     done = masonctl("check", str(tmp_path / "nope"), cwd=tmp_path)
     assert done.returncode == 2
     assert "no such results directory" in one_error_line(done)
+
+
+def test_bad_values_of_the_corfu_flags(tmp_path):
+    for args, needle in (
+        (["--system", "corfu", "--ncorfu_servers", "3"],
+         "--ncorfu_servers 3 is not a multiple of --corfu_replication_factor 2"),
+        (["--system", "corfumason", "--corfu-replication-factor", "4"],
+         "--corfu_replication_factor must be 1, 2 or 3, not 4"),
+        (["--system", "corfumason", "--appends", "--reads"],
+         "--appends and --reads cannot be combined"),
+        (["--system", "corfu", "--corfu_replication_factor", "1", "--ncorfu_servers", "1",
+          "--kill_logserver", "1"], "--kill_logserver needs --corfu_replication_factor 2 or 3"),
+        (["--system", "corfumason", "--kill_all_leaders", "1", "--kill_leader", "2"],
+         "--kill_all_leaders cannot be combined with --kill_leader"),
+        (["--system", "corfu", "--kill_leader", "1"], "plain Corfu has no proxy groups"),
+        (["--system", "corfu", "--kill-sequencer", "1"], "Corfu has no sequencer failover"),
+        (["--system", "corfu", "--entry-size", "0"], "--entry_size must be between 1 and"),
+        (["--system", "corfumason", "--read_policy", "nearest"], "--read_policy must be one"),
+        (["--system", "corfu", "--max_log_position", "ten"], "--max_log_position"),
+        (["--ncorfu_servers", "4"], "--ncorfu_servers does not apply to --system mason"),
+        (["--system", "zk-mason"], "system 'zkmason' is not available yet"),
+        (["--system", "paxos"], "unknown system 'paxos'"),
+    ):
+        done = masonctl("run", "--dry-run", *args, "--results", str(tmp_path), cwd=tmp_path)
+        assert done.returncode != 0, args
+        assert needle in one_error_line(done), args
+    # The same checks guard a real run: it fails before anything starts.
+    done = masonctl("run", "--system", "rsmkeeper", "--results", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert one_error_line(done) == "error: system 'rsmkeeper' is not available yet"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_places_and_checks_every_config_and_starts_nothing(tmp_path):
+    done = masonctl("run", "--system", "corfu", "--dry-run", "--ncorfu_servers", "4",
+                    "--corfu_units", "2", "--results", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    logservers = [row[0] for row in rows if len(row) > 2 and row[2] == "logserver"]
+    assert logservers == [f"server-{m}-{u}" for m in range(4) for u in range(2)]
+    assert "chain 0: server-0-0 -> server-1-0" in done.stdout
+    assert "chain 3: server-2-1 -> server-3-1" in done.stdout
+    assert [row[0] for row in rows if len(row) > 2 and row[2] == "corfuclient"] == [
+        "client-0-0", "client-0-1"]
+    assert list(tmp_path.iterdir()) == [] and our_processes(str(tmp_path)) == []

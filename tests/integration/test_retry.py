@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.experiment import Cluster
+from orchestrator.experiment import RunMachines
 from orchestrator.hosts import LocalHost
 from orchestrator.runner import run_remote
 from orchestrator.spec import build
@@ -37,13 +37,13 @@ def test_a_failed_start_is_shown_and_retried(tmp_path: Path):
     host = LocalHost(python=str(flaky), workdir=str(results))
     out, err = io.StringIO(), io.StringIO()
     try:
-        code = run_remote(spec, Cluster.local(spec, results.resolve(), host), results,
-                          Console(file=out, width=200), Console(file=err, width=200),
-                          retries=1)
+        result = run_remote(spec, RunMachines.local(spec, results.resolve(), host), results,
+                            Console(file=out, width=200), Console(file=err, width=200),
+                            retries=1)
     finally:
         host.close()
     errors = err.getvalue()
     assert "sequencer-0 on local died: error: simulated start failure" in errors
     assert "retrying the run" in errors
-    assert code == 0, out.getvalue() + errors
+    assert result.ok and result.cause == "", out.getvalue() + errors
     assert "contiguity: OK" in out.getvalue()

@@ -1,6 +1,6 @@
-"""suites/: the shipped sweeps, scaling down to the machines there are, stable point names,
-variants, and one-line errors for malformed suite files; orchestrator.suite's planning,
-resume states and retry rules."""
+"""suites/ and orchestrator.sweep: the shipped sweeps, scaling down to the machines there are,
+stable point names, variants, and one-line errors for malformed suite files;
+orchestrator.suite's planning, resume states and retry rules."""
 
 from __future__ import annotations
 
@@ -21,14 +21,8 @@ from orchestrator.suite import (
     select,
     state_of,
 )
-from suites.loader import (
-    Capacity,
-    SuiteError,
-    expand,
-    find_suite,
-    list_suites,
-    load_suite,
-)
+from orchestrator.sweep import Capacity, expand
+from suites.loader import SuiteError, find_suite, list_suites, load_suite
 
 BIG = Capacity(sequencers=2, proxies=48, clients=16)  # the README's largest mason setup
 
@@ -347,3 +341,43 @@ def test_a_measured_run_whose_verdict_failed_is_kept_and_not_retried(tmp_path):
     # Resuming skips it (and still reports it failed) instead of hiding it with a rerun.
     again = run_suite(suite_dir, runs, Scripted([]), retries=2, console=console)
     assert again.skipped == 1 and again.failed == ["s1-g1-c1-t1"] and again.ran == []
+
+
+CORFU_SUITE = """
+[suite]
+system = "corfu"
+[base]
+ncorfu_servers = 2
+[[dims]]
+key = "s"
+name = "log servers"
+values = [2, 4]
+scale = { ncorfu_servers = 1, nclients = 1 }
+[variants.appends]
+base = { appends = true }
+[variants.reads]
+base = { reads = true, max_log_position = 5000, entry_size = 128 }
+"""
+
+
+def test_a_corfu_suite_sets_the_log_flags_and_needs_server_machines(tmp_path):
+    path = write(tmp_path, CORFU_SUITE.replace("ncorfu_servers = 2\n", ""))
+    suite = load_suite(path)
+    reads = expand(suite, "reads").points
+    assert names(reads) == ["s2", "s4"]
+    p = reads[1].params
+    assert (p["reads"], p["appends"], p["max_log_position"], p["entry_size"]) == (
+        True, False, 5000, 128)
+    assert (p["ncorfu_servers"], p["nclients"], p["nproxies"]) == (4, 4, 0)
+    assert reads[1].spec("s4-t1").system == "corfu"
+    exp = expand(suite, "appends", machines=Capacity(sequencers=1, clients=4, servers=2))
+    assert names(exp.points) == ["s2"] and exp.points[0].params["appends"]
+    assert exp.dropped[0][1] == "needs 4 server machines, 2 listed"
+    # a field set both in [base] and by a dimension is still refused for any system
+    with pytest.raises(SuiteError, match="set both in a base table and by a dimension"):
+        load_suite(write(tmp_path, CORFU_SUITE, name="twice.toml"))
+    bad = write(tmp_path, CORFU_SUITE.replace("ncorfu_servers = 2\n", "").replace(
+        "entry_size = 128", "nproxies = 3, kill_leader = 1.0"), name="bad.toml")
+    with pytest.raises(SuiteError, match=r"point s2: --kill_leader does not apply to "
+                                         r"--system corfu"):
+        expand(load_suite(bad), "reads")

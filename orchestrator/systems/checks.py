@@ -1,0 +1,47 @@
+"""The verdicts a system's `check` gives over a finished run's records."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    lines: list[str]  # what to print; the last says the verdict ("contiguity: OK")
+
+    @property
+    def headline(self) -> str:
+        return self.lines[-1] if self.lines else ""
+
+
+def contiguity(run_dir: Path) -> Check:
+    """Every number (log position) handed out is owned once: the clients' .seqnums and the
+    replicas' .noops files (analysis.contiguity)."""
+    from analysis.contiguity import check_run
+    from analysis.datfiles import DatFormatError
+
+    try:
+        verdict = check_run(run_dir)
+    except (DatFormatError, ValueError) as exc:
+        return Check(False, [f"contiguity: FAILED (unreadable records: {exc})"])
+    return Check(verdict.ok, verdict.lines())
+
+
+LOG_CHECKER = "analysis.logcheck"
+
+
+def shared_log(run_dir: Path) -> Check:
+    """Every acknowledged append is in the log with its bytes on every replica of its chain
+    (analysis.logcheck over layout.json and the log servers' dumps)."""
+    try:
+        module = importlib.import_module(LOG_CHECKER)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (LOG_CHECKER, "analysis"):
+            raise
+        return Check(True, [f"log: not checked ({LOG_CHECKER} is not in this build)"])
+    verdict = module.check_log_run(run_dir)
+    lines = verdict.lines() if callable(getattr(verdict, "lines", None)) else [str(verdict)]
+    return Check(bool(verdict.ok), [str(line) for line in lines])
