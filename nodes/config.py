@@ -46,6 +46,9 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     chains: list[list[Endpoint]]
     max_entry_bytes: int = 4096
+    # A log server silent this long is taken for failed: its chain is sealed and
+    # reconfigured to the survivors.
+    timeout_ms: int = 1000
 
 
 class ProxyConfig(Common, kw_only=True):

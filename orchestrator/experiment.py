@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
 from orchestrator import faults, render, systems
 from orchestrator.hosts import Host, HostError
-from orchestrator.logplan import write_layout
 from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
 from orchestrator.systems import PROCESS_KINDS
@@ -107,7 +107,7 @@ class Experiment:
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
         if self.placement.log is not None:
-            write_layout(self.results, self.placement.log)
+            write_layout(self.results / LAYOUT_FILE, self.placement.log)
         try:
             self.ship_configs()
             for kind in self.system.start_order:

@@ -24,8 +24,7 @@ from typing import Any
 import msgspec
 
 from nodes import config as node_config
-from nodes.logserver.layout import chain_members
-from orchestrator.logplan import LogLayout
+from nodes.logserver.layout import LogLayout, chain_members
 from orchestrator.spec import ExperimentSpec, SpecError
 from orchestrator.systems.base import PROCESS_KINDS
 

@@ -91,7 +91,7 @@ class CorfuClient:
         self.conf = conf
         self.appending = work.kind == "append"
         self.tokens = Tokens(conf)
-        self.chain = ChainClient(conf.log, name=conf.name)
+        self.chain = ChainClient(conf.log, name=conf.name, timeout_s=conf.log.timeout_ms / 1000)
         self.measure = Measurement(conf)
         self.positions = random.Random(work.seed * 1_000_003 + conf.client_id)
         self.next_reqid = 0

@@ -14,7 +14,7 @@ from nodes.services import Effect, LogRead, LogWrite
 
 class LogEffects:
     def __init__(self, log: ChainConfig, name: str) -> None:
-        self.chain = ChainClient(log, name=name)
+        self.chain = ChainClient(log, name=name, timeout_s=log.timeout_ms / 1000)
 
     def start(self) -> None:
         self.chain.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,18 +29,10 @@ def contiguity(run_dir: Path) -> Check:
     return Check(verdict.ok, verdict.lines())
 
 
-LOG_CHECKER = "analysis.logcheck"
-
-
 def shared_log(run_dir: Path) -> Check:
     """Every acknowledged append is in the log with its bytes on every replica of its chain
     (analysis.logcheck over layout.json and the log servers' dumps)."""
-    try:
-        module = importlib.import_module(LOG_CHECKER)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (LOG_CHECKER, "analysis"):
-            raise
-        return Check(True, [f"log: not checked ({LOG_CHECKER} is not in this build)"])
-    verdict = module.check_log_run(run_dir)
-    lines = verdict.lines() if callable(getattr(verdict, "lines", None)) else [str(verdict)]
-    return Check(bool(verdict.ok), [str(line) for line in lines])
+    from analysis.logcheck import check_log
+
+    verdict = check_log(run_dir)
+    return Check(verdict.ok, verdict.lines())
