@@ -98,7 +98,8 @@ def check_suite(suite: Suite) -> None:
             _check_fields(table, where)
         for dim in data.dims:
             where = f"dimension {dim.key!r}"
-            for name, factor in dim.scale.items():
+            for name, factor in [*dim.scale.items(),
+                                 *data.local.scale.get(dim.key, {}).items()]:
                 if name not in _NUMERIC:
                     raise SuiteError(f"{where}: scale names {name!r}, not a numeric "
                                      "experiment field")
@@ -154,7 +155,8 @@ def expand(
         name = "-".join(f"{k}{v}" for k, v in coords.items()) or suite.name
         params = dict(base)
         for dim in data.dims:
-            for fname, factor in dim.scale.items():
+            scale = data.local.scale.get(dim.key, dim.scale) if local else dim.scale
+            for fname, factor in scale.items():
                 params[fname] = coords[dim.key] * _factor(factor, base)
         spec = _validated(suite, name, params, overrides or {})
         out = msgspec.to_builtins(spec)

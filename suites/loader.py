@@ -54,6 +54,9 @@ class Dim(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Local(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     base: dict[str, Any] = {}
     values: dict[str, list[int]] = {}
+    # Per dimension key, the factors of its `scale` on one machine (a testbed's six proxy
+    # triples per log shard are one triple here); the same fields, other factors.
+    scale: dict[str, dict[str, int | str]] = {}
 
 
 class Variant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -157,6 +160,12 @@ def _check(data: SuiteFile) -> None:
     for name in scaled & (set(data.base) | set(data.local.base)):
         raise SuiteError(f"{name!r} is set both in a base table and by a dimension")
     _check_values(data.local.values, keys, "[local.values]")
+    for key, factors in data.local.scale.items():
+        if key not in keys:
+            raise SuiteError(f"[local.scale] names {key!r}, which is no dimension")
+        if set(factors) != set(keys[key].scale):
+            raise SuiteError(f"[local.scale] {key}: scale the same fields as the dimension "
+                             f"({', '.join(sorted(keys[key].scale))})")
     for flag, variant in data.variants.items():
         where = f"[variants.{flag}]"
         if flag not in VARIANT_FLAGS:

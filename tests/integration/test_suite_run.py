@@ -227,3 +227,21 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, args, needle):
     done = masonctl(*args, cwd=tmp_path)
     assert done.returncode != 0
     assert needle in one_error_line(done)
+
+
+@pytest.mark.parametrize("system,variant", [("corfu", "--appends"), ("corfumason", "--reads")])
+def test_corfu_suites_run_locally_scaled(tmp_path, system, variant):
+    results = tmp_path / "results"
+    done = masonctl("suite", system, variant, "--only", "k1-c1,k1-c8", *SHORT,
+                    "--set", f"base_port={free_port_block(32)}", "--results", str(results),
+                    cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    suite_dir = results / f"{system}-{variant.lstrip('-')}"
+    table = pd.read_csv(suite_dir / "suite.csv")
+    assert sorted(table["run"]) == ["k1-c1-t1", "k1-c8-t1"]
+    assert (table["throughput_ops"] > 0).all()
+    # Scaled for one machine: one server pair, one client machine (and one triple).
+    for run in table["run"]:
+        experiment = (suite_dir / run / "experiment.toml").read_text()
+        assert "ncorfu_servers = 2" in experiment and "nclients = 1" in experiment
+        assert ("nproxies = 3" in experiment) == (system == "corfumason")

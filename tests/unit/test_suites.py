@@ -381,3 +381,44 @@ def test_a_corfu_suite_sets_the_log_flags_and_needs_server_machines(tmp_path):
     with pytest.raises(SuiteError, match=r"point s2: --kill_leader does not apply to "
                                          r"--system corfu"):
         expand(load_suite(bad), "reads")
+
+
+def test_corfumason_shards_scale_the_readme_way_on_testbeds_and_shrink_locally():
+    suite = load_suite(find_suite("corfumason"))
+    testbed = expand(suite, "appends", Capacity.from_counts(
+        {"sequencer": 2, "proxy": 72, "client": 24, "server": 8}))
+    k4 = next(p for p in testbed.points if p.name == "k4-c16")
+    # Per shard: 2 servers, 6 triples of proxy machines, 6 client machines.
+    assert (k4.params["ncorfu_servers"], k4.params["nproxies"], k4.params["nclients"]) == \
+        (8, 72, 24)
+    assert k4.params["appends"] and not k4.params["reads"]
+    local = expand(suite, "reads")
+    assert names(local.points) == ["k1-c1", "k1-c8", "k1-c32"]
+    point = local.points[0].params
+    assert (point["ncorfu_servers"], point["nproxies"], point["nclients"]) == (2, 3, 1)
+    assert point["reads"] and point["max_log_position"] == 100_000
+
+
+def local_scale(scale: str) -> str:
+    return VARIANT_SUITE.replace("[variants.appends]", f"[local.scale]\n{scale}\n"
+                                 "[variants.appends]")
+
+
+@pytest.mark.parametrize("scale,needle", [
+    ("x = { client_concurrency = 2 }", "names 'x', which is no dimension"),
+    ("c = { nclients = 2 }", "scale the same fields as the dimension"),
+    ("c = { client_concurrency = \"nope\" }", "factor 'nope' is not a numeric"),
+])
+def test_bad_local_scales_are_named(tmp_path, scale, needle):
+    with pytest.raises(SuiteError, match=needle):
+        expand(load_suite(write(tmp_path, local_scale(scale))), "appends")
+
+
+def test_a_local_scale_applies_on_one_machine_only(tmp_path):
+    suite = load_suite(write(tmp_path, local_scale(
+        "c = { client_concurrency = 10 }")))
+    assert [p.params["client_concurrency"] for p in expand(suite, "appends").points] == \
+        [10, 20, 40]
+    testbed = expand(suite, "appends", Capacity.from_counts(
+        {"sequencer": 2, "proxy": 3, "client": 1, "server": 0}))
+    assert [p.params["client_concurrency"] for p in testbed.points] == [1, 2, 4]

@@ -1,0 +1,95 @@
+"""`make bench`: Corfu beside CorfuMason, appends and reads, same box, same run.
+
+Both systems get the same log (2 log servers, one chain of 2) and the same client load
+(one client machine, 2 processes, each with the same number of outstanding operations);
+CorfuMason adds one Raft group of three proxies. Writes bench-results/corfu.json and
+bench-results/corfu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from analysis.aggregate import summarize_run
+from analysis.datfiles import read_summary
+from benchmarks.run import free_port
+from orchestrator.runner import execute_local
+from orchestrator.spec import build
+
+SYSTEMS = ("corfu", "corfumason")
+WORKLOADS = ("appends", "reads")
+CONCURRENCY = (8, 32)
+console = Console(stderr=True)
+
+
+def bench(system: str, workload: str, concurrency: int, seconds: float,
+          root: Path) -> dict[str, float]:
+    values: dict[str, object] = {
+        "ncorfu_servers": 2, "corfu_replication_factor": 2, "corfu_units": 1,
+        "nclients": 1, "nclient_threads": 2, "client_concurrency": concurrency,
+        "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
+        "base_port": free_port() // 100 * 100, workload: True,
+    }
+    if workload == "reads":
+        values["max_log_position"] = 100_000
+    spec = build(f"{system}-{workload}-c{concurrency}", system, values)
+    run_dir = root / spec.name
+    execute_local(spec, run_dir, console)
+    s = summarize_run(run_dir)
+    misses = sum(read_summary(p).read_misses for p in run_dir.glob("client-*.summary.json"))
+    return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us,
+            "read_misses": misses}
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = ["| workload | outstanding | corfu ops/s | p50 us | p99 us | corfumason ops/s "
+             "| p50 us | p99 us | corfumason/corfu |", "|" + "---|" * 9]
+    for r in rows:
+        c, m = r["corfu"], r["corfumason"]
+        assert isinstance(c, dict) and isinstance(m, dict)
+        lines.append(
+            f"| {r['workload']} | {r['outstanding']} | {c['ops_per_s']:,.0f} | "
+            f"{c['p50_us']:,.0f} | {c['p99_us']:,.0f} | {m['ops_per_s']:,.0f} | "
+            f"{m['p50_us']:,.0f} | {m['p99_us']:,.0f} | "
+            f"{m['ops_per_s'] / c['ops_per_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per run")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--concurrency", type=int, nargs="*", default=list(CONCURRENCY),
+                        help="outstanding operations per client process")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="corfu-bench-") as tmp:
+        for workload in WORKLOADS:
+            for c in args.concurrency:
+                row: dict[str, object] = {"workload": workload, "outstanding": c}
+                for system in SYSTEMS:
+                    console.print(f"{workload}, {c} outstanding per process: {system}")
+                    row[system] = bench(system, workload, c, args.seconds, Path(tmp))
+                rows.append(row)
+    meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "seconds_per_run": args.seconds, "unix_time": int(time.time())}
+    (args.out / "corfu.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    md = (f"# Corfu and CorfuMason\n\n{meta['cpus']} CPUs, Python {meta['python']}, "
+          f"{args.seconds:g} s per run. One chain of 2 log servers, 1 client machine x 2 "
+          f"processes; CorfuMason adds one Raft group of 3 proxies. All on this machine."
+          f"\n\n" + table(rows))
+    (args.out / "corfu.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
