@@ -117,12 +117,18 @@ class CorfuClient:
                 self.adopted += 1
                 await self.chain.adopt(position)
                 position = await self.tokens.take()
-            elif result.status == wire.LOG_UNAVAILABLE and not self.issuing:
-                self.failed += 1
-                log.error("position %d: no replica of its chain answers; giving up", position)
-                return None
-            else:
+            elif result.status == wire.LOG_UNAVAILABLE:
+                if not self.issuing:
+                    self.failed += 1
+                    log.error("position %d: no replica of its chain answers; giving up",
+                              position)
+                    return None
                 await asyncio.sleep(RETRY)
+            else:  # refused for good (malformed, diverged replicas): retrying cannot help
+                self.failed += 1
+                log.error("position %d: the log refused the write with status %d",
+                          position, result.status)
+                return None
 
     async def slot(self) -> None:
         max_position = self.conf.workload.max_log_position
@@ -167,7 +173,8 @@ class CorfuClient:
         if late:
             log.warning("%d operations unfinished after %.1f s", len(late), conf.drain_s)
         self.measure.write(retransmits=self.tokens.resends, redirects=self.adopted,
-                           unanswered=len(late), read_misses=self.read_misses)
+                           unanswered=len(late), read_misses=self.read_misses,
+                           refused=self.failed)
         if self.recorder is not None:
             self.recorder.close()
         self.chain.close()

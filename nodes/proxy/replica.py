@@ -39,6 +39,7 @@ from nodes.services import Effect, LogWrite, Refused, Service, make_service
 log = logging.getLogger("mason.proxy")
 
 RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
+NOT_SERVING = -1  # Raft terms start at 0: no term equals this
 EFFECT_RETRY = 0.05  # seconds before an unfinished effect (log unavailable) is tried again
 
 
@@ -49,10 +50,12 @@ def refused(reqid: int, reason: str) -> wire.OpReply:
 class Replica:
     def __init__(self, conf: ProxyConfig, service: Service | None = None) -> None:
         self.conf = conf
+        self.group = conf.group
         self.nspaces = conf.nspaces
         self.loop = asyncio.get_running_loop()
         max_entry = conf.log.max_entry_bytes if conf.log is not None else 0
         self.service = service or make_service(conf.service, conf.nspaces, max_entry)
+        self.direct_kinds = self.service.direct_kinds
         self.state = GroupState(conf.nspaces, conf.epoch, conf.sequencer.host,
                                 conf.sequencer.port, conf.bitmap_block, self.service)
         self.raft = raft.RaftNode(
@@ -65,12 +68,13 @@ class Replica:
             )
         )
         self.won_term = 0  # the Raft term this replica won and is settling or serving
-        self.serving_term = 0  # the term in which it serves (0: not serving)
+        self.serving_term = NOT_SERVING  # the term in which it serves
         self.term_start = 0  # last log index when it won: applied up to here = settled
         self.admission: Admission | None = None
         self.inflight: dict[tuple[int, int], Op] = {}
         # Committed operations whose owed effects are under way, by (client, reqid).
         self.owing: dict[tuple[int, int], Op] = {}
+        self.log_refusals: dict[tuple[int, int], str] = {}  # committed, never written
         # Entries this replica proposed as leader, by log index: (term, entry).
         self.proposed: dict[int, tuple[int, entries.BatchEntry | entries.SwitchSequencer]] = {}
         self.next_srid = 1
@@ -114,7 +118,9 @@ class Replica:
         return self.raft.role == raft.Role.LEADER
 
     def serving(self) -> bool:
-        return self.serving_term == self.raft.term and self.raft.role == raft.Role.LEADER
+        # serving_term is set once a won term is settled and reset as soon as Raft reports
+        # the loss (on_role_change): Raft's own view, read cheaply on the hot path.
+        return self.serving_term == self.raft.term
 
     def settled(self) -> bool:
         return self.raft.applied_index >= self.term_start
@@ -269,8 +275,10 @@ class Replica:
                 owing[(op.client_id, op.reqid)] = op
         self.loop.create_task(self.settle(self.raft.term, owed))
 
-    async def run_effects(self, effects: list[Effect]) -> list[Effect]:
-        """Run effects once; returns those to try again (their log was unavailable)."""
+    async def run_effects(self, effects: list[Effect], failed: set[int]) -> list[Effect]:
+        """Run effects once; returns those to try again (their log was unavailable) and
+        adds to `failed` the ids of those that can never succeed (a position holding other
+        content): their operations are not answered as done."""
         from nodes.proxy.effects import finished
 
         assert self.effects is not None, "a service owes effects but the proxy has no log"
@@ -282,27 +290,35 @@ class Replica:
                 continue
             if result.status != wire.LOG_OK:
                 self.effect_failures += 1
+                failed.add(id(effect))
                 log.error("%s at position %s: status %d", type(effect).__name__,
                           getattr(effect, "position", "?"), result.status)
             self.service.done(effect)
         return again
 
     async def settle(self, term: int, owed: list[tuple[Op | None, list[Effect]]]) -> None:
-        todo = await self.run_effects([e for _, effects in owed for e in effects])
+        failed: set[int] = set()
+        todo = await self.run_effects([e for _, effects in owed for e in effects], failed)
         while todo:
             if not (self.serving() and self.raft.term == term):
                 return  # the next leader re-drives what is still owed
             await asyncio.sleep(EFFECT_RETRY)
-            todo = await self.run_effects(todo)
+            todo = await self.run_effects(todo, failed)
         if not self.serving():
             return
         answer = self.state.answer
-        for op, _ in owed:
+        for op, effects in owed:
             if op is None:
                 continue
             self.owing.pop((op.client_id, op.reqid), None)
             lasts = answer(op.client_id, op.reqid)
-            if op.conn is not None and lasts is not None:
+            if op.conn is None or lasts is None:
+                continue
+            if failed and any(id(e) in failed for e in effects):
+                # Leader-local: only a write outside the protocol can take a position.
+                self.log_refusals[(op.client_id, op.reqid)] = "the log refused the write"
+                op.conn.reply(op.rid, refused(op.reqid, "the log refused the write"))
+            else:
                 op.conn.reply(op.rid, wire.OpReply(op.reqid, lasts))
                 self.ops_answered += 1
 
@@ -344,7 +360,8 @@ class Replica:
         self.write_role()
 
     def step_down(self) -> None:
-        self.won_term = self.serving_term = 0
+        self.won_term = 0
+        self.serving_term = NOT_SERVING
         if self.batch_timer is not None:
             self.batch_timer.cancel()
             self.batch_timer = None
@@ -404,41 +421,43 @@ class Replica:
 
     # ---- clients ------------------------------------------------------------------------
     def on_op(self, conn: Conn, rid: int, req: wire.OpRequest) -> None:
-        if req.client_id < 0 or req.reqid < 0 or req.ack < -1 or req.group != self.conf.group:
-            conn.reply(rid, refused(req.reqid, f"bad ids: client {req.client_id}, reqid "
+        client_id = req.client_id
+        if client_id < 0 or req.reqid < 0 or req.ack < -1 or req.group != self.group:
+            conn.reply(rid, refused(req.reqid, f"bad ids: client {client_id}, reqid "
                                     f"{req.reqid}, ack {req.ack}, group {req.group}"))
             return
-        if req.kind in self.service.direct_kinds:
+        if req.kind in self.direct_kinds:
             self.on_direct(conn, rid, req)
             return
         if not self.serving():
             conn.reply(rid, wire.OpReply(req.reqid, None, self.leader_hint()))
             return
         state = self.state
-        client_id = req.client_id
+        ack = req.ack
+        if ack > state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):
+            self.acks[client_id] = ack  # piggy-backed on the next entry
         if state.already_acked(client_id, req.reqid):
             return  # the client already has this answer: a late duplicate
         key = (client_id, req.reqid)
         answer = state.answer(client_id, req.reqid)
         if answer is not None:
             owing = self.owing.get(key)
-            if owing is not None:
+            if self.log_refusals and key in self.log_refusals:
+                conn.reply(rid, refused(req.reqid, self.log_refusals[key]))
+            elif owing is not None:
                 owing.conn, owing.rid = conn, rid  # answered once its effects are done
             else:
                 conn.reply(rid, wire.OpReply(req.reqid, answer))
-            self.note_ack(client_id, req.ack)
             return
         op = self.inflight.get(key)
         if op is not None:
             op.conn, op.rid = conn, rid  # a retransmission: answer the newest request
-            self.note_ack(client_id, req.ack)
             return
         try:
             counts = self.service.admit(req)
         except Refused as exc:
             conn.reply(rid, refused(req.reqid, str(exc)))
             return
-        self.note_ack(client_id, req.ack)
         op = Op(client_id, req.reqid, counts, conn, rid, req.payload)
         self.inflight[key] = op
         assert self.admission is not None
@@ -457,10 +476,6 @@ class Replica:
             return
         if effect is not None:
             self.loop.create_task(self.serve_direct(conn, rid, req.reqid, effect))
-
-    def note_ack(self, client_id: int, ack: int) -> None:
-        if ack > self.state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):
-            self.acks[client_id] = ack
 
     def batch_grew(self) -> None:
         assert self.admission is not None

@@ -15,16 +15,19 @@ class MasonService:
         self.nspaces = nspaces
 
     def admit(self, req: wire.OpRequest) -> list[int]:
-        if req.kind != wire.OP_SEQUENCE:
-            raise Refused(f"mason serves sequencing operations only, not kind {req.kind}")
         counts = req.counts
-        if len(counts) != self.nspaces:
-            raise Refused(f"{len(counts)} counts for {self.nspaces} spaces")
-        if counts and min(counts) < 0:
-            raise Refused("a count is negative")
-        if req.payload:
-            raise Refused("mason operations carry no payload")
+        if req.kind or req.payload or len(counts) != self.nspaces or min(counts) < 0:
+            raise Refused(self.why(req))
         return counts
+
+    def why(self, req: wire.OpRequest) -> str:
+        if req.kind != wire.OP_SEQUENCE:
+            return f"mason serves sequencing operations only, not kind {req.kind}"
+        if req.payload:
+            return "mason operations carry no payload"
+        if len(req.counts) != self.nspaces:
+            return f"{len(req.counts)} counts for {self.nspaces} spaces"
+        return "a count is negative"
 
     def direct(self, req: wire.OpRequest) -> Effect | None:
         return None

@@ -74,6 +74,19 @@ class Client:
                     return msg
 
 
+def squat(port: int, position: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        write = wire.LogWrite(0, 0, position, wire.ENTRY_DATA, b"squatter")
+        sock.sendall(wire.encode_frame([(wire.CALL, 1, write)]))
+        reader = wire.FrameReader()
+        while True:
+            data = sock.recv(65536)
+            assert data
+            for frame in reader.feed(data):
+                assert frame[0][2].status == wire.LOG_OK
+                return
+
+
 def append(reqid: int, data: bytes, counts=(1,), client=3, group=0, ack=-1):
     return wire.OpRequest(client, reqid, group, ack, list(counts), wire.OP_APPEND, data)
 
@@ -123,4 +136,13 @@ def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path)
     back = client.call(read(0, 0))
     assert (back.status, back.payload) == (wire.LOG_OK, b"first entry")
     assert client.call(read(1, 1)).status == wire.LOG_UNWRITTEN
+    # A position taken outside the protocol: the append that gets it is refused, not
+    # answered as written (also when retransmitted), and the next append goes on.
+    for port in (base + 1, base + 2):
+        squat(port, 1)
+    taken = client.call(append(1, b"second entry"))
+    assert taken.status == wire.OP_REFUSED and b"refused the write" in taken.payload
+    assert client.call(append(1, b"second entry")).status == wire.OP_REFUSED
+    assert client.call(append(2, b"third entry")).lasts == [2]
+    assert client.call(read(2, 1)).payload == b"squatter"
     assert "closing connection" in (tmp_path / "proxy-0.log").read_text()

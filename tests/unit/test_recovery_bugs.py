@@ -112,3 +112,21 @@ def test_bitmap_union_ignores_bits_below_the_highest_base():
     base, merged = union([(low.base, bytes(low.bits)), (high_base.base, bytes(high_base.bits)),
                           (high.base, bytes(high.bits))])
     assert base == 16 and merged == 0b111
+
+
+def test_a_replica_serves_only_a_term_it_won_and_settled():
+    # Before any election Raft's term is 0: "serving" must not mean "term == my term".
+    async def scenario() -> list[bool]:
+        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+                           sequencer=Endpoint("127.0.0.1", 3))
+        replica = Replica(conf)
+        seen = [replica.serving()]
+        replica.raft.campaign()  # a group of one: it wins at once, but has not settled
+        seen += [replica.leading(), replica.serving()]
+        replica.won_term = replica.serving_term = replica.raft.term
+        seen.append(replica.serving())
+        replica.step_down()
+        seen.append(replica.serving())
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, False, True, False]
