@@ -20,7 +20,7 @@ from rich.console import Console
 
 from analysis.aggregate import summarize_run
 from analysis.datfiles import read_summary
-from benchmarks.run import free_port
+from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 from orchestrator.spec import build
 
@@ -36,7 +36,7 @@ def bench(system: str, workload: str, concurrency: int, seconds: float,
         "ncorfu_servers": 2, "corfu_replication_factor": 2, "corfu_units": 1,
         "nclients": 1, "nclient_threads": 2, "client_concurrency": concurrency,
         "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
-        "base_port": free_port() // 100 * 100, workload: True,
+        "base_port": free_port_block(64), workload: True,
     }
     if workload == "reads":
         values["max_log_position"] = 100_000

@@ -23,6 +23,7 @@ from rich.console import Console
 from analysis.contiguity import check_run
 from analysis.datfiles import read_faults
 from analysis.plots import plot_recovery, total_series
+from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 from orchestrator.spec import ExperimentSpec, build
 
@@ -66,7 +67,7 @@ def fault_spec(name: str, seconds: float, base_port: int,
 
 
 def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
-    spec = fault_spec(name, seconds, 31000 + sum(map(ord, name)) % 20 * 100, faults)
+    spec = fault_spec(name, seconds, free_port_block(64), faults)
     run_dir = root / name
     execute_local(spec, run_dir, console)
     verdict = check_run(run_dir)

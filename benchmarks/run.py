@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from analysis.aggregate import summarize_run
+from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 from orchestrator.spec import ExperimentSpec, validate
 
@@ -60,7 +61,7 @@ def driver(kind: str, port: int, concurrency: int, seconds: float) -> dict[str, 
 def bench_mason(concurrency: int, seconds: float, root: Path) -> dict[str, float]:
     spec = validate(ExperimentSpec(
         name=f"mason-c{concurrency}", nclient_threads=1, client_concurrency=concurrency,
-        expduration=seconds, warmup=1.0, cooldown=0.5, base_port=free_port() // 100 * 100,
+        expduration=seconds, warmup=1.0, cooldown=0.5, base_port=free_port_block(64),
         record_seqnums=False,
     ))
     run_dir = root / spec.name

@@ -21,6 +21,7 @@ from analysis.contiguity import check_run
 from benchmarks.recovery import fault_spec
 from orchestrator.experiment import RunFailed
 from orchestrator.faults import seeded_schedule
+from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 
 console = Console(stderr=True)
@@ -28,7 +29,7 @@ console = Console(stderr=True)
 
 def soak_one(seed: int, seconds: float, root: Path) -> dict[str, object]:
     schedule = seeded_schedule(seed, seconds)
-    spec = fault_spec(f"seed-{seed}", seconds, 32000 + seed % 50 * 40, schedule)
+    spec = fault_spec(f"seed-{seed}", seconds, free_port_block(64), schedule)
     run_dir = root / spec.name
     try:
         execute_local(spec, run_dir, console)

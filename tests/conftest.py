@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import ports
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -23,22 +25,8 @@ def free_port() -> int:
 
 
 def free_port_block(n: int) -> int:
-    """A base port with n free ports after it (checked, not guaranteed against races)."""
-    for _ in range(50):
-        base = free_port()
-        if base + n > 65000:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no block of free ports")
+    """A base port with n free ports after it, below the ephemeral range."""
+    return ports.free_port_block(n)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
