@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.datfiles import read_faults
+from analysis.logcheck import check_log
 from nodes.logserver.dump import read_dump
 from nodes.status import read_summary
 from tests.integration.test_corfu_systems import assert_checked, run
@@ -56,3 +57,14 @@ def test_a_killed_log_server_is_sealed_out_of_its_chain(tmp_path):
         for dump in dumps:
             state = dump.chains[0]
             assert state.epoch > 0 and 0 not in state.members, (system, state)
+
+
+def test_positions_a_dying_leader_took_are_filled_with_holes(tmp_path):
+    # The leader dies between the sequencer's answer and its Raft entry: nobody logged
+    # those positions. The new leader probes the srid, commits a noop, and fills each
+    # position with a hole marker on every replica of its chain.
+    run_dir, output = run(tmp_path, "cm-mid", "--system", "corfumason",
+                          "--kill_leader_mid_batch", "1", "--expduration", "3")
+    assert_checked(run_dir, output)
+    verdict = check_log(run_dir)
+    assert verdict.noops > 0 and verdict.holes == verdict.noops, "\n".join(verdict.lines())

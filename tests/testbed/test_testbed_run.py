@@ -77,6 +77,25 @@ def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):
     assert "contiguity: OK" in output
 
 
+def test_the_corfu_systems_run_on_the_testbed(bed: Bed):
+    # The bed's one server machine holds the log (a chain of one); the same machine list.
+    for system in ("corfu", "corfumason"):
+        extra = ["--nproxies", "3"] if system == "corfumason" else []
+        done = masonctl(
+            "run", "--system", system, "--machine-info", str(bed.info), "--testbed",
+            str(bed.dir), "--ncorfu_servers", "1", "--corfu_replication_factor", "1",
+            "--nclients", "1", "--nclient_threads", "2", "--client_concurrency", "8",
+            *extra, "--record-seqnums", *SHORT, "--outdir", system,
+            "--results", str(bed.results), cwd=bed.root, timeout=280,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        assert "contiguity: OK" in output and "log: OK" in output, output
+        run_dir = bed.results / system
+        assert (run_dir / "server-0-0.entries").exists()  # the dump came back over SFTP
+        assert "198.18." in (run_dir / "server-0-0.toml").read_text()
+
+
 def test_down_leaves_nothing_behind(bed: Bed):
     testbed.down(bed.dir)
     assert testbed.our_namespaces() == []

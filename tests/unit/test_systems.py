@@ -163,7 +163,7 @@ def test_corfumason_fault_flags():
     with pytest.raises(SpecError, match=r"--read_policy must be one of any, leader, not 'x'"):
         build("x", "corfumason", {"read_policy": "x"})
     with pytest.raises(SpecError, match=r"--kill_leader_mid_batch does not apply"):
-        build("x", "corfumason", {"kill_leader_mid_batch": 1.0})
+        build("x", "corfu", {"kill_leader_mid_batch": 1.0})
     spec = build("x", "corfumason", {"kill_all_leaders": 1.0, "kill_sequencer": 2.0,
                                      "kill_logserver": 3.0})
     assert spec.nsequencers == 2  # killing the sequencer brings a standby, as for mason
