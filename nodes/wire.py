@@ -12,7 +12,7 @@ Ranges follow the original's descriptor: for each sequence space a `count` and t
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Annotated, Union
 
 import msgspec
 
@@ -31,6 +31,13 @@ class Msg(msgspec.Struct, array_like=True):
     """Base of all mason messages; the tag names the request type."""
 
 
+# Signs and ranges checked by the decoder itself, before any handler sees a message: a
+# frame carrying a negative id or count is corrupt and closes its connection.
+Id = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+CumulativeAck = Annotated[int, msgspec.Meta(ge=-1)]  # -1: nothing acknowledged yet
+
+
 # ---- client <-> proxy ----------------------------------------------------------------
 
 
@@ -41,12 +48,12 @@ class OpRequest(Msg, tag="op", omit_defaults=True):
     answered, so the proxies may forget those answers.
     """
 
-    client_id: int
-    reqid: int
-    group: int
-    ack: int
-    counts: list[int]
-    kind: int = 0  # system-specific operation type (0 = pure sequencing)
+    client_id: Id
+    reqid: Id
+    group: Id
+    ack: CumulativeAck
+    counts: list[Count]
+    kind: Id = 0  # system-specific operation type (0 = pure sequencing)
     payload: bytes = b""
 
 
@@ -91,12 +98,12 @@ class SeqRequest(Msg, tag="sq"):
     them from its at-most-once table.
     """
 
-    group: int
-    term: int
-    srid: int
-    counts: list[int]
-    floor: int
-    epoch: int
+    group: Id
+    term: Id
+    srid: Id
+    counts: list[Count]
+    floor: Id
+    epoch: Id
 
 
 class SeqReply(Msg, tag="sqr"):

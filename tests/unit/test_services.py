@@ -19,12 +19,20 @@ def op(kind=wire.OP_SEQUENCE, counts=(1,), payload=b"", reqid=0):
 def test_mason_admits_counts_per_space_and_refuses_everything_else():
     svc = MasonService(2)
     assert svc.admit(op(counts=(1, 3))) == [1, 3]
-    for bad in (op(counts=(1,)), op(counts=(1, -1)), op(kind=wire.OP_APPEND, counts=(1, 1)),
+    for bad in (op(counts=(1,)), op(kind=wire.OP_APPEND, counts=(1, 1)),
                 op(counts=(1, 1), payload=b"x")):
         with pytest.raises(Refused):
             svc.admit(bad)
     assert svc.apply([OpRecord(7, 0, [1, 1], [0, 0])], False) is None
     assert svc.pending() == [] and svc.take_notes() == b""
+
+
+def test_negative_ids_acks_and_counts_never_reach_a_service():
+    for fields in ([-1, 0, 0, -1, [1]], [0, -1, 0, -1, [1]], [0, 0, -1, -1, [1]],
+                   [0, 0, 0, -2, [1]], [0, 0, 0, -1, [1, -1]], [0, 0, 0, -1, [1], -3]):
+        frame = wire.encode_frame([(wire.CALL, 1, wire.OpRequest(*fields))])
+        with pytest.raises(wire.FrameError, match="Expected `int` >= "):
+            wire.FrameReader().feed(frame)
 
 
 def test_corfumason_admits_appends_of_one_position_within_the_entry_limit():
