@@ -8,8 +8,10 @@ process the run started is stopped before `run` returns or raises.
 from __future__ import annotations
 
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,22 @@ from orchestrator.spec import ExperimentSpec, to_toml
 from orchestrator.systems import PROCESS_KINDS
 
 POLL = 0.05
+
+
+@contextmanager
+def interrupt_deferred() -> Iterator[None]:
+    """Hold a SIGINT (^C) that arrives inside the block until the block has finished."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
 
 
 class RunFailed(Exception):
@@ -143,11 +161,16 @@ class Experiment:
         for proc in procs:
             entry = Launched(proc, self.host_of(proc), self.rundir_of(proc))
             argv = [entry.host.python, "-m", proc.module, "--config", entry.path(".toml")]
-            try:
-                entry.host.spawn(argv, log_path=entry.path(".log"), pid_path=entry.path(".pid"))
-            except HostError as exc:
-                raise RunFailed(f"cannot start {proc.name}: {exc}", retryable=True) from None
-            self.running.append(entry)
+            # A ^C between the spawn and the bookkeeping would orphan a node that no
+            # stop_all could find: the interrupt waits until the process is on record.
+            with interrupt_deferred():
+                try:
+                    entry.host.spawn(argv, log_path=entry.path(".log"),
+                                     pid_path=entry.path(".pid"))
+                except HostError as exc:
+                    raise RunFailed(f"cannot start {proc.name}: {exc}",
+                                    retryable=True) from None
+                self.running.append(entry)
             launched.append(entry)
         self.wait_until(
             lambda: all(e.host.exists(e.path(".ready")) for e in launched),
