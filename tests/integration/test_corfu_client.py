@@ -8,12 +8,11 @@ and append its own entry at a fresh position.
 
 from __future__ import annotations
 
-import socket
-
 from analysis.datfiles import read_seqnums, read_summary
 from nodes import wire
 from tests.conftest import free_port_block
 from tests.integration.test_proxy_input import LOGSERVER, SEQUENCER
+from tests.line import call_once
 
 CLIENT = """
 name = "client-0"
@@ -37,19 +36,6 @@ entry_size = 32
 """
 
 
-def call(port: int, msg: wire.Msg) -> wire.LogReply:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(wire.encode_frame([(wire.CALL, 1, msg)]))
-        reader = wire.FrameReader()
-        while True:
-            data = sock.recv(65536)
-            assert data, "the log server closed a valid connection"
-            for frame in reader.feed(data):
-                reply = frame[0][2]
-                assert isinstance(reply, wire.LogReply)
-                return reply
-
-
 def test_a_position_taken_at_the_head_is_completed_and_the_append_moves_on(nodes, tmp_path):
     base = free_port_block(3)
     nodes.start("sequencer", "sequencer-0", SEQUENCER.format(outdir=tmp_path, port=base))
@@ -58,8 +44,8 @@ def test_a_position_taken_at_the_head_is_completed_and_the_append_moves_on(nodes
                     LOGSERVER.format(i=i, outdir=tmp_path, port=base + 1 + i).replace(
                         "nspaces = 1", "nspaces = 1\ndump_entries = true"))
     left = b"left by a writer that died"
-    assert call(base + 1, wire.LogWrite(0, 0, 0, wire.ENTRY_DATA, left)).status == wire.LOG_OK
-    assert call(base + 2, wire.LogRead(0, 0, 0)).status == wire.LOG_UNWRITTEN
+    assert call_once(base + 1, wire.LogWrite(0, 0, 0, wire.ENTRY_DATA, left)).status == wire.LOG_OK
+    assert call_once(base + 2, wire.LogRead(0, 0, 0)).status == wire.LOG_UNWRITTEN
     client = nodes.start("corfuclient", "client-0", CLIENT.format(
         outdir=tmp_path, seq=base, ls0=base + 1, ls1=base + 2))
     assert client.wait(timeout=60) == 0, (tmp_path / "client-0.log").read_text()
@@ -69,5 +55,5 @@ def test_a_position_taken_at_the_head_is_completed_and_the_append_moves_on(nodes
     positions = [int(p) for p in log.lasts[:, 0]]
     assert positions and 0 not in positions and positions[0] == 1
     # The tail now holds what the head held: position 0 is complete on the whole chain.
-    tail = call(base + 2, wire.LogRead(0, 0, 0))
+    tail = call_once(base + 2, wire.LogRead(0, 0, 0))
     assert (tail.status, tail.data) == (wire.LOG_OK, left)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from nodes import wire
 from tests.conftest import free_port
+from tests.line import call_once
 
 SEQUENCER = """
 name = "sequencer-0"
@@ -22,17 +23,9 @@ port = {port}
 
 
 def ask(port: int, srid: int) -> wire.SeqReply:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        req = wire.SeqRequest(0, 1, srid, [1, 1], 0, 1)
-        sock.sendall(wire.encode_frame([(wire.CALL, 1, req)]))
-        reader = wire.FrameReader()
-        while True:
-            data = sock.recv(65536)
-            assert data, "the sequencer closed a valid connection"
-            for frame in reader.feed(data):
-                for kind, rid, msg in frame:
-                    assert (kind, rid) == (wire.REPLY, 1)
-                    return msg
+    reply = call_once(port, wire.SeqRequest(0, 1, srid, [1, 1], 0, 1))
+    assert isinstance(reply, wire.SeqReply)
+    return reply
 
 
 def send_garbage(port: int, payload: bytes) -> None:

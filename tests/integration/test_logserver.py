@@ -21,6 +21,7 @@ from nodes.logserver.values import digest, entry_value
 from nodes.metrics import ClientSummary, SeqnumRecorder, write_summary
 from nodes.status import read_summary, summary_path
 from tests.conftest import REPO, NodeProcs, free_port_block, wait_for
+from tests.line import Line
 
 LOGSERVER = """
 name = "{name}"
@@ -38,30 +39,6 @@ port = {port}
 
 SIZE = 64
 TIMEOUT_S = 1.0  # a killed log server is declared failed after this long
-
-
-class Line:
-    """One blocking connection to a log server: call, wait for the reply."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.reader = wire.FrameReader()
-        self.rid = 0
-
-    def call(self, msg: wire.Msg) -> wire.LogReply:
-        self.rid += 1
-        self.sock.sendall(wire.encode_frame([(wire.CALL, self.rid, msg)]))
-        while True:
-            data = self.sock.recv(65536)
-            assert data, "the log server closed a valid connection"
-            for frame in self.reader.feed(data):
-                for kind, rid, reply in frame:
-                    assert (kind, rid) == (wire.REPLY, self.rid)
-                    assert isinstance(reply, wire.LogReply)
-                    return reply
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def closed_after(port: int, payload: bytes) -> bool:

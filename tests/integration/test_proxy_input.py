@@ -6,12 +6,11 @@ A real sequencer, two real log servers (one chain of two) and a proxy group of o
 
 from __future__ import annotations
 
-import socket
-
 from nodes import wire
 from nodes.status import parse_role
 from tests.conftest import free_port_block, wait_for
 from tests.integration.test_live_fuzz import send_garbage
+from tests.line import Line, call_once
 
 SEQUENCER = """
 name = "sequencer-0"
@@ -55,36 +54,9 @@ port = {seq}
 """
 
 
-class Client:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.reader = wire.FrameReader()
-        self.rid = 0
-
-    def call(self, req: wire.OpRequest) -> wire.OpReply:
-        self.rid += 1
-        self.sock.sendall(wire.encode_frame([(wire.CALL, self.rid, req)]))
-        while True:
-            data = self.sock.recv(65536)
-            assert data, "the proxy closed a connection that sent a well-formed request"
-            for frame in self.reader.feed(data):
-                for kind, rid, msg in frame:
-                    assert (kind, rid) == (wire.REPLY, self.rid)
-                    assert isinstance(msg, wire.OpReply)
-                    return msg
-
-
 def squat(port: int, position: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        write = wire.LogWrite(0, 0, position, wire.ENTRY_DATA, b"squatter")
-        sock.sendall(wire.encode_frame([(wire.CALL, 1, write)]))
-        reader = wire.FrameReader()
-        while True:
-            data = sock.recv(65536)
-            assert data
-            for frame in reader.feed(data):
-                assert frame[0][2].status == wire.LOG_OK
-                return
+    write = wire.LogWrite(0, 0, position, wire.ENTRY_DATA, b"squatter")
+    assert call_once(port, write).status == wire.LOG_OK
 
 
 def append(reqid: int, data: bytes, counts=(1,), client=3, group=0, ack=-1):
@@ -107,7 +79,7 @@ def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path)
     role = tmp_path / "proxy-0.role"
     wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
              30, "the proxy to lead its group of one")
-    client = Client(base + 3)
+    client = Line(base + 3)
     bad = {
         "too large": append(0, b"x" * 33),
         "empty": append(0, b""),
