@@ -67,7 +67,9 @@ class Admission:
 
     def __init__(self, nspaces: int, sequenced: dict[int, int], first_batch_id: int) -> None:
         self.nspaces = nspaces
-        self.sequenced = sequenced  # shared with GroupState: highest sequenced reqid per client
+        # Highest sequenced reqid per client: the committed state's at the start of the term,
+        # then raised as this leader's batches are answered (before they commit).
+        self.sequenced = sequenced
         self.next_batch_id = first_batch_id
         self.open = self._new_batch()
         self.parked: dict[int, list[tuple[int, Op]]] = {}

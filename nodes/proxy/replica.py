@@ -404,7 +404,11 @@ class Replica:
         #    becomes a noop batch, so no number stays without an owner.
         upto = max(seq_max, self.state.max_srid)
         self.next_srid = upto + 1
-        self.admission = Admission(self.nspaces, self.state.sequenced, self.state.next_batch_id)
+        # The admission's own copy: a batch is sequenced here before it commits, and if
+        # this term ends first, the committed state must not keep the mark (a later term
+        # would drop the client's retransmission as a duplicate).
+        self.admission = Admission(self.nspaces, dict(self.state.sequenced),
+                                   self.state.next_batch_id)
         self.serving_term = term
         self.write_role()
         missing = self.state.unsettled_srids(upto)
@@ -435,7 +439,11 @@ class Replica:
         client_id = req.client_id
         ack = req.ack
         if ack > state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):
-            self.acks[client_id] = ack  # piggy-backed on the next entry
+            # Never beyond what the group has committed for this client: a forged or
+            # corrupt ack would otherwise make every later request look like a duplicate.
+            ack = min(ack, state.sequenced.get(client_id, -1))
+            if ack > state.acked.get(client_id, -1):
+                self.acks[client_id] = ack  # piggy-backed on the next entry
         if state.already_acked(client_id, req.reqid):
             return  # the client already has this answer: a late duplicate
         key = (client_id, req.reqid)
@@ -527,9 +535,10 @@ class Replica:
             os._exit(137)
         split_ranges(batch, reply.lasts)
         records = []
-        note = self.state.note_sequenced
+        sequenced = admission.sequenced
         for op in batch.ops:
-            note(op.client_id, op.reqid)
+            if op.reqid > sequenced.get(op.client_id, -1):
+                sequenced[op.client_id] = op.reqid
             assert op.lasts is not None
             records.append(entries.OpRecord(op.client_id, op.reqid, op.counts, op.lasts,
                                             op.payload))

@@ -68,7 +68,8 @@ def read(reqid: int, position: int, client=4):
     return wire.OpRequest(client, reqid, 0, -1, [], wire.OP_READ, payload)
 
 
-def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path):
+def start_group(nodes, tmp_path):
+    """Sequencer, a chain of two log servers, a CorfuMason group of one that leads."""
     base = free_port_block(4)
     nodes.start("sequencer", "sequencer-0", SEQUENCER.format(outdir=tmp_path, port=base))
     for i in (0, 1):
@@ -79,6 +80,23 @@ def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path)
     role = tmp_path / "proxy-0.role"
     wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
              30, "the proxy to lead its group of one")
+    return base, proc
+
+
+def test_a_forged_acknowledgement_cannot_starve_a_client(nodes, tmp_path):
+    base, _ = start_group(nodes, tmp_path)
+    client = Line(base + 3)
+    assert client.call(append(0, b"zero")).lasts == [0]
+    # Another connection claims client 3 has every answer up to 10^12. An ack never goes
+    # beyond what the group has answered that client, so client 3 goes on being served.
+    forger = Line(base + 3)
+    forger.call(append(0, b"zero", ack=10**12))  # a duplicate of reqid 0: same answer
+    assert client.call(append(1, b"one", ack=0)).lasts == [1]
+    assert client.call(append(2, b"two", ack=1)).lasts == [2]
+
+
+def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path):
+    base, proc = start_group(nodes, tmp_path)
     client = Line(base + 3)
     bad = {
         "too large": append(0, b"x" * 33),

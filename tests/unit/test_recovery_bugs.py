@@ -130,3 +130,28 @@ def test_a_replica_serves_only_a_term_it_won_and_settled():
         return seen
 
     assert asyncio.run(scenario()) == [False, True, False, True, False]
+
+
+def test_a_batch_sequenced_but_never_committed_leaves_no_mark_for_a_later_term():
+    # The leader noted a batch's operations as sequenced when the sequencer answered; its
+    # term ended before the entry committed. A later term must still admit the client's
+    # retransmission of that reqid rather than drop it as a duplicate.
+    async def scenario() -> tuple[dict[int, int], bool]:
+        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+                           sequencer=Endpoint("127.0.0.1", 3))
+        replica = Replica(conf)
+        replica.raft.campaign()
+        replica.won_term = replica.serving_term = replica.raft.term
+        replica.admission = Admission(1, dict(replica.state.sequenced), 0)
+        batch = Batch(0, 1)
+        batch.add(Op(7, 0, [1], None, 0))
+        batch.srid = 1
+        reply = wire.SeqReply(0, 1, wire.SEQ_OK, [1], [0], False, 1, epoch=1)
+        replica.on_seq_answer(replica.raft.term, batch, reply)
+        replica.step_down()  # before the loop ever applied the entry
+        committed = dict(replica.state.sequenced)
+        again = Admission(1, dict(replica.state.sequenced), 1)
+        return committed, again.admit(Op(7, 0, [1], None, 0))
+
+    committed, admitted = asyncio.run(scenario())
+    assert committed == {} and admitted
