@@ -33,8 +33,11 @@ class Msg(msgspec.Struct, array_like=True):
 
 # Signs and ranges checked by the decoder itself, before any handler sees a message: a
 # frame carrying a negative id or count is corrupt and closes its connection.
+MAX_OP_COUNT = 1 << 16  # numbers one operation may ask for in one space
+MAX_BATCH_COUNT = 1 << 32  # numbers one sequencer request may ask for in one space
 Id = Annotated[int, msgspec.Meta(ge=0)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_OP_COUNT)]
+BatchCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_BATCH_COUNT)]
 CumulativeAck = Annotated[int, msgspec.Meta(ge=-1)]  # -1: nothing acknowledged yet
 
 
@@ -101,7 +104,7 @@ class SeqRequest(Msg, tag="sq"):
     group: Id
     term: Id
     srid: Id
-    counts: list[Count]
+    counts: list[BatchCount]
     floor: Id
     epoch: Id
 

@@ -15,7 +15,14 @@ terms below T are refused, so an old leader cannot obtain numbers it could never
 
 from __future__ import annotations
 
-from nodes.wire import SEQ_OK, SEQ_PRUNED, SEQ_STALE_TERM, SeqReply, SeqRequest
+from nodes.wire import (
+    MAX_BATCH_COUNT,
+    SEQ_OK,
+    SEQ_PRUNED,
+    SEQ_STALE_TERM,
+    SeqReply,
+    SeqRequest,
+)
 
 
 class GroupRecord:
@@ -64,13 +71,15 @@ class Counters:
         done = state.assigned.get(req.srid)
         if done is not None:
             return self._reply(req, state, SEQ_OK, done[0], done[1], True)
+        # Validate the whole request before any counter moves: a refused request must
+        # leave no gap behind it.
         if len(req.counts) != self.nspaces:
             raise ValueError(f"request has {len(req.counts)} spaces, sequencer has {self.nspaces}")
+        if any(c < 0 or c > MAX_BATCH_COUNT for c in req.counts):
+            raise ValueError(f"a count outside 0..{MAX_BATCH_COUNT}")
         nxt = self.next
         lasts = []
         for i, count in enumerate(req.counts):
-            if count < 0:
-                raise ValueError("negative count")
             nxt[i] += count
             lasts.append(nxt[i] - 1)
         state.assigned[req.srid] = (req.counts, lasts)

@@ -69,3 +69,18 @@ def test_groups_are_independent():
     a = seq.handle(req(1, [1], group=0))
     b = seq.handle(req(1, [1], group=1))
     assert a.lasts == [0] and b.lasts == [1] and a.status == b.status == SEQ_OK
+
+
+def test_a_refused_request_moves_no_counter():
+    # The original advanced the spaces before the bad one, then refused: a gap.
+    import pytest
+
+    from nodes.sequencer.counters import Counters
+    from nodes.wire import SeqRequest
+
+    counters = Counters(2)
+    for counts in ([5, -1], [5, 2**40], [1, 1, 1]):
+        with pytest.raises(ValueError):
+            counters.handle(SeqRequest(0, 1, 1, counts, 0, 1))
+        assert counters.next == [0, 0]
+    assert counters.handle(SeqRequest(0, 1, 1, [5, 1], 0, 1)).lasts == [4, 0]

@@ -33,6 +33,11 @@ def test_negative_ids_acks_and_counts_never_reach_a_service():
         frame = wire.encode_frame([(wire.CALL, 1, wire.OpRequest(*fields))])
         with pytest.raises(wire.FrameError, match="Expected `int` >= "):
             wire.FrameReader().feed(frame)
+    # Counts have a stated maximum per operation and space.
+    frame = wire.encode_frame([(wire.CALL, 1, wire.OpRequest(0, 0, 0, -1,
+                                                             [wire.MAX_OP_COUNT + 1]))])
+    with pytest.raises(wire.FrameError, match="Expected `int` <= 65536"):
+        wire.FrameReader().feed(frame)
 
 
 def test_corfumason_admits_appends_of_one_position_within_the_entry_limit():
