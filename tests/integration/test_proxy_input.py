@@ -138,3 +138,43 @@ def test_bad_operations_are_refused_and_leave_the_log_untouched(nodes, tmp_path)
     assert client.call(append(2, b"third entry")).lasts == [2]
     assert client.call(read(2, 1)).payload == b"squatter"
     assert "closing connection" in (tmp_path / "proxy-0.log").read_text()
+
+
+MASON_PROXY = """
+name = "proxy-m"
+outdir = "{outdir}"
+nspaces = 2
+group = 0
+replica = 0
+peers = {{}}
+election_ticks = 4
+[listen]
+host = "127.0.0.1"
+port = {port}
+[sequencer]
+host = "127.0.0.1"
+port = {seq}
+"""
+
+
+def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp_path):
+    # The original's leader passed [1, -1] to the sequencer, which moved space 0 and then
+    # refused; the leader resent it without end, and two such requests in one frame gave
+    # one number to two operations. Such a frame is refused at the decoder now.
+    base = free_port_block(2)
+    nodes.start("sequencer", "sequencer-0",
+                SEQUENCER.format(outdir=tmp_path, port=base).replace("nspaces = 1",
+                                                                    "nspaces = 2"))
+    nodes.start("proxy", "proxy-m", MASON_PROXY.format(outdir=tmp_path, port=base + 1,
+                                                       seq=base))
+    role = tmp_path / "proxy-m.role"
+    wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
+             30, "the proxy to lead its group of one")
+    forged = [wire.OpRequest(9, r, 0, -1, [1, -1]) for r in (0, 1)]
+    send_garbage(base + 1, wire.encode_frame([(wire.CALL, r + 1, f)
+                                              for r, f in enumerate(forged)]))
+    client = Line(base + 1)
+    for reqid in range(3):
+        reply = client.call(wire.OpRequest(3, reqid, 0, reqid - 1, [1, 1]))
+        assert reply.lasts == [reqid, reqid]  # nothing was taken by the forged requests
+    assert "closing connection" in (tmp_path / "proxy-m.log").read_text()
