@@ -6,8 +6,10 @@ Machines are taken by role and numeric index (proxy-2 before proxy-10). Proxy ma
 come in triples; machine 3k+i hosts replica i of each of triple k's `nproxy_threads`
 groups, one process per group (group = k * nproxy_threads + thread). Replica 0 is the
 designated leader, as in the original, but after that leadership is plain Raft.
-Client machine j serves triple j mod ntriples; its thread t uses group
-triple * nproxy_threads + (t mod nproxy_threads). Client ids are global and unique
+Client processes are spread round-robin over every group, machine j starting at triple j:
+thread t of client machine j uses group (j * nproxy_threads + t) mod groups. (The
+original kept a machine's threads inside its triple, so one client machine facing two
+triples left the second idle.) Client ids are global and unique
 (the original packed the IP's last octet and the thread index into 16 bits).
 
 The shared log of the Corfu systems lives on `server-<i>` machines, each running
@@ -171,9 +173,8 @@ def place_groups(
 
     client_id = 0
     for j, slot in enumerate(clients):
-        triple = j % spec.ntriples
         for thread in range(spec.nclient_threads):
-            group = triple * spec.nproxy_threads + thread % spec.nproxy_threads
+            group = (j * spec.nproxy_threads + thread) % spec.ngroups
             name = f"{slot.name}-{thread}"
             placement.procs.append(Proc(
                 name=name, kind="client", machine=slot.name, group=group,

@@ -137,8 +137,7 @@ def test_corfumason_proxies_share_the_chains_and_clients_map_to_groups():
     groups = spec.ngroups
     for name, client in clients.items():
         machine, thread = int(name.split("-")[1]), int(name.split("-")[2])
-        triple = machine % spec.ntriples
-        assert client.group == triple * spec.nproxy_threads + thread % spec.nproxy_threads
+        assert client.group == (machine * spec.nproxy_threads + thread) % groups
         assert client.group < groups
         assert (client.workload.kind, client.workload.entry_size) == ("append", 128)
         group_listen = sorted(listen[p.name] for p in placement.procs
@@ -238,3 +237,19 @@ def test_corfu_schedules_only_its_faults(tmp_path: Path):
     assert [f.event for f in faults.schedule(run.spec, run.system.fault_events)] == [
         "kill_logserver"]
     assert run.system.fault_events == ("kill_logserver",)
+
+
+def test_clients_spread_over_every_group():
+    # One client machine of two processes facing two triples (one group each): the
+    # original put both on group 0 and left group 1 idle.
+    spec = build("p", "mason", {"nproxies": 6, "nclients": 1, "nclient_threads": 2})
+    slots = machines({"sequencer": 1, "proxy": 6, "client": 1})
+    placement = systems.get("mason").place(spec, slots)
+    assert sorted(p.group for p in placement.procs if p.kind == "client") == [0, 1]
+    # The testbed's usual shape keeps two client processes per group.
+    spec = build("p", "mason", {"nproxies": 6, "nproxy_threads": 8, "nclients": 2,
+                                "nclient_threads": 16})
+    slots = machines({"sequencer": 1, "proxy": 6, "client": 2})
+    placement = systems.get("mason").place(spec, slots)
+    per_group = Counter(p.group for p in placement.procs if p.kind == "client")
+    assert sorted(per_group) == list(range(16)) and set(per_group.values()) == {2}
