@@ -155,7 +155,9 @@ def check_run(run_dir: StrPath) -> Verdict:
     ops, repeated = _drop_repeats(ops)
     noop_names = [name for name, _ in noop_logs]
     noops = _noop_table(noop_logs, nspaces)
-    noops, repeated_noops = _drop_repeats(noops, ranges_only=True)
+    noops, repeated_noops, doubled = _drop_noop_repeats(noops, [log.group for _, log in noop_logs])
+    if doubled:
+        reasons.append(f"{doubled} noops committed twice by one replica")
 
     fifo, fifo_count = _check_fifo(ops, nspaces)
     if fifo_count:
@@ -180,6 +182,13 @@ def check_run(run_dir: StrPath) -> Verdict:
             reasons.append("unreadable summary")
             continue
         summarized.add(s.client_id)
+        have = sum(len(log) for log in clients.get(s.client_id, []))
+        if s.recorded >= 0 and have != s.recorded:
+            # A lost or dropped record (the one owning the highest number, say) would
+            # otherwise pass as a shorter run.
+            problems.append(f"client {s.client_id}: {have} records, its summary says "
+                            f"{s.recorded}")
+            reasons.append(f"client {s.client_id} records incomplete")
         if s.unanswered:
             unanswered[s.client_id] = unanswered.get(s.client_id, 0) + s.unanswered
     if unanswered:
@@ -268,37 +277,63 @@ def _noop_table(logs: list[tuple[str, RangeLog]], nspaces: int) -> _Table:
     return _Table(rows, nspaces)
 
 
-def _drop_repeats(t: _Table, ranges_only: bool = False) -> tuple[_Table, int]:
+def _drop_noop_repeats(t: _Table, file_groups: list[int]) -> tuple[_Table, int, int]:
+    """Keep one copy of each noop: the replicas of a group each record the group's noops.
+
+    Identity is (group, ranges); files from before groups were recorded (group -1) fall
+    back to the ranges alone. Identical lines from *different* files of one group are one
+    noop seen twice (dropped, counted as repeats). Identical lines in *one* file are two
+    commits of the same numbers by one replica, and the same ranges in two groups are two
+    commits too: both are kept, so the space check sees their numbers twice. Returns the
+    table, the repeats dropped and the double commits found within a file.
+    """
+    rows = t.rows
+    if len(rows) == 0:
+        return t, 0, 0
+    groups = np.asarray(file_groups, dtype=np.int64)[rows[:, 0]]
+    ident = np.column_stack([groups, rows[:, 2:]])
+    order = np.lexsort(ident.T[::-1])  # lexsort's last key is the primary one
+    rows, ident = rows[order], ident[order]
+    same = np.concatenate([[False], (ident[1:] == ident[:-1]).all(axis=1)])
+    same &= (rows[:, 2 : 2 + t.nspaces] > 0).any(axis=1)  # an empty noop repeats nothing
+    # Runs of identical noops: a repeat from a file already in the run is a double commit.
+    doubled = 0
+    drop = np.zeros(len(rows), dtype=bool)
+    seen_files: set[int] = set()
+    for i in range(len(rows)):
+        if not same[i]:
+            seen_files = {int(rows[i, 0])}
+            continue
+        owner = int(rows[i, 0])
+        if owner in seen_files:
+            doubled += 1
+        else:
+            drop[i] = True
+            seen_files.add(owner)
+    return _Table(rows[~drop], t.nspaces), int(drop.sum()), doubled
+
+
+def _drop_repeats(t: _Table) -> tuple[_Table, int]:
     """Sort by (owner, key, ranges) and drop rows identical to their predecessor.
 
     For operations the identity is (client, reqid, ranges): the arrival time differs between
-    two deliveries of one answer, so it is not part of it. For noops (``ranges_only``) the
-    identity is the ranges alone: a noop re-recorded after a leader change comes from another
-    proxy's file and line, and two distinct noops never own the same non-empty ranges.
+    two deliveries of one answer, so it is not part of it. (Noops: `_drop_noop_repeats`.)
     """
     rows = t.rows
     if len(rows) == 0:
         return t, 0
-    if ranges_only:
-        ident = rows[:, 2:]
-        order = np.lexsort(ident.T[::-1])  # lexsort's last key is the primary one
-        rows, ident = rows[order], ident[order]
-        same = np.concatenate([[False], (ident[1:] == ident[:-1]).all(axis=1)])
-        # A noop owning no number at all repeats nothing.
-        same &= (rows[:, 2 : 2 + t.nspaces] > 0).any(axis=1)
-    else:
-        order = _order_by_owner_key(rows[:, 0], rows[:, 1])
-        if not (order[1:] > order[:-1]).all():  # skip the copy when already in order
-            rows = rows[order]
-        same = np.zeros(len(rows), dtype=bool)
-        twin = np.flatnonzero((rows[1:, 0] == rows[:-1, 0]) & (rows[1:, 1] == rows[:-1, 1]))
-        if twin.size:
-            # Rare: reqids recorded more than once. Order those rows by their ranges too, so
-            # that identical answers sit side by side even when a different one came between.
-            at = np.union1d(twin, twin + 1)
-            sub = rows[at]
-            rows[at] = sub[np.lexsort(sub.T[::-1])]
-            same[at[1:]] = (rows[at[1:]] == rows[at[:-1]]).all(axis=1)
+    order = _order_by_owner_key(rows[:, 0], rows[:, 1])
+    if not (order[1:] > order[:-1]).all():  # skip the copy when already in order
+        rows = rows[order]
+    same = np.zeros(len(rows), dtype=bool)
+    twin = np.flatnonzero((rows[1:, 0] == rows[:-1, 0]) & (rows[1:, 1] == rows[:-1, 1]))
+    if twin.size:
+        # Rare: reqids recorded more than once. Order those rows by their ranges too, so
+        # that identical answers sit side by side even when a different one came between.
+        at = np.union1d(twin, twin + 1)
+        sub = rows[at]
+        rows[at] = sub[np.lexsort(sub.T[::-1])]
+        same[at[1:]] = (rows[at[1:]] == rows[at[:-1]]).all(axis=1)
     return _Table(rows[~same], t.nspaces), int(same.sum())
 
 

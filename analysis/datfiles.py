@@ -83,6 +83,7 @@ class RangeLog:
     counts: IntArray
     lasts: IntArray
     reqid: IntArray | None = None
+    group: int = -1  # noops: the proxy group that committed them (-1: not recorded)
 
     def __len__(self) -> int:
         return int(self.unix_us.shape[0])
@@ -164,7 +165,7 @@ def read_summary(path: StrPath) -> ClientSummary:
 
 
 _SEQNUMS_HEADER = re.compile(r"#\s*client_id\s+(-?\d+)\s+spaces\s+(\d+)\s*")
-_NOOPS_HEADER = re.compile(r"#\s*noops\s+spaces\s+(\d+)\s*")
+_NOOPS_HEADER = re.compile(r"#\s*noops\s+spaces\s+(\d+)(?:\s+group\s+(\d+))?\s*")
 
 
 def read_seqnums(path: StrPath) -> tuple[int, RangeLog]:
@@ -197,7 +198,8 @@ def read_noops(path: StrPath) -> RangeLog:
     rows = _read_int_table(path, lead=1, nspaces=nspaces)
     counts, lasts = _split_ranges(path, rows, lead=1, nspaces=nspaces)
     return RangeLog(
-        nspaces=nspaces, unix_us=np.ascontiguousarray(rows[:, 0]), counts=counts, lasts=lasts
+        nspaces=nspaces, unix_us=np.ascontiguousarray(rows[:, 0]), counts=counts, lasts=lasts,
+        group=int(m.group(2)) if m.group(2) is not None else -1,
     )
 
 

@@ -238,6 +238,7 @@ class ClientSummary(msgspec.Struct, forbid_unknown_fields=True):
     unanswered: int
     read_misses: int = 0  # log reads answered with no entry (unwritten, trimmed, ...)
     refused: int = 0  # operations the service refused
+    recorded: int = -1  # lines written to <name>.seqnums (-1: not recording)
 
     @property
     def window_seconds(self) -> float:
@@ -267,6 +268,7 @@ class _RangeRecorder:
         # Kept open for the life of the recorder; close() (or the with-block) releases it.
         self._f: IO[str] | None = open(self.path, "w", encoding="ascii", buffering=1 << 20)
         self._f.write(header + "\n")
+        self.lines = 0  # records written: the summary says how many, the checker compares
 
     def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
         if len(counts) != self.nspaces or len(lasts) != self.nspaces:
@@ -280,6 +282,7 @@ class _RangeRecorder:
         for c, last in zip(counts, lasts, strict=True):
             parts.append(f"{c} {last}")
         f.write(" ".join(parts) + "\n")
+        self.lines += 1
 
     def flush(self, fsync: bool = False) -> None:
         """Push buffered lines to the OS; with ``fsync`` also to the disk (the original
@@ -318,11 +321,14 @@ class SeqnumRecorder(_RangeRecorder):
 
 
 class NoopRecorder(_RangeRecorder):
-    """Numbers consumed by committed noops: header ``# noops spaces <n>``, lines
-    ``unix_us c0 l0 c1 l1 ...``."""
+    """Numbers consumed by committed noops: header ``# noops spaces <n> group <g>``, lines
+    ``unix_us c0 l0 c1 l1 ...``. Every replica of a group records the group's noops, so the
+    group tells the checker which identical lines are one noop seen twice and which are
+    two commits."""
 
-    def __init__(self, path: StrPath, nspaces: int) -> None:
-        super().__init__(path, f"# noops spaces {nspaces}", nspaces)
+    def __init__(self, path: StrPath, nspaces: int, group: int = -1) -> None:
+        tail = f" group {group}" if group >= 0 else ""
+        super().__init__(path, f"# noops spaces {nspaces}{tail}", nspaces)
 
     def record(self, unix_us: int, counts: Sequence[int], lasts: Sequence[int]) -> None:
         self._line(str(unix_us), counts, lasts)

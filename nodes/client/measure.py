@@ -82,7 +82,7 @@ class Measurement:
             await phase(stop, conf.cooldown_s)
 
     def write(self, *, retransmits: int, redirects: int, unanswered: int,
-              read_misses: int = 0, refused: int = 0) -> None:
+              read_misses: int = 0, refused: int = 0, recorded: int = -1) -> None:
         conf = self.conf
         out = Path(conf.outdir)
         elapsed = self.elapsed
@@ -103,6 +103,7 @@ class Measurement:
                 unanswered=unanswered,
                 read_misses=read_misses,
                 refused=refused,
+                recorded=recorded,
             ),
         )
         log.info(

@@ -224,7 +224,8 @@ class Client:
         watcher.cancel()
         self.measure.write(retransmits=self.retransmits, redirects=self.redirects,
                            unanswered=len(self.by_reqid), read_misses=self.read_misses,
-                           refused=self.refused)
+                           refused=self.refused,
+                           recorded=self.recorder.lines if self.recorder is not None else -1)
         if self.recorder is not None:
             self.recorder.close()
         for peer in self.replicas:

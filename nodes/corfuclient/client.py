@@ -174,7 +174,8 @@ class CorfuClient:
             log.warning("%d operations unfinished after %.1f s", len(late), conf.drain_s)
         self.measure.write(retransmits=self.tokens.resends, redirects=self.adopted,
                            unanswered=len(late), read_misses=self.read_misses,
-                           refused=self.failed)
+                           refused=self.failed,
+                           recorded=self.recorder.lines if self.recorder is not None else -1)
         if self.recorder is not None:
             self.recorder.close()
         self.chain.close()

@@ -83,7 +83,7 @@ class Replica:
         self.ready_scheduled = False
         self.peers: dict[int, Peer] = {}
         self.noops = (
-            NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.nspaces)
+            NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.nspaces, conf.group)
             if conf.record_noops
             else None
         )

@@ -303,3 +303,56 @@ def test_any_partition_of_the_numbers_passes_and_a_lost_range_is_found(
                 hi = sum(sizes[: drop + 1]) - 1
                 assert v.spaces[0].gaps == [(hi - sizes[drop] + 1, hi)]
                 assert v.reason.startswith("gap in space 0")
+
+
+# ---- corruptions the checker once let through -----------------------------------------------
+
+
+def write_group_noops(run: Path, name: str, group: int, noops, n: int = 1) -> None:
+    with NoopRecorder(run / f"{name}.noops", n, group) as r:
+        for i, ranges in enumerate(noops):
+            r.record(2_000_000 + i, [c for c, _ in ranges], [last for _, last in ranges])
+
+
+def recorded_client(run: Path, ops, recorded: int) -> None:
+    """One client of one space whose summary says how many records it wrote."""
+    with SeqnumRecorder(run / "client-0-0.seqnums", 1, 1) as r:
+        for reqid, last in ops:
+            r.record(reqid, 1_000_000 + reqid, [1], [last])
+    write_summary(run / "client-0-0.summary.json",
+                  ClientSummary("client-0-0", 1, recorded, recorded, 0, 1000, 0, 0, 0,
+                                recorded=recorded))
+
+
+def test_a_dropped_record_of_the_highest_number_fails(tmp_path: Path) -> None:
+    # The client answered reqids 0..3 (numbers 0..3) and says so; the record of reqid 3 is
+    # gone, so 0..2 alone would look contiguous.
+    recorded_client(tmp_path, [(0, 0), (1, 1), (2, 2)], recorded=4)
+    v = check_run(tmp_path)
+    assert not v.ok and "client 1 records incomplete" in v.reason
+    assert any("3 records, its summary says 4" in p for p in v.problems)
+    recorded_client(tmp_path, [(0, 0), (1, 1), (2, 2), (3, 3)], recorded=4)
+    assert check_run(tmp_path).ok
+
+
+def test_a_noop_committed_twice_by_one_group_fails(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    # Every replica of group 0 recorded the noop owning 1..2: one noop, seen three times.
+    for replica in range(3):
+        write_group_noops(tmp_path, f"proxy-{replica}-0", 0, [[(2, 2)]])
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert (v.noops, v.repeated_noops) == (1, 2)
+    # One replica's file holds it twice: the group committed those numbers twice.
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(2, 2)], [(2, 2)]])
+    v = check_run(tmp_path)
+    assert not v.ok and "1 noops committed twice by one replica" in v.reason
+    assert "duplicates in space 0" in v.reason
+
+
+def test_the_same_noop_committed_by_two_groups_fails(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(2, 2)]])
+    write_group_noops(tmp_path, "proxy-3-0", 1, [[(2, 2)]])  # another group, same numbers
+    v = check_run(tmp_path)
+    assert not v.ok and "duplicates in space 0" in v.reason
