@@ -148,11 +148,15 @@ class SwitchRequest(Msg, tag="sw"):
 
 
 class GroupReply(Msg, tag="gr"):
-    """A group's answer to a backup's request; `ok` False = not the leader (see `leader`)."""
+    """A group's answer to a backup's request; `ok` False = not the leader (see `leader`).
+
+    `stale`: the group already follows a newer sequencer epoch than the request's; the
+    standby that asked has been superseded and must not serve."""
 
     group: int
     ok: bool
     leader: int = -1
+    stale: bool = False
 
 
 class CollectRequest(Msg, tag="co"):
@@ -167,6 +171,7 @@ class CollectReply(Msg, tag="cor"):
     leader: int
     bases: list[int]
     bitmaps: list[bytes]
+    stale: bool = False
 
 
 class FillRequest(Msg, tag="fi"):

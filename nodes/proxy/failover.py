@@ -51,7 +51,18 @@ class SequencerFailover:
     def not_leader(self, conn: Conn, rid: int) -> None:
         conn.reply(rid, wire.GroupReply(self.group, False, self.leader_hint()))
 
+    def superseded(self, conn: Conn, rid: int, epoch: int) -> bool:
+        """Answer `stale` to a standby of an epoch older than the one this group follows
+        (or has promised to follow): it was superseded while it recovered, and its collect
+        or fill could count numbers of the newer epoch as holes."""
+        if epoch >= max(self.state().epoch, self.link.accept_epoch):
+            return False
+        conn.reply(rid, wire.GroupReply(self.group, False, self.leader_hint(), stale=True))
+        return True
+
     def on_switch(self, conn: Conn, rid: int, req: wire.SwitchRequest) -> None:
+        if self.superseded(conn, rid, req.epoch):
+            return
         if self.state().epoch >= req.epoch:
             conn.reply(rid, wire.GroupReply(self.group, True))
             return
@@ -82,6 +93,8 @@ class SequencerFailover:
         # A new leader answers only once everything committed before its term is applied
         # here, or its bitmaps could miss numbers that earlier leaders committed.
         state = self.state()
+        if self.superseded(conn, rid, req.epoch):
+            return
         if not self.leading() or state.epoch < req.epoch or not self.settled():
             self.not_leader(conn, rid)
             return
@@ -93,6 +106,9 @@ class SequencerFailover:
 
     def on_fill(self, conn: Conn, rid: int, req: wire.FillRequest) -> None:
         state = self.state()
+        # A fill's id is its standby's epoch.
+        if req.fill_id not in state.fills and self.superseded(conn, rid, req.fill_id):
+            return
         if req.fill_id in state.fills:
             conn.reply(rid, wire.GroupReply(self.group, True))
             return

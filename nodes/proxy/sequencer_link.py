@@ -183,17 +183,23 @@ class SequencerLink:
             peer = self.peer
             if peer is not None and peer.up:
                 peer.call_cb(wire.Heartbeat(self.accept_epoch), self.on_heartbeat_reply)
-            standby = self.standby_for(self.accept_epoch)
-            if silent >= period * self.conf.heartbeat_misses and standby is not None:
-                if standby.up and self.log_epoch() == self.accept_epoch:
-                    log.warning("sequencer epoch %d silent for %.0f ms: asking the standby",
-                                self.accept_epoch, silent * 1000)
-                    standby.cast(wire.TakeOver(self.group, self.accept_epoch))
+            patience = period * self.conf.heartbeat_misses
+            if silent >= patience and self.log_epoch() == self.accept_epoch:
+                standby = self.standby_to_ask(int((silent - patience) // patience))
+                if standby is not None:
+                    epoch, peer = standby
+                    log.warning("sequencer epoch %d silent for %.0f ms: asking the standby "
+                                "of epoch %d", self.accept_epoch, silent * 1000, epoch)
+                    peer.cast(wire.TakeOver(self.group, self.accept_epoch))
 
-    def standby_for(self, dead_epoch: int) -> Peer | None:
-        """The standby that serves the epoch after dead_epoch, if one is configured."""
-        index = dead_epoch - 1
-        return self.backups[index] if 0 <= index < len(self.backups) else None
+    def standby_to_ask(self, stage: int) -> tuple[int, Peer] | None:
+        """Which standby to ask after `stage` more silent periods: the next epoch's first,
+        then, while silence goes on, the one after it, and so on. Only connected standbys
+        count: a dead one is skipped at once (else a standby that died unnoticed, or with
+        the sequencer, would stall every group for good)."""
+        later = [(k + 2, peer) for k, peer in enumerate(self.backups)
+                 if k + 2 > self.accept_epoch and peer.up]
+        return later[min(stage, len(later) - 1)] if later else None
 
     def on_heartbeat_reply(self, reply: Any) -> None:
         if isinstance(reply, wire.HeartbeatReply) and reply.epoch >= self.accept_epoch:

@@ -30,6 +30,10 @@ log = logging.getLogger("mason.recovery")
 RETRY = 0.02
 
 
+class Superseded(Exception):
+    """A group follows a newer epoch already: this standby must not serve."""
+
+
 class GroupLink:
     """Reaches whichever replica of a group currently leads it."""
 
@@ -52,6 +56,8 @@ class GroupLink:
                 reply = None
             if isinstance(reply, accept) and getattr(reply, "ok", False):
                 return reply
+            if getattr(reply, "stale", False):
+                raise Superseded(f"group {self.group} follows a newer sequencer epoch")
             hint = getattr(reply, "leader", -1)
             if isinstance(hint, int) and 0 <= hint < len(self.peers) and hint != self.leader:
                 self.leader = hint

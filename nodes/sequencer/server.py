@@ -11,7 +11,7 @@ from nodes import runtime, status, wire
 from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
-from nodes.sequencer.recovery import take_over
+from nodes.sequencer.recovery import Superseded, take_over
 
 log = logging.getLogger("mason.sequencer")
 
@@ -22,10 +22,17 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     serving = not conf.standby
     takeover: asyncio.Task[None] | None = None
 
+    superseded = False
+
     async def recover() -> None:
-        nonlocal serving, takeover
+        nonlocal serving, takeover, superseded
         try:
             counters.next = await take_over(conf, conf.nspaces)
+        except Superseded as exc:
+            # A later standby took over while this one recovered: it never serves.
+            log.warning("not taking over: %s", exc)
+            superseded = True
+            return
         except Exception:  # a bug must not leave the standby silently stuck
             log.exception("takeover failed; the next TakeOver retries it")
             takeover = None
@@ -35,7 +42,10 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
         if isinstance(msg, wire.TakeOver):
-            if conf.standby and takeover is None and msg.dead_epoch == conf.epoch - 1:
+            # Any older epoch: when the standby in between is dead too, the groups ask
+            # this one (the switch fences every epoch below it).
+            if conf.standby and takeover is None and not superseded and \
+                    msg.dead_epoch < conf.epoch:
                 log.warning("group %d reports epoch %d dead: taking over as epoch %d",
                             msg.group, msg.dead_epoch, conf.epoch)
                 takeover = asyncio.get_running_loop().create_task(recover())

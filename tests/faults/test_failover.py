@@ -93,3 +93,15 @@ def test_a_second_standby_takes_over_when_the_first_backup_dies(tmp_path):
     assert_contiguous(run_dir, output, code)
     logs = "".join(p.read_text() for p in run_dir.glob("proxy-*.log"))
     assert "switched to sequencer epoch 2" in logs and "switched to sequencer epoch 3" in logs
+
+
+def test_a_standby_dying_with_the_sequencer_is_skipped(tmp_path):
+    # The backup dies 50 ms after the primary, before it could take over. The groups used
+    # to ask only the next epoch's standby, for good: every client stalled.
+    run_dir, output, code = run(tmp_path, "both-die", "--nsequencers", "3",
+                                "--kill_sequencer", "1.5", "--kill_backup", "1.55",
+                                duration=4.0)
+    assert_contiguous(run_dir, output, code)
+    assert read_summary(run_dir / "sequencer-2.node.json").epoch == 3
+    finals = [read_summary(p) for p in run_dir.glob("proxy-*.node.json")]
+    assert all(f.epoch == 3 for f in finals)
