@@ -127,13 +127,3 @@ class Admission:
         for op in ops + old.ops:
             fresh.add(op)
         self.open = fresh
-
-    def drain(self) -> list[Op]:
-        """Every operation held (open batch and parked), emptied: leadership was lost."""
-        ops = list(self.open.ops)
-        for queue in self.parked.values():
-            ops.extend(op for _, op in queue)
-        self.parked.clear()
-        self.parked_count = 0
-        self.open = self._new_batch()
-        return ops

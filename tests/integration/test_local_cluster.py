@@ -23,6 +23,7 @@ def two_groups(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         "--base_port", str(free_port_block(16)), "--outdir", "two-groups",
         "--results", str(root), cwd=root,
     )
+    assert done.returncode == 0, done.stdout + done.stderr
     return root / "two-groups", done.stdout + done.stderr
 
 

@@ -59,10 +59,12 @@ def test_requeued_operations_go_first():
     assert adm.open.totals == [3]
 
 
-def test_drain_returns_every_held_operation():
-    adm = Admission(1, {}, 0)
-    adm.admit(op(1, 0))
-    adm.admit(op(1, 5))
-    held = adm.drain()
-    assert sorted(o.reqid for o in held) == [0, 5]
-    assert adm.parked_count == 0 and not adm.open.ops
+def test_a_parked_operation_already_sequenced_is_dropped_not_batched():
+    # Client 1 is sequenced up to reqid 3; reqid 5 waits for 4. Then 4 and 5 are sequenced
+    # another way (a batch that was already out): the parked 5 is a duplicate at the mark.
+    sequenced = {1: 3}
+    adm = Admission(1, sequenced, 0)
+    assert not adm.admit(op(1, 5))
+    sequenced[1] = 5
+    adm.release()
+    assert adm.parked_count == 0 and not adm.parked and not adm.open.ops

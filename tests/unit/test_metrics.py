@@ -85,6 +85,13 @@ def test_no_saturation() -> None:
     assert h.percentile(0.999) == 5.0  # rank 999 -> 5
 
 
+def test_merge_adds_the_counts_of_shared_bins() -> None:
+    a = hist_of({10: 3, 20: 4})
+    a.merge(hist_of({20: 5, 30: 1}))
+    assert a.items() == [(10, 3), (20, 9), (30, 1)]
+    assert a.count == 13
+
+
 def test_merge_is_exact() -> None:
     a = hist_of({10: 50, 20: 40})
     b = hist_of({30: 9, 40: 1})

@@ -84,3 +84,17 @@ def test_a_refused_request_moves_no_counter():
             counters.handle(SeqRequest(0, 1, 1, counts, 0, 1))
         assert counters.next == [0, 0]
     assert counters.handle(SeqRequest(0, 1, 1, [5, 1], 0, 1)).lasts == [4, 0]
+
+
+def test_a_late_retry_of_the_srid_at_the_floor_gets_no_second_range():
+    # The floor says every srid up to it is settled in the group's log; the srid equal to
+    # the floor is settled too. Probing only far below the floor missed `<` for `<=`.
+    seq = Counters(nspaces=1)
+    for srid in range(1, 71):
+        seq.handle(req(srid, [1]))
+    seq.handle(req(71, [1], floor=70))
+    assert seq.next == [71]
+    late = seq.handle(req(70, [1], floor=70))
+    assert late.status == SEQ_PRUNED and late.lasts == []
+    assert seq.handle(req(71, [1], floor=70)).lasts == [70]  # srid 71 is still remembered
+    assert seq.next == [71]
