@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from orchestrator import testbed
 from tests.conftest import masonctl
+
+
+def cannot_run(reason: str) -> None:
+    """Skip a testbed module with the reason, except in CI, where a missing requirement is a
+    failure: CI is the place these tests must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI cannot run the testbed tests: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_testbed() -> None:
+    """Root, iproute2 and sshd present, and no testbed already up on this box."""
+    missing = testbed.missing_requirements()
+    if missing:
+        cannot_run(f"the rehearsal testbed needs {', '.join(missing)}")
+    elif testbed.our_namespaces() or testbed.BRIDGE in testbed.our_links():
+        cannot_run("a mason testbed is already up on this box (masonctl testbed down)")
 
 
 class Bed:

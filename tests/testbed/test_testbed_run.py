@@ -1,7 +1,8 @@
 """The whole Emulab workflow rehearsed: testbed up -> setup -> run (and a fault run) -> down.
 
 Real sshd in network namespaces on 198.18.0.0/15, real node processes started over SSH,
-results collected over SFTP; skipped with the reason unless root, iproute2 and sshd exist.
+results collected over SFTP; skipped with the reason unless root, iproute2 and sshd exist
+(in CI, where they must exist, that is a failure instead).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import pytest
 from analysis.contiguity import check_run
 from orchestrator import testbed
 from tests.conftest import masonctl, our_processes
-from tests.testbed.bed import Bed
+from tests.testbed.bed import Bed, require_testbed
 
 pytestmark = pytest.mark.testbed
 
-_missing = testbed.missing_requirements()
-if _missing:
-    pytest.skip(f"the rehearsal testbed needs {', '.join(_missing)}", allow_module_level=True)
+require_testbed()
 
 SHORT = ["--warmup", "1", "--cooldown", "0.5", "--expduration", "3"]
 
@@ -37,8 +36,7 @@ def run(bed: Bed, name: str, *extra: str):
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    if testbed.our_namespaces() or testbed.BRIDGE in testbed.our_links():
-        pytest.skip("a mason testbed is already up on this box (masonctl testbed down)")
+    require_testbed()  # the setup module's testbed must be down again
     bed = Bed(tmp_path_factory.mktemp("rehearsal-run"))
     try:
         up = bed.up()

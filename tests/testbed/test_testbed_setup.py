@@ -21,20 +21,11 @@ from orchestrator.hosts import HostError
 from orchestrator.machines import read_machine_info
 from orchestrator.ssh_host import SSHHost, hosts_for
 from tests.conftest import masonctl, our_processes, wait_for
-from tests.testbed.bed import Bed
+from tests.testbed.bed import Bed, require_testbed
 
 pytestmark = pytest.mark.testbed
 
-_missing = testbed.missing_requirements()
-if not _missing:
-    _busy = bool(testbed.our_namespaces() or testbed.BRIDGE in testbed.our_links())
-else:
-    _busy = False
-if _missing:
-    pytest.skip(f"the rehearsal testbed needs {', '.join(_missing)}", allow_module_level=True)
-if _busy:
-    pytest.skip("a mason testbed is already up on this box (masonctl testbed down)",
-                allow_module_level=True)
+require_testbed()
 
 REHEARSAL = ipaddress.IPv4Network("198.18.0.0/15")
 
