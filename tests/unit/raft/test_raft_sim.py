@@ -82,6 +82,8 @@ def test_simulation_exercises_every_fault() -> None:
         "compactions",
         "crashes",
         "partitions",
+        "one_way_cuts",
+        "reordered",
     ):
         assert total[key] > 10, (key, total)
     assert total["proposed"] > 1000 and wire > 5
