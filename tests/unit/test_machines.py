@@ -449,3 +449,19 @@ def test_cli_setup_bad_input(tmp_path: Path, monkeypatch, args, why):
     assert why in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "machine_info.txt").exists()
+
+
+def test_status_words_in_any_case_are_not_taken_for_the_hardware_type():
+    # Portals print "ready" or "Ready": neither is a hardware type.
+    for status in ("ready", "Ready", "READY"):
+        line = f"proxy-0 pc12 {status} n/a emulab-ops/UBUNTU22 ssh -p 22 alice@pc12.example.net"
+        (machine,) = parse_list_view(line).machines
+        assert machine.hardware_type == "", status
+
+
+def test_a_header_line_is_skipped_only_before_the_machines():
+    header = "Node ID  Physical  Type  Status  Image  SSH command"
+    row = "proxy-0 pc12 d430 ready n/a img ssh -p 22 alice@pc12.example.net"
+    assert [m.name for m in parse_list_view(f"{header}\n{row}").machines] == ["proxy-0"]
+    with pytest.raises(MachineListError, match=r":2: no ssh command"):
+        parse_list_view(f"{row}\n{header}")
