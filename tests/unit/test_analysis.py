@@ -381,3 +381,26 @@ def test_plot_throughput_latency(tmp_path: Path) -> None:
     assert_figures(plot_throughput_latency(pd.DataFrame(rows), stem), stem)
     with pytest.raises(ValueError, match="missing columns"):
         plot_throughput_latency(pd.DataFrame({"config": ["a"]}), stem)
+
+
+def test_fault_labels_close_in_time_are_stacked_without_overlap() -> None:
+    # Two kills 300 ms apart on a 30 s axis: their labels would sit on top of each other.
+    from matplotlib.text import Annotation
+
+    from analysis.plots import _figure, _mark_events
+
+    fig = _figure(8, 3)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 30)
+    t0 = 1_000_000
+    events = [FaultEvent(t0 + 6_000, "kill_leader", "proxy-0-0"),
+              FaultEvent(t0 + 6_300, "kill_sequencer", "sequencer-0"),
+              FaultEvent(t0 + 25_000, "kill_follower", "proxy-1-0")]
+    rows = _mark_events(ax, events, t0)
+    assert rows == 2  # the far-away third label shares the first row
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [a.get_window_extent(renderer) for a in ax.get_children()
+             if isinstance(a, Annotation)]
+    assert len(boxes) == 3
+    assert not any(boxes[i].overlaps(boxes[j])
+                   for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
