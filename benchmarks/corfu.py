@@ -9,17 +9,14 @@ bench-results/corfu.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from rich.console import Console
 
 from analysis.aggregate import summarize_run
 from analysis.datfiles import read_summary
+from benchmarks.run import write_report
 from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 from orchestrator.spec import build
@@ -80,15 +77,9 @@ def main(argv: list[str] | None = None) -> None:
                     console.print(f"{workload}, {c} outstanding per process: {system}")
                     row[system] = bench(system, workload, c, args.seconds, Path(tmp))
                 rows.append(row)
-    meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "seconds_per_run": args.seconds, "unix_time": int(time.time())}
-    (args.out / "corfu.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = (f"# Corfu and CorfuMason\n\n{meta['cpus']} CPUs, Python {meta['python']}, "
-          f"{args.seconds:g} s per run. One chain of 2 log servers, 1 client machine x 2 "
-          f"processes; CorfuMason adds one Raft group of 3 proxies. All on this machine."
-          f"\n\n" + table(rows))
-    (args.out / "corfu.md").write_text(md)
-    print(md)
+    write_report(args.out, "corfu", "Corfu and CorfuMason", args.seconds,
+                 "One chain of 2 log servers, 1 client machine x 2 processes; CorfuMason "
+                 "adds one Raft group of 3 proxies. All on this machine.", rows, table(rows))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -166,13 +167,20 @@ def main(argv: list[str] | None = None) -> None:
                 row["mason_over_redis"] = mason["ops_per_s"] / redis["ops_per_s"]
             row["mason_over_ceiling"] = mason["ops_per_s"] / ceiling["ops_per_s"]
             rows.append(row)
-    meta = {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0],
-            "seconds_per_point": args.seconds, "unix_time": int(time.time())}
-    (args.out / "core.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = (f"# mason core benchmark\n\n{meta['cpus']} CPUs, Python {meta['python']}, "
-          f"{args.seconds:g} s per point. One sequencer, one group of three, one client "
-          f"process; all on this machine.\n\n" + table(rows))
-    (args.out / "core.md").write_text(md)
+    write_report(args.out, "core", "mason core benchmark", args.seconds,
+                 "One sequencer, one group of three, one client process; all on this "
+                 "machine.", rows, table(rows))
+
+
+def write_report(out: Path, stem: str, title: str, seconds: float, setup: str,
+                 rows: list[dict[str, object]], table_md: str) -> None:
+    """<stem>.json (the rows and how they were measured) and <stem>.md (the table)."""
+    meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "seconds_per_point": seconds, "unix_time": int(time.time())}
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    md = (f"# {title}\n\n{meta['cpus']} CPUs, Python {meta['python']}, {seconds:g} s per "
+          f"point. {setup}\n\n" + table_md)
+    (out / f"{stem}.md").write_text(md)
     print(md)
 
 

@@ -246,7 +246,7 @@ class ClientSummary(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def write_summary(path: StrPath, s: ClientSummary) -> None:
-    _write_bytes(path, msgspec.json.encode(s) + b"\n")
+    write_atomic(path, msgspec.json.encode(s) + b"\n")
 
 
 _R = TypeVar("_R", bound="_RangeRecorder")
@@ -335,10 +335,10 @@ class NoopRecorder(_RangeRecorder):
 
 
 def _write_text(path: StrPath, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"))
 
 
-def _write_bytes(path: StrPath, data: bytes) -> None:
+def write_atomic(path: StrPath, data: bytes) -> None:
     # Write beside the target and rename, so that a reader (or a collector copying the results
     # directory while the process exits) never sees a half-written file.
     target = Path(path)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nodes import config as cfg
 from nodes import rpc
+from nodes.metrics import write_atomic
 
 
 class NodeError(Exception):
@@ -44,10 +45,7 @@ def ready_path(conf: cfg.Common) -> Path:
 
 def mark_ready(conf: cfg.Common, detail: str = "") -> None:
     """Tell the orchestrator this process serves; written atomically."""
-    path = ready_path(conf)
-    tmp = path.with_suffix(".ready.tmp")
-    tmp.write_text(f"{detail}\n")
-    tmp.replace(path)
+    write_atomic(ready_path(conf), f"{detail}\n".encode())
 
 
 async def listen(conf: cfg.Common, handler: rpc.Handler) -> asyncio.Server:

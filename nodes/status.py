@@ -10,20 +10,14 @@ Clients keep their own `<name>.summary.json` (nodes/metrics.py), which analysis/
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import msgspec
 
+from nodes.metrics import write_atomic
+
 FOLLOWER, GAINING, LEADER = "follower", "gaining", "leader"
 ROLES = (FOLLOWER, GAINING, LEADER)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Written beside the target and renamed: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def role_path(outdir: str | Path, name: str) -> Path:
@@ -31,7 +25,7 @@ def role_path(outdir: str | Path, name: str) -> Path:
 
 
 def write_role(outdir: str | Path, name: str, role: str, term: int) -> None:
-    atomic_write(role_path(outdir, name), f"{role} {term}\n".encode())
+    write_atomic(role_path(outdir, name), f"{role} {term}\n".encode())
 
 
 def parse_role(text: str) -> tuple[str, int] | None:
@@ -69,7 +63,7 @@ def summary_path(outdir: str | Path, name: str) -> Path:
 
 
 def write_summary(outdir: str | Path, summary: NodeSummary) -> None:
-    atomic_write(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
+    write_atomic(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
 
 
 def read_summary(path: str | Path) -> NodeSummary:

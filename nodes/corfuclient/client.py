@@ -56,8 +56,9 @@ class Tokens:
     async def take(self) -> int:
         srid = self.next_srid
         self.next_srid += 1
-        req = wire.SeqRequest(self.group, 1, srid, [1], self.floor, 1)
         while True:
+            # Rebuilt on every try: the floor may have moved meanwhile.
+            req = wire.SeqRequest(self.group, 1, srid, [1], self.floor, 1)
             try:
                 reply = await self.peer.call(req, timeout=self.timeout)
             except (ConnectionLost, TimeoutError):
@@ -68,7 +69,6 @@ class Tokens:
                 break
             self.resends += 1
             await asyncio.sleep(RETRY)
-            req = wire.SeqRequest(self.group, 1, srid, [1], self.floor, 1)
         self.settle(srid)
         return reply.lasts[0]
 

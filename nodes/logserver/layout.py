@@ -25,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from nodes.status import atomic_write
+from nodes.metrics import write_atomic
 
 LAYOUT_FILE = "layout.json"
 
@@ -48,7 +48,7 @@ class LogLayout(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def write_layout(path: str | os.PathLike[str], layout: LogLayout) -> None:
-    atomic_write(Path(path), msgspec.json.encode(layout) + b"\n")
+    write_atomic(path, msgspec.json.encode(layout) + b"\n")
 
 
 def read_layout(path: str | os.PathLike[str]) -> LogLayout:

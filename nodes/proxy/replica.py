@@ -29,6 +29,7 @@ from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
+from nodes.proxy.effects import LogEffects, finished
 from nodes.proxy.failover import SequencerFailover
 from nodes.proxy.gc_ring import GcRing
 from nodes.proxy.group_state import GroupState
@@ -104,11 +105,7 @@ class Replica:
             propose=self.propose,
         )
         self.gc = GcRing(conf, lambda: self.state.bitmaps, self.serving)
-        self.effects = None
-        if conf.log is not None:
-            from nodes.proxy.effects import LogEffects
-
-            self.effects = LogEffects(conf.log, name=conf.name)
+        self.effects = LogEffects(conf.log, name=conf.name) if conf.log is not None else None
         # Fault injection (SIGUSR1): die between a sequencer answer and its Raft entry, the
         # moment that leaves numbers owned by nobody.
         self.die_mid_batch = False
@@ -279,8 +276,6 @@ class Replica:
         """Run effects once; returns those to try again (their log was unavailable) and
         adds to `failed` the ids of those that can never succeed (a position holding other
         content): their operations are not answered as done."""
-        from nodes.proxy.effects import finished
-
         assert self.effects is not None, "a service owes effects but the proxy has no log"
         results = await asyncio.gather(*(self.effects.run(e) for e in effects))
         again = []

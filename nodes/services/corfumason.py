@@ -37,11 +37,6 @@ class Owed(msgspec.Struct, array_like=True):
 _owed_encoder = msgspec.msgpack.Encoder()
 _owed_decoder = msgspec.msgpack.Decoder(list[Owed])
 
-# A noop of more numbers than this is still filled, position by position; the bound only
-# keeps one fill from being a single huge effect list on a corrupt entry.
-MAX_FILL = 1 << 20
-
-
 def read_position(payload: bytes) -> int:
     if len(payload) != 8:
         raise Refused(f"a read names its position in 8 bytes, not {len(payload)}")
@@ -84,7 +79,10 @@ class CorfuMasonService:
             effects: list[Effect] = []
             count, last = op.counts[0], op.lasts[0]
             if noop or op.client_id == NOOP_CLIENT:
-                for position in range(last - min(count, MAX_FILL) + 1, last + 1):
+                # Every position of the noop: a capped fill would leave the rest as holes.
+                # (A noop is as large as a batch or the holes a standby found, both bounded
+                # by what was in flight.)
+                for position in range(last - count + 1, last + 1):
                     effect = LogWrite(position, wire.ENTRY_HOLE, b"", (NOOP_CLIENT, 0))
                     unwritten[position] = effect
                     effects.append(effect)
