@@ -1,7 +1,8 @@
 """Files a node process leaves for the orchestrator and the tests: writer and reader together.
 
 - `<name>.role`: a proxy replica's part in its group and its Raft term, rewritten on every
-  change (`leader 7`), so the orchestrator can find a group's leader to kill.
+  change (`leader 7`), so the orchestrator can find a group's leader to kill; a sequencer's
+  is `leader <epoch>` once it serves, `follower <epoch>` while it stands by.
 - `<name>.node.json`: the final summary a server process (sequencer, proxy, log server)
   writes on a clean stop: counters that tests and the orchestrator read instead of log lines.
 

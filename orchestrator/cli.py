@@ -130,6 +130,28 @@ def run(
     kill_all_leaders: float | None = _opt(
         "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
         "seconds after warm-up."),
+    pause_leader: float | None = _opt(
+        "pause_leader", "SIGSTOP group 0's leader this many seconds after warm-up, for "
+        "--pause_for seconds."),
+    pause_follower: float | None = _opt("pause_follower", "SIGSTOP a follower of group 0."),
+    pause_sequencer: float | None = _opt(
+        "pause_sequencer", "SIGSTOP the serving sequencer (a standby takes over)."),
+    pause_for: float | None = _opt("pause_for", "Seconds a pause lasts. [2]"),
+    partition_leader: float | None = _opt(
+        "partition_leader", "Cut group 0's leader from its followers (iptables, testbed runs) "
+        "for --heal_after seconds."),
+    partition_oneway: float | None = _opt(
+        "partition_oneway", "Group 0's leader hears nothing from its followers (one-way cut)."),
+    partition_sequencer: float | None = _opt(
+        "partition_sequencer", "Cut group 0's machines from every sequencer."),
+    latency_leader: float | None = _opt(
+        "latency_leader", "Add --latency_ms on group 0's leader machine (tc netem)."),
+    latency_ms: int | None = _opt("latency_ms", "Delay --latency_leader adds. [50]"),
+    heal_after: float | None = _opt(
+        "heal_after", "Seconds a partition or added latency lasts. [2]"),
+    faults: str | None = _opt(
+        "faults", "A fault schedule file (TOML, [[event]] tables) or seed:N (random pauses "
+        "and kills) or seed:N:net (with partitions)."),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",

@@ -20,13 +20,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
-from orchestrator import faults, render, systems
+from orchestrator import fault_plan, faults, nemesis, render, systems
 from orchestrator.hosts import Host, HostError
 from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
 from orchestrator.systems import PROCESS_KINDS
 
 POLL = 0.05
+NEMESIS_FILE = "nemesis.toml"  # the run's pause/partition/latency schedule, as run
 
 
 @contextmanager
@@ -119,6 +120,7 @@ class Experiment:
         self.placement: Placement = self.system.place(spec, machines.slots)
         self.running: list[Launched] = []
         self.fault_log = faults.FaultLog(results / "faults.log")
+        self.nemesis = nemesis.Nemesis(self, fault_plan.planned(spec))
 
     # ---- the whole run ---------------------------------------------------------------
     def run(self) -> None:
@@ -126,7 +128,10 @@ class Experiment:
         (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
         if self.placement.log is not None:
             write_layout(self.results / LAYOUT_FILE, self.placement.log)
+        if self.nemesis.pending:
+            (self.results / NEMESIS_FILE).write_text(fault_plan.dump(self.nemesis.pending))
         try:
+            self.nemesis.prepare()
             self.ship_configs()
             for kind in self.system.start_order:
                 if PROCESS_KINDS[kind].client:
@@ -134,6 +139,7 @@ class Experiment:
                 self.start(kind)
             self.measure()
         finally:
+            self.nemesis.teardown()  # paused processes must wake to stop
             self.stop_all()
             self.fault_log.close()
         self.collect()
@@ -279,6 +285,7 @@ class Experiment:
                     marked_end = True
                 while schedule and now >= measure_start + schedule[0].at:
                     self.inject(schedule.pop(0))
+                self.nemesis_due(now - measure_start)
                 self.check_alive(clients + others)
                 if now > deadline:
                     raise RunFailed("clients did not finish within 60 s of the planned end")
@@ -288,6 +295,12 @@ class Experiment:
             if code not in (0, None):
                 raise RunFailed(f"{entry.proc.name} exited with status {code}: "
                                 f"{self.cause(entry)}")
+
+    def nemesis_due(self, elapsed: float) -> None:
+        try:
+            self.nemesis.due(elapsed)
+        except nemesis.NemesisError as exc:
+            raise RunFailed(str(exc)) from None
 
     def inject(self, fault: faults.Fault) -> None:
         targets = faults.targets(self, fault)

@@ -61,6 +61,18 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_policy: str = "any"  # corfumason reads: "any" replica or only the "leader" serves
     kill_logserver: float = -1.0  # kill -9 the head of chain 0 (needs replication >= 2)
     kill_all_leaders: float = -1.0  # kill -9 the leader of every group
+    # The nemesis (orchestrator/fault_plan.py, nemesis.py): seconds after warm-up, -1 = never.
+    pause_leader: float = -1.0  # SIGSTOP group 0's leader for pause_for seconds
+    pause_follower: float = -1.0
+    pause_sequencer: float = -1.0  # the serving sequencer: a standby takes over
+    pause_for: float = 2.0
+    partition_leader: float = -1.0  # group 0's leader cut from its followers for heal_after s
+    partition_oneway: float = -1.0  # group 0's leader hears nothing from its followers
+    partition_sequencer: float = -1.0  # group 0's machines cut from every sequencer
+    latency_leader: float = -1.0  # latency_ms more delay on group 0's leader machine
+    latency_ms: int = 50
+    heal_after: float = 2.0
+    faults: str = ""  # a schedule file (TOML) or seed:N / seed:N:net
 
     @property
     def ngroups(self) -> int:

@@ -38,6 +38,13 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             takeover = None
             return
         serving = True
+        write_role()
+
+    def write_role() -> None:
+        # Which sequencer serves, for the orchestrator's faults (the highest epoch that
+        # leads is the one the groups use); a standby is a follower until it took over.
+        status.write_role(conf.outdir, conf.name,
+                          status.LEADER if serving else status.FOLLOWER, conf.epoch)
 
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
@@ -80,6 +87,7 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             conn.abort(f"unexpected {type(msg).__name__}")
 
     server = await runtime.listen(conf, handle)
+    write_role()
     runtime.mark_ready(conf, f"epoch {conf.epoch}")
     log.info("serving %d spaces (epoch %d%s)", conf.nspaces, conf.epoch,
              ", standby" if conf.standby else "")

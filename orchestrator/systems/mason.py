@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from orchestrator import placement
+from orchestrator import fault_plan, placement
 from orchestrator.spec import ExperimentSpec, SpecError
 from orchestrator.systems import checks
 from orchestrator.systems.base import (
@@ -24,13 +24,16 @@ from orchestrator.systems.base import (
 if TYPE_CHECKING:
     from orchestrator.experiment import Experiment
 
+# The nemesis's flags (orchestrator/fault_plan.py): pauses, partitions, latency, schedules.
+NEMESIS_FIELDS = frozenset({*fault_plan.FLAG_EVENTS, *set(fault_plan.FLAG_EVENTS.values()),
+                            "latency_ms", "faults"})
 # Sequencers, proxy groups and their clients: what mason and corfumason share.
 GROUP_FIELDS = frozenset({
     "nsequencers", "nproxies", "nproxy_threads", "nproxy_leaders", "batch_timeout",
     "batch_max_ops", "max_log_size", "election_timeout_ms", "raft_tick_ms", "heartbeat_ms",
     "heartbeat_misses", "gc_interval_ms", "bitmap_block", "record_noops", "kill_leader",
     "kill_sequencer", "kill_backup", "kill_follower",
-})
+}) | NEMESIS_FIELDS
 GROUP_MACHINES = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients"}
 
 # The original launcher's defaults, for a testbed.
@@ -80,7 +83,7 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
             f"{spec.ngroups} (leave it out to derive it)"
         )
     check_fault_times(spec, events)
-    nsequencers = spec.nsequencers
+    nsequencers = fault_plan.validate(spec)
     if spec.kill_sequencer >= 0 and nsequencers < 2:
         nsequencers = 2
     if spec.kill_backup >= 0:

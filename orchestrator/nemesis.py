@@ -1,0 +1,289 @@
+"""The nemesis: carries out a run's fault schedule (orchestrator/fault_plan.py) on the nodes.
+
+- pause/resume: SIGSTOP/SIGCONT of the target process, through its Host;
+- partition/heal: iptables DROP rules, by peer address, in our own chain `MASON-NEMESIS`
+  (jumped to from INPUT and OUTPUT) on the affected node machines. A heal deletes exactly
+  the rules its partition added; the teardown removes the chain and its jumps, so nothing
+  of ours stays even after a failed run (every run with network faults also clears a
+  chain a crashed controller may have left, before it starts);
+- latency/clear: a netem qdisc on the interface that holds the node's address;
+- kills: kill -9 as the kill_* flags (orchestrator/faults.py).
+
+Each start and end is written to faults.log (`pause_leader proxy-0-0` ... `resume
+proxy-0-0`). Network faults need the nodes on distinct addresses and root on them (sudo -n
+for another login): a local run, where every process shares 127.0.0.1, refuses them in one
+line before anything starts; pauses and kills work everywhere.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nodes.status import LEADER, parse_role
+from orchestrator import fault_plan, faults
+from orchestrator.fault_plan import Event
+from orchestrator.hosts import Host, HostError
+from orchestrator.spec import SpecError
+
+if TYPE_CHECKING:
+    from orchestrator.experiment import Experiment, Launched
+
+CHAIN = "MASON-NEMESIS"
+HOOKS = ("INPUT", "OUTPUT")
+TAG = "mason-nemesis"
+
+
+class NemesisError(Exception):
+    """A fault could not be injected or undone; the message is one line naming the host."""
+
+
+# ---- commands (pure: what runs on a node) -----------------------------------------------------
+
+
+def iptables(*args: str) -> list[str]:
+    return ["iptables", "-w", "5", *args]
+
+
+def chain_setup() -> list[list[str]]:
+    """Create our chain and jump to it first from INPUT and OUTPUT (run with check off:
+    a chain or jump already there makes its command fail harmlessly, see `ensure_chain`)."""
+    return [iptables("-N", CHAIN)] + [iptables("-I", hook, "1", "-j", CHAIN) for hook in HOOKS]
+
+
+def chain_teardown() -> list[list[str]]:
+    """Remove our jumps, rules and chain; each command may fail when already gone."""
+    return ([iptables("-D", hook, "-j", CHAIN) for hook in HOOKS]
+            + [iptables("-F", CHAIN), iptables("-X", CHAIN)])
+
+
+def cut_rules(peers: list[str], oneway: bool, label: str) -> list[list[str]]:
+    """Rule specs (for `-A` and `-D`) dropping what comes from each peer and, unless
+    one-way, what goes to it. In the chain both hooks visit, `-s peer` only matches
+    arriving packets and `-d peer` only leaving ones."""
+    comment = ["-m", "comment", "--comment", f"{TAG} {label}"]
+    rules = []
+    for peer in peers:
+        rules.append([CHAIN, "-s", peer, *comment, "-j", "DROP"])
+        if not oneway:
+            rules.append([CHAIN, "-d", peer, *comment, "-j", "DROP"])
+    return rules
+
+
+def netem_add(iface: str, delay_ms: int) -> list[str]:
+    return ["tc", "qdisc", "replace", "dev", iface, "root", "netem", "delay", f"{delay_ms}ms"]
+
+
+def netem_del(iface: str) -> list[str]:
+    return ["tc", "qdisc", "del", "dev", iface, "root"]
+
+
+def interface_of(ip_addr_output: str, address: str) -> str | None:
+    """The interface holding `address` in `ip -o -4 addr show` output."""
+    from orchestrator.provision import parse_ip_addr
+
+    return next((a.iface for a in parse_ip_addr(ip_addr_output) if a.ip == address), None)
+
+
+def privileged(host: Host, argv: list[str]) -> list[str]:
+    """argv as root: as it is for root logins, through `sudo -n` otherwise."""
+    return argv if getattr(host, "user", "root") == "root" else ["sudo", "-n", *argv]
+
+
+# ---- carrying out a schedule ---------------------------------------------------------------------
+
+
+@dataclass
+class Active:
+    """An injected fault still to undo."""
+
+    event: Event
+    target: str  # the name faults.log gives it
+    undo: list[tuple[Host, list[str]]] = field(default_factory=list)  # commands to run
+    resume: list[Launched] = field(default_factory=list)  # processes to SIGCONT
+
+
+def needs_distinct_addresses(run: Experiment, events: list[Event]) -> None:
+    """SpecError (one line) when the schedule has network faults but the node machines
+    share an address (a local run), where an address rule would cut everything."""
+    network = [e.kind for e in events if e.kind in fault_plan.NETWORK]
+    if not network:
+        return
+    addresses = {slot.address for slot in run.machines.slots}
+    if len(addresses) < len(run.machines.slots):
+        raise SpecError(f"--{network[0]} needs the nodes on distinct addresses (a testbed "
+                        "run): a local run puts every process on one address; pauses and "
+                        "kills work locally")
+
+
+class Nemesis:
+    def __init__(self, run: Experiment, events: list[Event]) -> None:
+        needs_distinct_addresses(run, events)
+        self.run = run
+        self.pending = sorted(events, key=lambda e: e.at)
+        self.active: list[Active] = []
+        self.chains: dict[str, Host] = {}  # machine name -> host with our chain
+        self.network = any(e.kind in fault_plan.NETWORK for e in events)
+
+    # ---- the schedule's clock -----------------------------------------------------------------
+    def prepare(self) -> None:
+        """Before the run: clear what a crashed controller may have left on the nodes."""
+        if self.network:
+            for name in self.network_machines():
+                self.clean(self.run.machines.hosts[name])
+
+    def due(self, elapsed: float) -> None:
+        """Start the events whose time has come and end the intervals that are over
+        (`elapsed`: seconds since the warm-up ended)."""
+        for active in [a for a in self.active if elapsed >= a.event.end]:
+            self.end(active)
+        while self.pending and elapsed >= self.pending[0].at:
+            self.start(self.pending.pop(0))
+
+    def teardown(self) -> None:
+        """End every fault still in force and remove our network state; never raises (it
+        runs in the run's `finally`), reporting what it could not undo."""
+        for active in list(self.active):
+            try:
+                self.end(active)
+            except NemesisError as exc:
+                self.run.console.print(f"[yellow]warning: {exc}")
+        for host in self.chains.values():
+            self.clean(host)
+        self.chains.clear()
+
+    # ---- one event ------------------------------------------------------------------------------
+    def start(self, event: Event) -> None:
+        kind = event.kind
+        if kind in fault_plan.KILLS:
+            self.kill(event)
+            return
+        if kind in fault_plan.PAUSES:
+            target = self.pause_target(event)
+            if target is None:
+                return self.skipped(event)
+            target.host.signal(target.path(".pid"), signal.SIGSTOP)
+            active = Active(event, target.proc.name, resume=[target])
+        elif kind == "partition_sequencer":
+            group = self.live(lambda e: e.proc.kind == "proxy" and e.proc.group == event.group)
+            sequencers = self.addresses(self.live(lambda e: e.proc.kind == "sequencer"))
+            if not group or not sequencers:
+                return self.skipped(event)
+            active = Active(event, f"group-{event.group}")
+            for machine in sorted({e.proc.machine for e in group}):
+                self.cut(active, machine, sequencers, oneway=False)
+        elif kind in ("partition_leader", "partition_oneway"):
+            leader = self.run.leader_of(event.group)
+            if leader is None:
+                return self.skipped(event)
+            followers = self.live(lambda e: e.proc.kind == "proxy"
+                                  and e.proc.group == event.group and e is not leader)
+            active = Active(event, leader.proc.name)
+            self.cut(active, leader.proc.machine, self.addresses(followers),
+                     oneway=kind == "partition_oneway")
+        else:  # latency
+            leader = self.run.leader_of(event.group)
+            if leader is None:
+                return self.skipped(event)
+            active = Active(event, leader.proc.name)
+            iface = self.interface(leader.host)
+            self.command(leader.host, netem_add(iface, event.delay_ms),
+                         "tc netem (the kernel may lack sch_netem)")
+            active.undo.append((leader.host, netem_del(iface)))
+        self.active.append(active)
+        self.mark(kind, active.target)
+
+    def end(self, active: Active) -> None:
+        self.active.remove(active)
+        for entry in active.resume:
+            entry.host.signal(entry.path(".pid"), signal.SIGCONT)
+        for host, argv in active.undo:
+            self.command(host, argv, "undo")
+        self.mark(active.event.end_event, active.target)
+
+    def kill(self, event: Event) -> None:
+        if event.kind == "kill_sequencer":
+            target = self.serving_sequencer()
+            targets = [] if target is None else [target]
+        else:
+            targets = faults.targets(self.run, faults.Fault(event.at, event.kind, event.group))
+        if not targets:
+            return self.skipped(event)
+        for entry in targets:
+            entry.killed = True
+            entry.host.signal(entry.path(".pid"), signal.SIGKILL)
+            self.mark(event.kind, entry.proc.name)
+
+    # ---- targets -----------------------------------------------------------------------------
+    def live(self, which: Callable[[Launched], bool]) -> list[Launched]:
+        return [e for e in self.run.running if not e.killed and which(e)]
+
+    def addresses(self, entries: list[Launched]) -> list[str]:
+        return sorted({e.host.address for e in entries})
+
+    def pause_target(self, event: Event) -> Launched | None:
+        if event.kind == "pause_sequencer":
+            return self.serving_sequencer()
+        leader = self.run.leader_of(event.group)
+        if event.kind == "pause_leader":
+            return leader
+        followers = self.live(lambda e: e.proc.kind == "proxy" and e.proc.group == event.group
+                              and e is not leader)
+        return followers[0] if followers else None
+
+    def serving_sequencer(self) -> Launched | None:
+        """The live sequencer of the highest epoch that serves (its .role file says so)."""
+        best: tuple[int, Launched] | None = None
+        for entry in self.live(lambda e: e.proc.kind == "sequencer"):
+            try:
+                role = parse_role(entry.host.read_text(entry.path(".role")))
+            except HostError:
+                continue
+            if role is not None and role[0] == LEADER and (best is None or role[1] > best[0]):
+                best = (role[1], entry)
+        return None if best is None else best[1]
+
+    def network_machines(self) -> list[str]:
+        kinds = {"proxy", "sequencer"}
+        return sorted({p.machine for p in self.run.placement.procs if p.kind in kinds})
+
+    # ---- network state on one machine ------------------------------------------------------------
+    def cut(self, active: Active, machine: str, peers: list[str], oneway: bool) -> None:
+        host = self.run.machines.hosts[machine]
+        if machine not in self.chains:
+            for argv in chain_setup():
+                host.run(privileged(host, argv), check=False)
+            self.chains[machine] = host
+        for rule in cut_rules(peers, oneway, f"{active.event.kind} {active.target}"):
+            self.command(host, iptables("-A", *rule), "iptables")
+            active.undo.append((host, iptables("-D", *rule)))
+
+    def clean(self, host: Host) -> None:
+        for argv in chain_teardown():
+            try:
+                host.run(privileged(host, argv), check=False)
+            except HostError as exc:
+                self.run.console.print(f"[yellow]warning: {exc}")
+
+    def interface(self, host: Host) -> str:
+        out = self.command(host, ["ip", "-o", "-4", "addr", "show"], "ip addr")
+        iface = interface_of(out, host.address)
+        if iface is None:
+            raise NemesisError(f"{host.name}: no interface holds {host.address}")
+        return iface
+
+    def command(self, host: Host, argv: list[str], what: str) -> str:
+        try:
+            return host.run(privileged(host, argv)).stdout
+        except HostError as exc:
+            raise NemesisError(f"{what} failed: {exc}") from None
+
+    # ---- the record ------------------------------------------------------------------------------
+    def mark(self, event: str, target: str) -> None:
+        self.run.fault_log.mark(event, target)
+        self.run.console.print(f"fault: {event} {target}")
+
+    def skipped(self, event: Event) -> None:
+        self.run.console.print(f"[yellow]fault {event.kind}: no target alive; skipped")
