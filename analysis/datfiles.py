@@ -27,6 +27,8 @@ __all__ = [
     "RangeLog",
     "read_dat",
     "read_faults",
+    "fault_intervals",
+    "FaultInterval",
     "read_hist",
     "read_noops",
     "read_seqnums",
@@ -222,6 +224,41 @@ def read_faults(path: StrPath) -> list[FaultEvent]:
             ) from None
         events.append(FaultEvent(unix_ms, fields[1], fields[2] if len(fields) == 3 else ""))
     return events
+
+
+# The events that end an interval fault (orchestrator/nemesis.py writes them with the target
+# its start named): a pause ends with resume, a partition with heal, added latency with clear.
+INTERVAL_ENDS = ("resume", "heal", "clear")
+
+
+@dataclass(frozen=True)
+class FaultInterval:
+    """A fault that lasted: its start event and when it ended (None: still on at the end)."""
+
+    start: FaultEvent
+    end_ms: int | None
+
+
+def fault_intervals(events: list[FaultEvent]) -> tuple[list[FaultInterval], list[FaultEvent]]:
+    """Split a fault log into intervals (a start paired with the next end event of the same
+    target) and instants (kills and other one-off events). Markers and ends are consumed."""
+    intervals: list[FaultInterval] = []
+    instants: list[FaultEvent] = []
+    open_at: dict[str, int] = {}  # target -> index of its open interval
+    for e in sorted(events, key=lambda ev: ev.unix_ms):
+        if e.event in ("measure_start", "measure_end"):
+            continue
+        if e.event in INTERVAL_ENDS:
+            i = open_at.pop(e.target, None)
+            if i is not None:
+                intervals[i] = FaultInterval(intervals[i].start, e.unix_ms)
+            continue
+        if e.event.split("_", 1)[0] in ("pause", "partition", "latency"):
+            open_at[e.target] = len(intervals)
+            intervals.append(FaultInterval(e, None))
+        else:
+            instants.append(e)
+    return intervals, instants
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter
 
-from analysis.datfiles import FaultEvent, read_faults, read_series
+from analysis.datfiles import FaultEvent, FaultInterval, fault_intervals, read_faults, read_series
 
 __all__ = [
     "EVENT_STYLES",
@@ -38,8 +38,13 @@ EVENT_STYLES: dict[str, str] = {
     "kill_follower": "tab:orange",
     "kill_backup": "tab:pink",
     "kill_leader_mid_batch": "tab:olive",
-    "partition": "tab:brown",
-    "heal": "tab:green",
+    "pause_leader": "tab:cyan",
+    "pause_follower": "tab:gray",
+    "pause_sequencer": "tab:blue",
+    "partition_leader": "tab:brown",
+    "partition_oneway": "tab:olive",
+    "partition_sequencer": "tab:green",
+    "latency_leader": "tab:pink",
 }
 _MARKERS = ("measure_start", "measure_end")
 _DPI = 150
@@ -71,7 +76,8 @@ def total_series(run_dir: StrPath, bin_ms: int = 10) -> pd.DataFrame:
 
 
 def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list[Path]:
-    """Total throughput over time with every fault of ``faults.log`` marked.
+    """Total throughput over time with every fault of ``faults.log`` marked: a line per
+    kill, a shaded span per pause, partition or added latency (start to its end).
 
     Time 0 is ``measure_start`` when the fault log has it (the first bin otherwise); the
     warm-up and cool-down outside the measured window are shaded.
@@ -114,7 +120,7 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
             va="center",
             color="gray",
         )
-    faults = [e for e in events if e.event not in _MARKERS]
+    intervals, instants = fault_intervals(events)
     # Fix the time axis first (data, faults and window ends all visible): the shading and
     # the label layout below depend on it.
     edges = [(e.unix_ms - t0) / 1000.0 for e in events]
@@ -124,7 +130,10 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     pad = max(hi - lo, 1e-3) * 0.01
     ax.set_xlim(lo - pad, hi + pad)
     _shade_outside_window(ax, marks, t0)
-    labels = _mark_events(ax, faults, t0)
+    _shade_intervals(ax, intervals, t0)
+    starts = [iv.start for iv in intervals]
+    labels = _mark_events(ax, sorted(instants + starts, key=lambda e: e.unix_ms), t0,
+                          lines=instants)
 
     ax.set_xlabel(
         "time since start of measurement (s)"
@@ -253,8 +262,24 @@ def _shade_outside_window(ax: Axes, marks: dict[str, int], t0: int) -> None:
     ax.set_xlim(lo, hi)
 
 
-def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
-    """Dashed vertical line per event and its label above the axes; returns the label rows.
+def _shade_intervals(ax: Axes, intervals: Sequence[FaultInterval], t0: int) -> None:
+    """A translucent span per interval fault, to the right edge when it never ended."""
+    lo, hi = ax.get_xlim()
+    seen: set[str] = set()
+    for iv in intervals:
+        start = (iv.start.unix_ms - t0) / 1000.0
+        end = hi if iv.end_ms is None else (iv.end_ms - t0) / 1000.0
+        kind = iv.start.event
+        ax.axvspan(start, end, color=EVENT_STYLES.get(kind, "black"), alpha=0.18, zorder=0,
+                   label=None if kind in seen else kind.replace("_", " "))
+        seen.add(kind)
+    ax.set_xlim(lo, hi)
+
+
+def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int,
+                 lines: Sequence[FaultEvent] | None = None) -> int:
+    """Label above the axes per event, and a dashed vertical line for those in `lines`
+    (all when None); returns the label rows.
 
     Labels that would overlap a neighbour move up a row: their extents are measured with the
     renderer, so the layout holds whatever the names and the time scale.
@@ -273,9 +298,10 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
     for e, x in sorted(zip(events, times, strict=True), key=lambda ev: ev[1]):
         color = EVENT_STYLES.get(e.event, "black")
         words = e.event.replace("_", " ")
-        kind_label = None if e.event in seen_kinds else words
-        seen_kinds.add(e.event)
-        ax.axvline(x, color=color, linestyle="--", linewidth=1.2, label=kind_label)
+        if lines is None or e in lines:
+            kind_label = None if e.event in seen_kinds else words
+            seen_kinds.add(e.event)
+            ax.axvline(x, color=color, linestyle="--", linewidth=1.2, label=kind_label)
         text = f"{words} {e.target}" if e.target else words
         for row in range(len(placed) + 1):
             ann = ax.annotate(

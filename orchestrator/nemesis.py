@@ -47,28 +47,28 @@ def iptables(*args: str) -> list[str]:
     return ["iptables", "-w", "5", *args]
 
 
-def chain_setup() -> list[list[str]]:
-    """Create our chain and jump to it first from INPUT and OUTPUT (run with check off:
-    a chain or jump already there makes its command fail harmlessly, see `ensure_chain`)."""
-    return [iptables("-N", CHAIN)] + [iptables("-I", hook, "1", "-j", CHAIN) for hook in HOOKS]
+def chain_teardown() -> list[tuple[list[str], bool]]:
+    """Remove our jumps, rules and chain; each step may fail when already gone."""
+    return ([(iptables("-D", hook, "-j", CHAIN), False) for hook in HOOKS]
+            + [(iptables("-F", CHAIN), False), (iptables("-X", CHAIN), False)])
 
 
-def chain_teardown() -> list[list[str]]:
-    """Remove our jumps, rules and chain; each command may fail when already gone."""
-    return ([iptables("-D", hook, "-j", CHAIN) for hook in HOOKS]
-            + [iptables("-F", CHAIN), iptables("-X", CHAIN)])
+def chain_setup() -> list[tuple[list[str], bool]]:
+    """A fresh chain of ours (whatever an earlier run left removed first), jumped to
+    first from INPUT and OUTPUT."""
+    return chain_teardown() + [(iptables("-N", CHAIN), True)] + [
+        (iptables("-I", hook, "1", "-j", CHAIN), True) for hook in HOOKS]
 
 
 def cut_rules(peers: list[str], oneway: bool, label: str) -> list[list[str]]:
-    """Rule specs (for `-A` and `-D`) dropping what comes from each peer and, unless
-    one-way, what goes to it. In the chain both hooks visit, `-s peer` only matches
+    """Rule specs (for `-A` and `-D`) dropping what comes from the peers and, unless
+    one-way, what goes to them. In the chain both hooks visit, `-s peer` only matches
     arriving packets and `-d peer` only leaving ones."""
     comment = ["-m", "comment", "--comment", f"{TAG} {label}"]
-    rules = []
-    for peer in peers:
-        rules.append([CHAIN, "-s", peer, *comment, "-j", "DROP"])
-        if not oneway:
-            rules.append([CHAIN, "-d", peer, *comment, "-j", "DROP"])
+    listed = ",".join(peers)
+    rules = [[CHAIN, "-s", listed, *comment, "-j", "DROP"]]
+    if not oneway:
+        rules.append([CHAIN, "-d", listed, *comment, "-j", "DROP"])
     return rules
 
 
@@ -92,6 +92,41 @@ def privileged(host: Host, argv: list[str]) -> list[str]:
     return argv if getattr(host, "user", "root") == "root" else ["sudo", "-n", *argv]
 
 
+# Runs on the node with its Python: the commands of one fault in one round trip (a remote
+# command costs a connection's round trips; a fault's rules must land together). argv[1] is
+# a JSON list of [argv, must_succeed]; the first failure that matters ends it with its
+# reason on stderr; stdout is the last command's.
+_BATCH = r"""
+import json, subprocess, sys
+out = ""
+for argv, must in json.loads(sys.argv[1]):
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+    except OSError as exc:
+        if must:
+            sys.exit("%s: %s" % (argv[0], exc.strerror))
+        continue
+    if must and done.returncode:
+        lines = done.stderr.strip().splitlines() or ["exit status %d" % done.returncode]
+        sys.exit("%s: %s" % (" ".join(argv[:2]), lines[-1]))
+    out = done.stdout
+sys.stdout.write(out)
+"""
+
+
+def batch(host: Host, commands: list[tuple[list[str], bool]]) -> str:
+    """Run the commands (as root) on host in one round trip; the last one's stdout.
+    NemesisError names the host and the first command that had to succeed and failed."""
+    import json
+
+    plan = [[privileged(host, argv), must] for argv, must in commands]
+    try:
+        return host.run([host.python, "-c", _BATCH, json.dumps(plan)]).stdout
+    except HostError as exc:
+        raise NemesisError(str(exc)) from None
+
+
 # ---- carrying out a schedule ---------------------------------------------------------------------
 
 
@@ -101,7 +136,7 @@ class Active:
 
     event: Event
     target: str  # the name faults.log gives it
-    undo: list[tuple[Host, list[str]]] = field(default_factory=list)  # commands to run
+    undo: list[tuple[Host, list[list[str]]]] = field(default_factory=list)  # per machine
     resume: list[Launched] = field(default_factory=list)  # processes to SIGCONT
 
 
@@ -124,15 +159,28 @@ class Nemesis:
         self.run = run
         self.pending = sorted(events, key=lambda e: e.at)
         self.active: list[Active] = []
-        self.chains: dict[str, Host] = {}  # machine name -> host with our chain
-        self.network = any(e.kind in fault_plan.NETWORK for e in events)
+        self.network = [e.kind for e in events if e.kind in fault_plan.NETWORK]
+        self.chains: list[str] = []  # machines holding our chain
+        self.interfaces: dict[str, str] = {}  # machine -> the interface of its address
 
     # ---- the schedule's clock -----------------------------------------------------------------
     def prepare(self) -> None:
-        """Before the run: clear what a crashed controller may have left on the nodes."""
-        if self.network:
-            for name in self.network_machines():
-                self.clean(self.run.machines.hosts[name])
+        """Before the run: our chain on every machine a partition may touch (what a crashed
+        controller left there goes first), and the interfaces latency would slow."""
+        if not self.network:
+            return
+        machines = self.network_machines()
+        self.chains = machines
+        self.each({m: chain_setup() for m in machines})
+        if any(kind in fault_plan.LATENCIES for kind in self.network):
+            found = self.each({m: [(["ip", "-o", "-4", "addr", "show"], True)]
+                               for m in machines})
+            for machine, out in found.items():
+                address = self.run.machines.hosts[machine].address
+                iface = interface_of(out, address)
+                if iface is None:
+                    raise NemesisError(f"{machine}: no interface holds {address}")
+                self.interfaces[machine] = iface
 
     def due(self, elapsed: float) -> None:
         """Start the events whose time has come and end the intervals that are over
@@ -143,16 +191,18 @@ class Nemesis:
             self.start(self.pending.pop(0))
 
     def teardown(self) -> None:
-        """End every fault still in force and remove our network state; never raises (it
-        runs in the run's `finally`), reporting what it could not undo."""
+        """End every fault still in force and remove our chains; never raises (it runs in
+        the run's `finally`), reporting what it could not undo."""
         for active in list(self.active):
             try:
                 self.end(active)
             except NemesisError as exc:
                 self.run.console.print(f"[yellow]warning: {exc}")
-        for host in self.chains.values():
-            self.clean(host)
-        self.chains.clear()
+        try:
+            self.each({m: chain_teardown() for m in self.chains})
+        except NemesisError as exc:
+            self.run.console.print(f"[yellow]warning: {exc}")
+        self.chains = []
 
     # ---- one event ------------------------------------------------------------------------------
     def start(self, event: Event) -> None:
@@ -172,26 +222,29 @@ class Nemesis:
             if not group or not sequencers:
                 return self.skipped(event)
             active = Active(event, f"group-{event.group}")
-            for machine in sorted({e.proc.machine for e in group}):
-                self.cut(active, machine, sequencers, oneway=False)
+            rules = cut_rules(sequencers, False, f"{kind} {active.target}")
+            self.apply(active, {e.proc.machine: rules for e in group})
         elif kind in ("partition_leader", "partition_oneway"):
             leader = self.run.leader_of(event.group)
-            if leader is None:
-                return self.skipped(event)
             followers = self.live(lambda e: e.proc.kind == "proxy"
                                   and e.proc.group == event.group and e is not leader)
+            if leader is None or not followers:
+                return self.skipped(event)
             active = Active(event, leader.proc.name)
-            self.cut(active, leader.proc.machine, self.addresses(followers),
-                     oneway=kind == "partition_oneway")
+            rules = cut_rules(self.addresses(followers), kind == "partition_oneway",
+                              f"{kind} {active.target}")
+            self.apply(active, {leader.proc.machine: rules})
         else:  # latency
             leader = self.run.leader_of(event.group)
             if leader is None:
                 return self.skipped(event)
             active = Active(event, leader.proc.name)
-            iface = self.interface(leader.host)
-            self.command(leader.host, netem_add(iface, event.delay_ms),
-                         "tc netem (the kernel may lack sch_netem)")
-            active.undo.append((leader.host, netem_del(iface)))
+            iface = self.interfaces[leader.proc.machine]
+            try:
+                batch(leader.host, [(netem_add(iface, event.delay_ms), True)])
+            except NemesisError as exc:
+                raise NemesisError(f"tc netem (the kernel may lack sch_netem): {exc}") from None
+            active.undo.append((leader.host, [netem_del(iface)]))
         self.active.append(active)
         self.mark(kind, active.target)
 
@@ -199,8 +252,8 @@ class Nemesis:
         self.active.remove(active)
         for entry in active.resume:
             entry.host.signal(entry.path(".pid"), signal.SIGCONT)
-        for host, argv in active.undo:
-            self.command(host, argv, "undo")
+        for host, commands in active.undo:
+            batch(host, [(argv, True) for argv in commands])
         self.mark(active.event.end_event, active.target)
 
     def kill(self, event: Event) -> None:
@@ -249,36 +302,22 @@ class Nemesis:
         kinds = {"proxy", "sequencer"}
         return sorted({p.machine for p in self.run.placement.procs if p.kind in kinds})
 
-    # ---- network state on one machine ------------------------------------------------------------
-    def cut(self, active: Active, machine: str, peers: list[str], oneway: bool) -> None:
-        host = self.run.machines.hosts[machine]
-        if machine not in self.chains:
-            for argv in chain_setup():
-                host.run(privileged(host, argv), check=False)
-            self.chains[machine] = host
-        for rule in cut_rules(peers, oneway, f"{active.event.kind} {active.target}"):
-            self.command(host, iptables("-A", *rule), "iptables")
-            active.undo.append((host, iptables("-D", *rule)))
+    # ---- network state ---------------------------------------------------------------------------
+    def apply(self, active: Active, rules: dict[str, list[list[str]]]) -> None:
+        """Add each machine's rules (all machines at once); the heal deletes the same."""
+        self.each({m: [(iptables("-A", *rule), True) for rule in r] for m, r in rules.items()})
+        for machine, machine_rules in rules.items():
+            active.undo.append((self.run.machines.hosts[machine],
+                                [iptables("-D", *rule) for rule in machine_rules]))
 
-    def clean(self, host: Host) -> None:
-        for argv in chain_teardown():
-            try:
-                host.run(privileged(host, argv), check=False)
-            except HostError as exc:
-                self.run.console.print(f"[yellow]warning: {exc}")
+    def each(self, plan: dict[str, list[tuple[list[str], bool]]]) -> dict[str, str]:
+        """Run each machine's commands, the machines in parallel; their outputs."""
+        from concurrent.futures import ThreadPoolExecutor
 
-    def interface(self, host: Host) -> str:
-        out = self.command(host, ["ip", "-o", "-4", "addr", "show"], "ip addr")
-        iface = interface_of(out, host.address)
-        if iface is None:
-            raise NemesisError(f"{host.name}: no interface holds {host.address}")
-        return iface
-
-    def command(self, host: Host, argv: list[str], what: str) -> str:
-        try:
-            return host.run(privileged(host, argv)).stdout
-        except HostError as exc:
-            raise NemesisError(f"{what} failed: {exc}") from None
+        hosts = self.run.machines.hosts
+        with ThreadPoolExecutor(max_workers=max(1, len(plan))) as pool:
+            futures = {m: pool.submit(batch, hosts[m], commands) for m, commands in plan.items()}
+            return {m: future.result() for m, future in futures.items()}
 
     # ---- the record ------------------------------------------------------------------------------
     def mark(self, event: str, target: str) -> None:
