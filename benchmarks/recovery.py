@@ -57,7 +57,7 @@ def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
 
 
 def fault_spec(name: str, seconds: float, base_port: int,
-               faults: dict[str, float]) -> ExperimentSpec:
+               faults: dict[str, object]) -> ExperimentSpec:
     """The failure experiments' cluster: 2 spaces, 2 groups, 2 clients, every number recorded."""
     return build(name, "mason", {
         "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,

@@ -259,6 +259,59 @@ def check(
     raise typer.Exit(0 if all(v.ok for v in verdicts) else 1)
 
 
+@app.command()
+def nemesis(
+    seed: int = typer.Option(1, "--seed", help="The first seed; seeds seed..seed+count-1."),
+    count: int = typer.Option(10, "--count", help="Schedules (runs)."),
+    seconds: float = typer.Option(10.0, "--seconds", help="Measured seconds per run."),
+    net: bool = typer.Option(
+        False, "--net", help="Partitions too (needs --machine-info: nodes on distinct "
+        "addresses, root on them)."),
+    system: str = typer.Option("mason", "--system", help="mason or corfumason."),
+    results_root: Path = typer.Option(Path("results"), "--results", help="Where runs go."),
+    machine_info: Path | None = typer.Option(
+        None, "--machine-info", "--machine_info", help="Run on these testbed machines."),
+    user: str | None = SSH_USER,
+    identity: str | None = IDENTITY,
+    known_hosts: Path | None = KNOWN_HOSTS,
+    accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
+    testbed_dir: Path | None = TESTBED_DIR,
+) -> None:
+    """Seeded random fault schedules (pauses, kills; partitions with --net), never more
+    than a minority of any group down, each run ending with the checker; exits 1 if any
+    schedule fails."""
+    from orchestrator import soak
+    from orchestrator import spec as specs
+    from orchestrator.runner import RunResult, run_local
+
+    if count < 1 or seed < 0:
+        raise fail("--count must be positive and --seed non-negative")
+    if net and machine_info is None:
+        raise fail("--net needs --machine-info: a local run puts every process on one "
+                   "address, where partitions cannot be drawn")
+    chosen = systems.get(system)
+
+    def one(seed_n: int, name: str) -> RunResult:
+        given = soak.seed_flags(seed_n, net, seconds)
+        if machine_info is None:
+            try:
+                spec = specs.build(name, system, {**chosen.local_defaults, **given})
+            except specs.SpecError as exc:
+                return RunResult(2, str(exc))
+            return run_local(spec, results_root / name, out, err)
+        from orchestrator.remote import RemoteOptions, run_on_testbed
+
+        options = RemoteOptions(machine_info, user, identity, known_hosts,
+                                accept_new_host_keys, testbed_dir, 0)
+        try:
+            return run_on_testbed(name, system, given, options, results_root / name, out, err)
+        except specs.SpecError as exc:
+            return RunResult(2, str(exc))
+
+    done = soak.soak(range(seed, seed + count), results_root, one, out)
+    raise typer.Exit(0 if all(r.ok for r in done) else 1)
+
+
 # ---- commands: testbed, setup, profile ----------------------------------------------------
 
 testbed_app = typer.Typer(

@@ -27,7 +27,6 @@ from orchestrator.spec import ExperimentSpec, to_toml
 from orchestrator.systems import PROCESS_KINDS
 
 POLL = 0.05
-NEMESIS_FILE = "nemesis.toml"  # the run's pause/partition/latency schedule, as run
 
 
 @contextmanager
@@ -129,7 +128,8 @@ class Experiment:
         if self.placement.log is not None:
             write_layout(self.results / LAYOUT_FILE, self.placement.log)
         if self.nemesis.pending:
-            (self.results / NEMESIS_FILE).write_text(fault_plan.dump(self.nemesis.pending))
+            schedule = fault_plan.dump(self.nemesis.pending)
+            (self.results / fault_plan.SCHEDULE_FILE).write_text(schedule)
         try:
             self.nemesis.prepare()
             self.ship_configs()

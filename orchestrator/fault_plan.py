@@ -56,6 +56,7 @@ FLAG_EVENTS = {
     "partition_sequencer": "heal_after", "latency_leader": "heal_after",
 }
 SEED_PREFIX = "seed:"
+SCHEDULE_FILE = "nemesis.toml"  # a run's schedule as it ran, beside its results
 SETTLE_S = 1.0  # seeded schedules: quiet time after a fault before the same group is hit again
 
 
