@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
 
 
 def fault_spec(name: str, seconds: float, base_port: int,
-               faults: dict[str, object]) -> ExperimentSpec:
+               faults: Mapping[str, object]) -> ExperimentSpec:
     """The failure experiments' cluster: 2 spaces, 2 groups, 2 clients, every number recorded."""
     return build(name, "mason", {
         "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,
