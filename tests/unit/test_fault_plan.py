@@ -1,0 +1,161 @@
+"""The nemesis's schedules: flags, files and seeds, and the invariant every one keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator import fault_plan
+from orchestrator.fault_plan import Event, check_invariant
+from orchestrator.spec import SpecError, build
+from tests.conftest import masonctl
+
+
+def spec(**values: object):
+    base: dict[str, object] = {"nproxies": 3, "nproxy_threads": 2, "expduration": 20.0}
+    return build("t", "mason", {**base, **values})
+
+
+def windows(events: list[Event], groups_per_triple: int) -> tuple[int, int]:
+    """The most replicas of one group down at one moment, and the most sequencer faults
+    at one moment, found by sweeping every start (independent of check_invariant)."""
+    worst_group = worst_sequencer = 0
+    for e in events:
+        t = e.at
+        live = [o for o in events if o.at <= t < o.end]
+        per_group: dict[int, int] = {}
+        for o in live:
+            for g in fault_plan.down_groups(o, groups_per_triple):
+                per_group[g] = per_group.get(g, 0) + 1
+        worst_group = max([worst_group, *per_group.values()])
+        worst_sequencer = max(worst_sequencer,
+                              sum(o.kind in fault_plan.SEQUENCER_KINDS for o in live))
+    return worst_group, worst_sequencer
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_seeded_schedules_never_take_a_majority_or_the_last_sequencer(network):
+    s = spec(nsequencers=3, nproxies=6)
+    kinds = fault_plan.PAUSES + fault_plan.KILLS + (fault_plan.PARTITIONS if network else ())
+    seen_kinds: set[str] = set()
+    for seed in range(400):
+        events = fault_plan.seeded(seed, s, kinds)
+        assert events, seed
+        assert check_invariant(events, s.nproxy_threads, s.nsequencers) == ""
+        worst_group, worst_sequencer = windows(events, s.nproxy_threads)
+        assert worst_group <= 1, (seed, events)
+        assert worst_sequencer <= 1, (seed, events)
+        assert fault_plan.sequencers_needed(events) <= s.nsequencers, (seed, events)
+        for e in events:
+            fault_plan.check_event(e, s)  # every drawn event is valid for the run
+            assert e.end <= s.expduration or e.kind in fault_plan.KILLS
+            seen_kinds.add(e.kind)
+    assert seen_kinds == set(kinds)  # the mix draws every kind it was given
+
+
+def test_a_seed_gives_the_same_schedule_every_time_and_seeds_differ():
+    s = spec(nsequencers=3)
+    assert fault_plan.seeded(7, s) == fault_plan.seeded(7, s)
+    assert fault_plan.seeded(7, s) != fault_plan.seeded(8, s)
+
+
+def test_without_a_standby_no_sequencer_fault_is_drawn():
+    s = spec(nsequencers=1)
+    for seed in range(100):
+        assert not any(e.kind in fault_plan.SEQUENCER_KINDS for e in fault_plan.seeded(seed, s))
+
+
+def test_the_invariant_refuses_two_replicas_of_one_group_down_at_once():
+    pause = Event(at=1.0, kind="pause_leader", duration=2.0, group=0)
+    kill = Event(at=2.5, kind="kill_follower", group=0)
+    assert "two of group 0's three replicas" in check_invariant([pause, kill], 1, 1)
+    # Another group, or after the pause ended: fine.
+    assert check_invariant([pause, Event(at=2.5, kind="kill_follower", group=1)], 1, 1) == ""
+    assert check_invariant([pause, Event(at=3.0, kind="kill_follower", group=0)], 1, 1) == ""
+    # A kill lasts to the end of the run.
+    late = Event(at=9.0, kind="pause_follower", duration=1.0, group=0)
+    assert check_invariant([kill, late], 1, 1) != ""
+
+
+def test_a_partition_takes_a_replica_of_every_group_on_its_machines():
+    cut = Event(at=1.0, kind="partition_leader", duration=2.0, group=0)
+    other = Event(at=1.5, kind="pause_leader", duration=1.0, group=1)
+    assert check_invariant([cut, other], 2, 1) != ""  # groups 0 and 1 share a triple
+    assert check_invariant([cut, other], 1, 1) == ""  # one group per triple
+
+
+def test_sequencer_faults_come_one_at_a_time_each_with_a_standby():
+    a = Event(at=1.0, kind="pause_sequencer", duration=2.0)
+    b = Event(at=2.0, kind="partition_sequencer", duration=1.0, group=1)
+    assert "one sequencer fault at a time" in check_invariant([a, b], 1, 3)
+    c = Event(at=5.0, kind="kill_sequencer")
+    assert "need 3 sequencers" in check_invariant([a, c], 1, 2)
+    assert check_invariant([a, c], 1, 3) == ""
+
+
+def test_flags_schedule_group_0_and_raise_the_sequencers_for_a_standby():
+    s = spec(pause_leader=3.0, pause_for=1.5, partition_sequencer=8.0, heal_after=2.0)
+    events = fault_plan.planned(s)
+    assert events == [Event(at=3.0, kind="pause_leader", duration=1.5),
+                      Event(at=8.0, kind="partition_sequencer", duration=2.0)]
+    assert s.nsequencers == 2  # a standby for the sequencer fault
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"pause_leader": 25.0}, "measured window"),
+    ({"pause_leader": 2.0, "pause_for": 0.0}, "duration must be positive"),
+    ({"partition_leader": 1.0, "heal_after": 3.0, "pause_follower": 2.0},
+     "two of group 0's three replicas"),
+    ({"latency_leader": 1.0, "latency_ms": 0}, "delay_ms must be 1..10000"),
+    ({"faults": "seed:x"}, "want seed:N or seed:N:net"),
+    ({"faults": "seed:3:wan"}, "want seed:N or seed:N:net"),
+])
+def test_bad_schedules_are_one_line_errors(values, message):
+    with pytest.raises(SpecError, match=message) as err:
+        spec(**values)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[[event]]\nat = 1.0\nkind = "pause_leader"\nduration = 1.0\ncolour = "red"\n',
+     "unknown field `colour`"),
+    ('[[event]]\nat = "soon"\nkind = "pause_leader"\n', "Expected `float`"),
+    ('[[event]]\nat = 1.0\nkind = "explode"\nduration = 1.0\n', "unknown fault kind"),
+    ('[[event]]\nat = 1.0\nkind = "kill_leader"\nduration = 1.0\n', "a kill has no duration"),
+    ('[[event]]\nat = 1.0\nkind = "pause_leader"\nduration = 1.0\ngroup = 5\n',
+     "group 5 does not exist"),
+    ("[[event]\n", "--faults"),
+])
+def test_bad_schedule_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "schedule.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message) as err:
+        spec(faults=str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_a_schedule_file_round_trips_and_a_missing_one_is_named(tmp_path):
+    events = [Event(at=1.0, kind="pause_follower", duration=0.5, group=1),
+              Event(at=4.0, kind="latency_leader", duration=1.0, delay_ms=30)]
+    path = tmp_path / "s.toml"
+    path.write_text(fault_plan.dump(events))
+    assert fault_plan.planned(spec(faults=str(path))) == events
+    with pytest.raises(SpecError, match="nothere.toml"):
+        spec(faults=str(tmp_path / "nothere.toml"))
+
+
+def test_the_cli_refuses_partitions_on_a_local_run_in_one_line(tmp_path: Path):
+    done = masonctl("run", "--partition_leader", "1", "--expduration", "3", "--outdir", "p",
+                    "--results", str(tmp_path), cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and "needs the nodes on distinct addresses" in lines[-1]
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("p/*.log"))  # nothing was started
+
+
+def test_the_nemesis_command_refuses_partitions_without_machines(tmp_path: Path):
+    done = masonctl("nemesis", "--net", "--count", "1", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "--net needs --machine-info" in done.stderr
