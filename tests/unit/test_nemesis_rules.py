@@ -63,13 +63,13 @@ def test_a_non_root_login_goes_through_sudo():
 
     assert nemesis.privileged(Login(), ["tc"]) == ["sudo", "-n", "tc"]
     root = LocalHost()
-    root.user = "root"  # type: ignore[attr-defined]
+    root.user = "root"
     assert nemesis.privileged(root, ["tc"]) == ["tc"]
 
 
 def test_the_batch_stops_at_the_first_failure_that_matters():
     host = LocalHost(python=sys.executable)
-    host.user = "root"  # type: ignore[attr-defined]  # no sudo for this check
+    host.user = "root"  # no sudo for this check
     ok = nemesis.batch(host, [(["false"], False), (["echo", "last"], True)])
     assert ok == "last\n"
     with pytest.raises(nemesis.NemesisError, match="false"):
