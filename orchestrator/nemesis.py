@@ -136,7 +136,8 @@ class Active:
 
     event: Event
     target: str  # the name faults.log gives it
-    undo: list[tuple[Host, list[list[str]]]] = field(default_factory=list)  # per machine
+    do: dict[str, list[list[str]]] = field(default_factory=dict)  # machine -> commands
+    undo: dict[str, list[list[str]]] = field(default_factory=dict)
     resume: list[Launched] = field(default_factory=list)  # processes to SIGCONT
 
 
@@ -206,55 +207,62 @@ class Nemesis:
 
     # ---- one event ------------------------------------------------------------------------------
     def start(self, event: Event) -> None:
-        kind = event.kind
-        if kind in fault_plan.KILLS:
+        """Inject one event. Its line in faults.log is written just before the commands
+        go out, so a recovery is timed from no later than the fault itself."""
+        if event.kind in fault_plan.KILLS:
             self.kill(event)
             return
+        active = self.plan(event)
+        if active is None:
+            return self.skipped(event)
+        self.active.append(active)
+        self.mark(event.kind, active.target)
+        for entry in active.resume:
+            entry.host.signal(entry.path(".pid"), signal.SIGSTOP)
+        try:
+            self.each({m: [(argv, True) for argv in cmds] for m, cmds in active.do.items()})
+        except NemesisError as exc:
+            if event.kind in fault_plan.LATENCIES:
+                raise NemesisError(f"tc netem (the kernel may lack sch_netem): {exc}") from None
+            raise
+
+    def plan(self, event: Event) -> Active | None:
+        """What injecting the event takes now (None: its target is not alive)."""
+        kind = event.kind
         if kind in fault_plan.PAUSES:
-            target = self.pause_target(event)
-            if target is None:
-                return self.skipped(event)
-            target.host.signal(target.path(".pid"), signal.SIGSTOP)
-            active = Active(event, target.proc.name, resume=[target])
-        elif kind == "partition_sequencer":
+            paused = self.pause_target(event)
+            return None if paused is None else Active(event, paused.proc.name, resume=[paused])
+        if kind == "partition_sequencer":
             group = self.live(lambda e: e.proc.kind == "proxy" and e.proc.group == event.group)
             sequencers = self.addresses(self.live(lambda e: e.proc.kind == "sequencer"))
             if not group or not sequencers:
-                return self.skipped(event)
-            active = Active(event, f"group-{event.group}")
-            rules = cut_rules(sequencers, False, f"{kind} {active.target}")
-            self.apply(active, {e.proc.machine: rules for e in group})
-        elif kind in ("partition_leader", "partition_oneway"):
-            leader = self.run.leader_of(event.group)
-            followers = self.live(lambda e: e.proc.kind == "proxy"
-                                  and e.proc.group == event.group and e is not leader)
-            if leader is None or not followers:
-                return self.skipped(event)
-            active = Active(event, leader.proc.name)
-            rules = cut_rules(self.addresses(followers), kind == "partition_oneway",
-                              f"{kind} {active.target}")
-            self.apply(active, {leader.proc.machine: rules})
-        else:  # latency
-            leader = self.run.leader_of(event.group)
-            if leader is None:
-                return self.skipped(event)
-            active = Active(event, leader.proc.name)
+                return None
+            cut = f"group-{event.group}"
+            rules = cut_rules(sequencers, False, f"{kind} {cut}")
+            return self.rules(Active(event, cut), {e.proc.machine: rules for e in group})
+        leader = self.run.leader_of(event.group)
+        if leader is None:
+            return None
+        active = Active(event, leader.proc.name)
+        if kind in fault_plan.LATENCIES:
             iface = self.interfaces[leader.proc.machine]
-            try:
-                batch(leader.host, [(netem_add(iface, event.delay_ms), True)])
-            except NemesisError as exc:
-                raise NemesisError(f"tc netem (the kernel may lack sch_netem): {exc}") from None
-            active.undo.append((leader.host, [netem_del(iface)]))
-        self.active.append(active)
-        self.mark(kind, active.target)
+            active.do[leader.proc.machine] = [netem_add(iface, event.delay_ms)]
+            active.undo[leader.proc.machine] = [netem_del(iface)]
+            return active
+        followers = self.live(lambda e: e.proc.kind == "proxy"
+                              and e.proc.group == event.group and e is not leader)
+        if not followers:
+            return None
+        rules = cut_rules(self.addresses(followers), kind == "partition_oneway",
+                          f"{kind} {active.target}")
+        return self.rules(active, {leader.proc.machine: rules})
 
     def end(self, active: Active) -> None:
         self.active.remove(active)
+        self.mark(active.event.end_event, active.target)
         for entry in active.resume:
             entry.host.signal(entry.path(".pid"), signal.SIGCONT)
-        for host, commands in active.undo:
-            batch(host, [(argv, True) for argv in commands])
-        self.mark(active.event.end_event, active.target)
+        self.each({m: [(argv, True) for argv in cmds] for m, cmds in active.undo.items()})
 
     def kill(self, event: Event) -> None:
         if event.kind == "kill_sequencer":
@@ -303,12 +311,12 @@ class Nemesis:
         return sorted({p.machine for p in self.run.placement.procs if p.kind in kinds})
 
     # ---- network state ---------------------------------------------------------------------------
-    def apply(self, active: Active, rules: dict[str, list[list[str]]]) -> None:
-        """Add each machine's rules (all machines at once); the heal deletes the same."""
-        self.each({m: [(iptables("-A", *rule), True) for rule in r] for m, r in rules.items()})
+    def rules(self, active: Active, rules: dict[str, list[list[str]]]) -> Active:
+        """Each machine's rules to add and, for the heal, to delete."""
         for machine, machine_rules in rules.items():
-            active.undo.append((self.run.machines.hosts[machine],
-                                [iptables("-D", *rule) for rule in machine_rules]))
+            active.do[machine] = [iptables("-A", *rule) for rule in machine_rules]
+            active.undo[machine] = [iptables("-D", *rule) for rule in machine_rules]
+        return active
 
     def each(self, plan: dict[str, list[tuple[list[str], bool]]]) -> dict[str, str]:
         """Run each machine's commands, the machines in parallel; their outputs."""
