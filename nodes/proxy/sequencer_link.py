@@ -172,11 +172,19 @@ class SequencerLink:
     # ---- failure detection ------------------------------------------------------------------
     async def heartbeats(self) -> None:
         period = self.conf.heartbeat_ms / 1000
+        awake = self.loop.time()
         while True:
             await asyncio.sleep(period)
+            now = self.loop.time()
+            stalled = now - awake > 2 * period
+            awake = now
             if not self.leading():
-                self.last_heard = self.loop.time()
+                self.last_heard = now
                 continue
+            if stalled:
+                # This process did not run (SIGSTOP, a long stall): the silence is ours, not
+                # the sequencer's. Ask it again before accusing it to a standby.
+                self.last_heard = max(self.last_heard, now - period)
             silent = self.loop.time() - self.last_heard
             if silent < period:
                 continue
