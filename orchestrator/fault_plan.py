@@ -31,6 +31,7 @@ group its machine hosts (all the groups of the triple).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterable
@@ -164,27 +165,44 @@ def down_groups(event: Event, groups_per_triple: int) -> range:
 def check_invariant(events: list[Event], groups_per_triple: int, nsequencers: int,
                     settle: float = 0.0) -> str:
     """Why the schedule could take a group's majority or the last sequencer ('' if it
-    cannot). Each event holds its replicas from `at` to its end plus `settle`."""
-    held: dict[int, list[tuple[float, float, Event]]] = {}
-    sequencer: list[tuple[float, float, Event]] = []
-    for event in sorted(events, key=lambda e: e.at):
-        span = (event.at, event.end + settle, event)
+    cannot).
+
+    An event holds its replicas from `at` to its end plus `settle` (a kill: to the end of
+    the run). Sequencer faults come one at a time, each with a standby left, and nothing
+    else happens from a sequencer fault's start to its end plus `settle`: the standby's
+    takeover needs every group's leader, and a group that loses its leader meanwhile may
+    ask a later standby, which would spend two standbys on one fault.
+    """
+    ordered = sorted(events, key=lambda e: e.at)
+    held: dict[int, list[tuple[float, Event]]] = {}  # group -> (held until, by)
+    for event in ordered:
         for group in down_groups(event, groups_per_triple):
-            for start, end, other in held.get(group, []):
-                if start < span[1] and event.at < end:
+            for until, other in held.get(group, []):
+                if event.at < until:
                     return (f"{event.kind} at {event.at:g} s and {other.kind} at {other.at:g} s "
                             f"would take two of group {group}'s three replicas down at once")
-            held.setdefault(group, []).append(span)
-        if event.kind in SEQUENCER_KINDS:
-            for start, end, other in sequencer:
-                if start < span[1] and event.at < end:
-                    return (f"{event.kind} at {event.at:g} s overlaps {other.kind} at "
-                            f"{other.at:g} s: one sequencer fault at a time")
-            sequencer.append(span)
-            if len(sequencer) > nsequencers - 1:
-                return (f"{len(sequencer)} sequencer fault(s) need {len(sequencer) + 1} "
-                        f"sequencers (a standby for each), not {nsequencers}")
+            held.setdefault(group, []).append((event.end + settle, event))
+    sequencer = [e for e in ordered if e.kind in SEQUENCER_KINDS]
+    for before, event in itertools.pairwise(sequencer):
+        if event.at < disturbance(before, settle):
+            return (f"{event.kind} at {event.at:g} s overlaps {before.kind} at "
+                    f"{before.at:g} s: one sequencer fault at a time")
+    for event in sequencer:
+        for other in ordered:
+            if other is not event and other.at < disturbance(event, settle) \
+                    and event.at < disturbance(other, settle):
+                return (f"{other.kind} at {other.at:g} s falls in the takeover after "
+                        f"{event.kind} at {event.at:g} s (a standby needs every group's leader)")
+    if len(sequencer) > nsequencers - 1:
+        return (f"{len(sequencer)} sequencer fault(s) need {len(sequencer) + 1} "
+                f"sequencers (a standby for each), not {nsequencers}")
     return ""
+
+
+def disturbance(event: Event, settle: float) -> float:
+    """Until when an event disturbs the run: a kill until the failover after it settled,
+    any other event until its end settled."""
+    return event.at + settle if event.kind in KILLS else event.end + settle
 
 
 def sequencers_needed(events: list[Event]) -> int:
@@ -246,8 +264,9 @@ def seeded(seed: int, spec: ExperimentSpec, kinds: tuple[str, ...] = PAUSES + KI
         duration = 0.0 if kind in KILLS else round(rng.uniform(0.3, longest), 2)
         if at + duration >= window:
             continue
+        group = rng.randrange(spec.ngroups)
         event = Event(at=at, kind=kind, duration=duration,
-                      group=rng.randrange(spec.ngroups),
+                      group=0 if kind in ("pause_sequencer", "kill_sequencer") else group,
                       delay_ms=rng.choice((20, 50, 100)) if kind in LATENCIES else 0)
         trial = events + [event]
         if not check_invariant(trial, spec.nproxy_threads, spec.nsequencers, SETTLE_S):
