@@ -1,11 +1,17 @@
-"""Recovery time: from a kill -9 until throughput is back to 90% of what it was before.
+"""Recovery time: from a fault until throughput is back to 90% of what it was before.
 
-Runs a local cluster under load (2 spaces, 2 groups), once killing group 0's leader and
-once the sequencer, then once both (the recovery figure). Every run also passes the
-contiguity checker. Writes bench-results/recovery.{json,md} and the plots
+Runs a local cluster under load (2 spaces, 2 groups), once killing group 0's leader, once
+the sequencer, once pausing group 0's leader, then once both kills (the recovery figure).
+The partition rows (group 0's leader cut from its followers; group 0 cut from every
+sequencer) need nodes on distinct addresses and root on them: they run on a rehearsal
+testbed when given one (`--machine-info` from `masonctl setup`, `--testbed`), and are
+otherwise listed as skipped with that reason. For a partition the time is counted both
+from the cut and from the heal, against the throughput before the cut. Every run also
+passes the contiguity checker. Writes bench-results/recovery.{json,md} and the plots
 (recovery-<run>.png/.pdf).
 
     python -m benchmarks.recovery [--out bench-results] [--seconds 8] [--kill-at 3]
+        [--machine-info machine_info.txt --testbed /tmp/mason-testbed]
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ BIN_MS = 50
 SUSTAIN_BINS = 5  # the mean over this many bins must hold too (one lucky bin is not recovery)
 
 
-def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
-    """Seconds from the kill until 90% of the pre-kill throughput is back (and holds)."""
-    kill = next(e.unix_ms for e in read_faults(run_dir / "faults.log") if e.event == event)
+def recovery_time(run_dir: Path, event: str, baseline_event: str = "") -> dict[str, float]:
+    """Seconds from `event` until 90% of the throughput before `baseline_event` (the
+    event itself when not given) is back (and holds)."""
+    log = read_faults(run_dir / "faults.log")
+    kill = next(e.unix_ms for e in log if e.event == event)
+    base = next(e.unix_ms for e in log if e.event == (baseline_event or event))
     series = total_series(run_dir, BIN_MS)
     t = series["unix_ms"].to_numpy()
     rate = series["ops"].to_numpy() * (1000 / BIN_MS)
-    before = rate[(t >= kill - 2000) & (t + BIN_MS <= kill - 100)]
+    before = rate[(t >= base - 2000) & (t + BIN_MS <= base - 100)]
     baseline = float(np.mean(before)) if len(before) else float("nan")
     after = np.nonzero(t >= kill)[0]
     recovered_at = None
@@ -57,24 +66,78 @@ def recovery_time(run_dir: Path, event: str) -> dict[str, float]:
     }
 
 
-def fault_spec(name: str, seconds: float, base_port: int,
-               faults: Mapping[str, object]) -> ExperimentSpec:
+def fault_flags(seconds: float, faults: Mapping[str, object]) -> dict[str, object]:
     """The failure experiments' cluster: 2 spaces, 2 groups, 2 clients, every number recorded."""
-    return build(name, "mason", {
+    return {
         "nsequence_spaces": 2, "nproxy_threads": 2, "nclient_threads": 2,
         "client_concurrency": 16, "expduration": seconds, "warmup": 1.0, "cooldown": 0.5,
-        "base_port": base_port, "record_seqnums": True, "record_noops": True, **faults,
-    })
+        "record_seqnums": True, "record_noops": True, **faults,
+    }
+
+
+def fault_spec(name: str, seconds: float, base_port: int,
+               faults: Mapping[str, object]) -> ExperimentSpec:
+    return build(name, "mason", {**fault_flags(seconds, faults), "base_port": base_port})
 
 
 def run_one(name: str, root: Path, seconds: float, **faults: float) -> Path:
     spec = fault_spec(name, seconds, free_port_block(64), faults)
     run_dir = root / name
     execute_local(spec, run_dir, console)
+    return checked(name, run_dir)
+
+
+def checked(name: str, run_dir: Path) -> Path:
     verdict = check_run(run_dir)
     if not verdict.ok:
         raise SystemExit(f"{name}: " + verdict.lines()[-1])
     return run_dir
+
+
+# Partition rows: (row, flag, the event recovery is counted from, baseline event).
+PARTITIONS = (
+    ("partition_leader (from the cut)", "partition_leader", "partition_leader", ""),
+    ("partition_leader (from the heal)", "partition_leader", "heal", "partition_leader"),
+    ("partition_sequencer (from the heal)", "partition_sequencer", "heal",
+     "partition_sequencer"),
+)
+HEAL_AFTER = 3.0
+
+
+def run_on_testbed(name: str, root: Path, seconds: float, machine_info: Path,
+                   testbed: Path | None, **faults: float) -> Path:
+    from orchestrator.remote import RemoteOptions
+    from orchestrator.remote import run_on_testbed as remote_run
+
+    options = RemoteOptions(machine_info, None, None, None, False, testbed, 1)
+    result = remote_run(name, "mason", fault_flags(seconds, faults), options, root / name,
+                        console, console)
+    if not result.ok:
+        raise SystemExit(f"{name}: {result.cause}")
+    return checked(name, root / name)
+
+
+def partition_rows(root: Path, args: argparse.Namespace,
+                   plots: list[str]) -> tuple[dict[str, dict[str, float]], str]:
+    """The partition rows on the testbed, or none and why."""
+    if args.machine_info is None:
+        return {}, ("partition rows skipped: partitions need nodes on distinct addresses "
+                    "and root on them; rerun with --machine-info (masonctl setup) and "
+                    "--testbed on a rehearsal testbed (masonctl testbed up, as root)")
+    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, Path] = {}
+    for row, flag, event, baseline in PARTITIONS:
+        if flag not in runs:
+            console.print(f"recovery: {flag} (testbed)")
+            runs[flag] = run_on_testbed(flag.replace("_", "-"), root, args.seconds,
+                                        args.machine_info, args.testbed,
+                                        **{flag: args.kill_at, "heal_after": HEAL_AFTER})
+            plots += [str(p) for p in plot_recovery(runs[flag], args.out /
+                                                    f"recovery-{runs[flag].name}")]
+        results[row] = recovery_time(runs[flag], event, baseline)
+    return results, (f"partition rows on the testbed ({args.machine_info}): cut at "
+                     f"{args.kill_at:g} s, healed {HEAL_AFTER:g} s later; a partition acts "
+                     "on machines, so the other group on the cut machine is cut too")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,17 +145,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--kill-at", type=float, default=3.0)
+    parser.add_argument("--machine-info", type=Path, default=None,
+                        help="testbed machines (masonctl setup) for the partition rows")
+    parser.add_argument("--testbed", type=Path, default=None,
+                        help="the rehearsal testbed's directory (key, known_hosts)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
     plots: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mason-recovery-") as tmp:
         root = Path(tmp)
-        for event in ("kill_leader", "kill_sequencer"):
+        for event in ("kill_leader", "kill_sequencer", "pause_leader"):
             console.print(f"recovery: {event}")
             run_dir = run_one(event.replace("_", "-"), root, args.seconds,
                               **{event: args.kill_at})
             results[event] = recovery_time(run_dir, event)
+        partitions, partition_note = partition_rows(root, args, plots)
+        results.update(partitions)
         console.print("recovery: both (the recovery figure)")
         both = run_one("both", root, args.seconds + 4, kill_leader=args.kill_at,
                        kill_sequencer=args.kill_at + 4)
@@ -101,18 +170,22 @@ def main(argv: list[str] | None = None) -> None:
                 plots.append(str(path))
         shutil.copytree(both, args.out / "recovery-run", dirs_exist_ok=True)
     doc = {"unix_time": int(time.time()), "bin_ms": BIN_MS, "results": results,
-           "plots": plots}
+           "plots": plots, "partitions": partition_note}
     (args.out / "recovery.json").write_text(json.dumps(doc, indent=2))
     lines = ["# recovery time", "",
              f"kill -9 at {args.kill_at:g} s into the measured window; recovered = end of the "
              f"first {BIN_MS} ms bin at >= 90% of the mean throughput of the 2 s before the "
-             f"kill, with the mean over it and the next {SUSTAIN_BINS - 1} bins also >= 90%.",
-             "",
+             f"kill, with the mean over it and the next {SUSTAIN_BINS - 1} bins also >= 90%. "
+             f"pause_leader: SIGSTOP for 2 s (recovery counted from the pause).",
+             "", partition_note, "",
              "| failure | throughput before (ops/s) | lowest after (ops/s) | recovery (s) |",
              "|---|---|---|---|"]
     for event, r in results.items():
         lines.append(f"| {event} | {r['baseline_ops_per_s']:,.0f} | "
                      f"{r['lowest_ops_per_s']:,.0f} | {r['recovery_s']:.2f} |")
+    for row, *_ in PARTITIONS:
+        if row not in results:
+            lines.append(f"| {row} | - | - | skipped: needs a testbed |")
     lines += ["", "Plots: " + ", ".join(p for p in plots if p.endswith(".png"))]
     (args.out / "recovery.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
