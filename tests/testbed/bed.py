@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,20 @@ class Bed:
         return masonctl("setup", "root", "--testbed", str(self.dir), "--workdir",
                         str(self.nodes), "--machine-info", str(self.info), *extra,
                         cwd=self.root, timeout=280)
+
+
+@contextmanager
+def set_up_bed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Bed]:
+    """A testbed up and set up for a test module; down again (and its nodes' files gone)
+    however the module ends."""
+    require_testbed()  # another module's testbed must be down again
+    bed = Bed(tmp_path_factory.mktemp(name))
+    try:
+        up = bed.up()
+        assert up.returncode == 0, up.stderr
+        setup = bed.setup()
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        yield bed
+    finally:
+        testbed.down(bed.dir)
+        shutil.rmtree(bed.nodes, ignore_errors=True)

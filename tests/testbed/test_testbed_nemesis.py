@@ -10,7 +10,6 @@ goes on, each wait with a deadline.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,10 +24,9 @@ from analysis.contiguity import check_run
 from analysis.datfiles import read_faults
 from analysis.plots import total_series
 from nodes.status import FOLLOWER, LEADER, parse_role
-from orchestrator import testbed
 from orchestrator.nemesis import CHAIN
 from tests.conftest import REPO
-from tests.testbed.bed import Bed, require_testbed
+from tests.testbed.bed import Bed, require_testbed, set_up_bed
 
 pytestmark = pytest.mark.testbed
 
@@ -39,17 +37,8 @@ GROUP0 = ("proxy-0", "proxy-1", "proxy-2")  # machine m holds replica m of group
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    require_testbed()  # another module's testbed must be down again
-    bed = Bed(tmp_path_factory.mktemp("rehearsal-nemesis"))
-    try:
-        up = bed.up()
-        assert up.returncode == 0, up.stderr
-        setup = bed.setup()
-        assert setup.returncode == 0, setup.stdout + setup.stderr
-        yield bed
-    finally:
-        testbed.down(bed.dir)
-        shutil.rmtree(bed.nodes, ignore_errors=True)
+    with set_up_bed(tmp_path_factory, "rehearsal-nemesis") as ready:
+        yield ready
 
 
 def start(bed: Bed, name: str, *faults: str) -> subprocess.Popen[str]:

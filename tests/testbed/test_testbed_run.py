@@ -7,7 +7,6 @@ results collected over SFTP; skipped with the reason unless root, iproute2 and s
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from analysis.contiguity import check_run
 from orchestrator import testbed
 from tests.conftest import masonctl, our_processes
-from tests.testbed.bed import Bed, require_testbed
+from tests.testbed.bed import Bed, require_testbed, set_up_bed
 
 pytestmark = pytest.mark.testbed
 
@@ -36,17 +35,8 @@ def run(bed: Bed, name: str, *extra: str):
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    require_testbed()  # the setup module's testbed must be down again
-    bed = Bed(tmp_path_factory.mktemp("rehearsal-run"))
-    try:
-        up = bed.up()
-        assert up.returncode == 0, up.stderr
-        setup = bed.setup()
-        assert setup.returncode == 0, setup.stdout + setup.stderr
-        yield bed
-    finally:
-        testbed.down(bed.dir)
-        shutil.rmtree(bed.nodes, ignore_errors=True)
+    with set_up_bed(tmp_path_factory, "rehearsal-run") as ready:
+        yield ready
 
 
 def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
