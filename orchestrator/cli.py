@@ -289,21 +289,27 @@ def nemesis(
     if net and machine_info is None:
         raise fail("--net needs --machine-info: a local run puts every process on one "
                    "address, where partitions cannot be drawn")
-    chosen = systems.get(system)
+    try:
+        chosen = systems.get(system)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
 
     def one(seed_n: int, name: str) -> RunResult:
-        given = soak.seed_flags(seed_n, net, seconds)
         if machine_info is None:
+            given = soak.seed_flags(seed_n, net, seconds)
             try:
                 spec = specs.build(name, system, {**chosen.local_defaults, **given})
             except specs.SpecError as exc:
                 return RunResult(2, str(exc))
             return run_local(spec, results_root / name, out, err)
-        from orchestrator.remote import RemoteOptions, run_on_testbed
+        from orchestrator.remote import RemoteOptions, read_cluster, run_on_testbed
 
         options = RemoteOptions(machine_info, user, identity, known_hosts,
                                 accept_new_host_keys, testbed_dir, 0)
         try:
+            # Standbys as the machines allow: the schedule draws a sequencer fault per standby.
+            machines = read_cluster(machine_info).counts().get("sequencer", 1)
+            given = soak.seed_flags(seed_n, net, seconds, min(3, max(1, machines)))
             return run_on_testbed(name, system, given, options, results_root / name, out, err)
         except specs.SpecError as exc:
             return RunResult(2, str(exc))
