@@ -172,11 +172,12 @@ class SequencerLink:
     # ---- failure detection ------------------------------------------------------------------
     async def heartbeats(self) -> None:
         period = self.conf.heartbeat_ms / 1000
+        patience = period * self.conf.heartbeat_misses
         awake = self.loop.time()
         while True:
             await asyncio.sleep(period)
             now = self.loop.time()
-            stalled = now - awake > 2 * period
+            stalled = now - awake > period + patience  # asleep as long as an accusation waits
             awake = now
             if not self.leading():
                 self.last_heard = now
@@ -191,7 +192,6 @@ class SequencerLink:
             peer = self.peer
             if peer is not None and peer.up:
                 peer.call_cb(wire.Heartbeat(self.accept_epoch), self.on_heartbeat_reply)
-            patience = period * self.conf.heartbeat_misses
             if silent >= patience and self.log_epoch() == self.accept_epoch:
                 standby = self.standby_to_ask(int((silent - patience) // patience))
                 if standby is not None:
