@@ -6,13 +6,15 @@ Each seed gives a reproducible mix of pauses (leader, follower, serving sequence
 kills (orchestrator/fault_plan.py `seeded`), never more than one replica of a group down
 at once and one sequencer fault at a time with a standby left. The runs are local, so
 partitions (they need nodes on distinct addresses) are left to `masonctl nemesis --net` on
-a testbed. Writes bench-results/soak.json; exits non-zero if any run fails its checker.
+a testbed. Writes bench-results/soak.json (and each failed run's files under
+bench-results/soak-failures/); exits non-zero if any run fails its checker.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from dataclasses import asdict
@@ -54,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp)
         runs = soak(range(args.first_seed, args.first_seed + args.schedules), root,
                     lambda seed, name: soak_one(seed, name, args.seconds, root), console)
-    failed = [r for r in runs if not r.ok]
+        failed = [r for r in runs if not r.ok]
+        for r in failed:  # kept for a look: every file of the run, its schedule included
+            shutil.copytree(root / r.name, args.out / "soak-failures" / r.name,
+                            dirs_exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps({"runs": [asdict(r) for r in runs]},
                                                    indent=2))
     print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
