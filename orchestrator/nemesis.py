@@ -36,7 +36,7 @@ HOOKS = ("INPUT", "OUTPUT")
 TAG = "mason-nemesis"
 
 
-class NemesisError(Exception):
+class NemesisError(HostError):
     """A fault could not be injected or undone; the message is one line naming the host."""
 
 
@@ -197,11 +197,11 @@ class Nemesis:
         for active in list(self.active):
             try:
                 self.end(active)
-            except NemesisError as exc:
+            except HostError as exc:
                 self.run.console.print(f"[yellow]warning: {exc}")
         try:
             self.each({m: chain_teardown() for m in self.chains})
-        except NemesisError as exc:
+        except HostError as exc:
             self.run.console.print(f"[yellow]warning: {exc}")
         self.chains = []
 
