@@ -56,7 +56,9 @@ class SequencerLink:
         self.backups: list[Peer] = []
         self.pending: dict[int, Batch] = {}  # srid -> batch waiting for an answer
         self.accept_epoch = conf.epoch
-        self.last_heard = 0.0
+        # Silence counts from the start: 0 would read as hours of it and send a leader's
+        # first heartbeat tick straight to the last standby.
+        self.last_heard = self.loop.time()
         self.batches_sent = 0
         self.timeout = conf.seq_timeout_ms / 1000
 
