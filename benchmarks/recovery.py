@@ -133,7 +133,8 @@ def partition_rows(root: Path, args: argparse.Namespace,
     for row, flag, event, baseline in PARTITIONS:
         if flag not in runs:
             console.print(f"recovery: {flag} (testbed)")
-            runs[flag] = run_on_testbed(flag.replace("_", "-"), root, args.seconds,
+            # Longer: after the heal the group needs its connections back and a failover.
+            runs[flag] = run_on_testbed(flag.replace("_", "-"), root, args.seconds + 4,
                                         args.machine_info, args.testbed,
                                         **{flag: args.kill_at, "heal_after": HEAL_AFTER})
             plots += [str(p) for p in plot_recovery(runs[flag], args.out /

@@ -72,11 +72,13 @@ class FaultLog:
         self.path = path
         self._file: TextIO | None = None
 
-    def mark(self, event: str, target: str) -> None:
+    def mark(self, event: str, target: str, unix_ms: int | None = None) -> None:
+        """Record an event now, or at unix_ms (when a node said when it took effect)."""
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a")
-        line = f"{time.time_ns() // 1_000_000} {event} {target}"
+        when = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+        line = f"{when} {event} {target}"
         self._file.write(line + "\n")
         self._file.flush()
 

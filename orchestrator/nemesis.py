@@ -95,9 +95,10 @@ def privileged(host: Host, argv: list[str]) -> list[str]:
 # Runs on the node with its Python: the commands of one fault in one round trip (a remote
 # command costs a connection's round trips; a fault's rules must land together). argv[1] is
 # a JSON list of [argv, must_succeed]; the first failure that matters ends it with its
-# reason on stderr; stdout is the last command's.
+# reason on stderr; stdout is the node's clock (unix ms) when the last command ended, then
+# that command's output.
 _BATCH = r"""
-import json, subprocess, sys
+import json, subprocess, sys, time
 out = ""
 for argv, must in json.loads(sys.argv[1]):
     try:
@@ -111,20 +112,30 @@ for argv, must in json.loads(sys.argv[1]):
         lines = done.stderr.strip().splitlines() or ["exit status %d" % done.returncode]
         sys.exit("%s: %s" % (" ".join(argv[:2]), lines[-1]))
     out = done.stdout
-sys.stdout.write(out)
+sys.stdout.write("%d\n%s" % (time.time() * 1000, out))
 """
 
 
-def batch(host: Host, commands: list[tuple[list[str], bool]]) -> str:
-    """Run the commands (as root) on host in one round trip; the last one's stdout.
-    NemesisError names the host and the first command that had to succeed and failed."""
+@dataclass(frozen=True)
+class Done:
+    unix_ms: int  # the node's clock when the last command ended: when the fault took effect
+    stdout: str  # the last command's
+
+
+def batch(host: Host, commands: list[tuple[list[str], bool]]) -> Done:
+    """Run the commands (as root) on host in one round trip. NemesisError names the host
+    and the first command that had to succeed and failed."""
     import json
 
     plan = [[privileged(host, argv), must] for argv, must in commands]
     try:
-        return host.run([host.python, "-c", _BATCH, json.dumps(plan)]).stdout
+        out = host.run([host.python, "-c", _BATCH, json.dumps(plan)]).stdout
     except HostError as exc:
         raise NemesisError(str(exc)) from None
+    clock, _, rest = out.partition("\n")
+    if not clock.isdigit():
+        raise NemesisError(f"{host.name}: the fault batch answered {clock[:40]!r}")
+    return Done(int(clock), rest)
 
 
 # ---- carrying out a schedule ---------------------------------------------------------------------
@@ -176,9 +187,9 @@ class Nemesis:
         if any(kind in fault_plan.LATENCIES for kind in self.network):
             found = self.each({m: [(["ip", "-o", "-4", "addr", "show"], True)]
                                for m in machines})
-            for machine, out in found.items():
+            for machine, done in found.items():
                 address = self.run.machines.hosts[machine].address
-                iface = interface_of(out, address)
+                iface = interface_of(done.stdout, address)
                 if iface is None:
                     raise NemesisError(f"{machine}: no interface holds {address}")
                 self.interfaces[machine] = iface
@@ -207,8 +218,9 @@ class Nemesis:
 
     # ---- one event ------------------------------------------------------------------------------
     def start(self, event: Event) -> None:
-        """Inject one event. Its line in faults.log is written just before the commands
-        go out, so a recovery is timed from no later than the fault itself."""
+        """Inject one event. Its line in faults.log carries the moment it took effect: a
+        signal's once sent, a rule's by the clock of the node that took it (the last one,
+        when several did), not when a slow round trip got back."""
         if event.kind in fault_plan.KILLS:
             self.kill(event)
             return
@@ -216,15 +228,16 @@ class Nemesis:
         if active is None:
             return self.skipped(event)
         self.active.append(active)
-        self.mark(event.kind, active.target)
         for entry in active.resume:
             entry.host.signal(entry.path(".pid"), signal.SIGSTOP)
         try:
-            self.each({m: [(argv, True) for argv in cmds] for m, cmds in active.do.items()})
+            done = self.each({m: [(argv, True) for argv in cmds]
+                              for m, cmds in active.do.items()})
         except NemesisError as exc:
             if event.kind in fault_plan.LATENCIES:
                 raise NemesisError(f"tc netem (the kernel may lack sch_netem): {exc}") from None
             raise
+        self.mark(event.kind, active.target, done)
 
     def plan(self, event: Event) -> Active | None:
         """What injecting the event takes now (None: its target is not alive)."""
@@ -259,10 +272,10 @@ class Nemesis:
 
     def end(self, active: Active) -> None:
         self.active.remove(active)
-        self.mark(active.event.end_event, active.target)
         for entry in active.resume:
             entry.host.signal(entry.path(".pid"), signal.SIGCONT)
-        self.each({m: [(argv, True) for argv in cmds] for m, cmds in active.undo.items()})
+        done = self.each({m: [(argv, True) for argv in cmds] for m, cmds in active.undo.items()})
+        self.mark(active.event.end_event, active.target, done)
 
     def kill(self, event: Event) -> None:
         if event.kind == "kill_sequencer":
@@ -318,8 +331,8 @@ class Nemesis:
             active.undo[machine] = [iptables("-D", *rule) for rule in machine_rules]
         return active
 
-    def each(self, plan: dict[str, list[tuple[list[str], bool]]]) -> dict[str, str]:
-        """Run each machine's commands, the machines in parallel; their outputs."""
+    def each(self, plan: dict[str, list[tuple[list[str], bool]]]) -> dict[str, Done]:
+        """Run each machine's commands, the machines in parallel; how each ended."""
         from concurrent.futures import ThreadPoolExecutor
 
         hosts = self.run.machines.hosts
@@ -328,8 +341,9 @@ class Nemesis:
             return {m: future.result() for m, future in futures.items()}
 
     # ---- the record ------------------------------------------------------------------------------
-    def mark(self, event: str, target: str) -> None:
-        self.run.fault_log.mark(event, target)
+    def mark(self, event: str, target: str, done: dict[str, Done] | None = None) -> None:
+        when = max((d.unix_ms for d in done.values()), default=None) if done else None
+        self.run.fault_log.mark(event, target, when)
         self.run.console.print(f"fault: {event} {target}")
 
     def skipped(self, event: Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -70,8 +71,10 @@ def test_a_non_root_login_goes_through_sudo():
 def test_the_batch_stops_at_the_first_failure_that_matters():
     host = LocalHost(python=sys.executable)
     host.user = "root"  # no sudo for this check
+    before = time.time() * 1000
     ok = nemesis.batch(host, [(["false"], False), (["echo", "last"], True)])
-    assert ok == "last\n"
+    assert ok.stdout == "last\n"
+    assert before <= ok.unix_ms <= time.time() * 1000  # when the node finished, by its clock
     with pytest.raises(nemesis.NemesisError, match="false"):
         nemesis.batch(host, [(["false"], True), (["echo", "never"], True)])
     with pytest.raises(nemesis.NemesisError, match="no-such-command"):
