@@ -268,6 +268,8 @@ def nemesis(
         False, "--net", help="Partitions too (needs --machine-info: nodes on distinct "
         "addresses, root on them)."),
     system: str = typer.Option("mason", "--system", help="mason or corfumason."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="FIELD=VALUE for every run, e.g. nproxy_threads=2 (repeatable)."),
     results_root: Path = typer.Option(Path("results"), "--results", help="Where runs go."),
     machine_info: Path | None = typer.Option(
         None, "--machine-info", "--machine_info", help="Run on these testbed machines."),
@@ -283,6 +285,8 @@ def nemesis(
     from orchestrator import soak
     from orchestrator import spec as specs
     from orchestrator.runner import RunResult, run_local
+    from orchestrator.suite import parse_sets
+    from suites.loader import SuiteError
 
     if count < 1 or seed < 0:
         raise fail("--count must be positive and --seed non-negative")
@@ -291,12 +295,13 @@ def nemesis(
                    "address, where partitions cannot be drawn")
     try:
         chosen = systems.get(system)
-    except specs.SpecError as exc:
+        overrides = parse_sets(sets)
+    except (specs.SpecError, SuiteError) as exc:
         raise fail(str(exc)) from None
 
     def one(seed_n: int, name: str) -> RunResult:
         if machine_info is None:
-            given = soak.seed_flags(seed_n, net, seconds)
+            given = {**overrides, **soak.seed_flags(seed_n, net, seconds)}
             try:
                 spec = specs.build(name, system, {**chosen.local_defaults, **given})
             except specs.SpecError as exc:
@@ -309,7 +314,8 @@ def nemesis(
         try:
             # Standbys as the machines allow: the schedule draws a sequencer fault per standby.
             machines = read_cluster(machine_info).counts().get("sequencer", 1)
-            given = soak.seed_flags(seed_n, net, seconds, min(3, max(1, machines)))
+            given = {**overrides,
+                     **soak.seed_flags(seed_n, net, seconds, min(3, max(1, machines)))}
             return run_on_testbed(name, system, given, options, results_root / name, out, err)
         except specs.SpecError as exc:
             return RunResult(2, str(exc))
