@@ -18,6 +18,8 @@ LONG = struct.Struct("!q")
 BOOL = struct.Struct("!?")
 INT_INT = struct.Struct("!ii")
 
+_unpack_int = INT.unpack_from
+_unpack_long = LONG.unpack_from
 _INT_SIZE = 4
 _LONG_SIZE = 8
 _NULL = INT.pack(-1)
@@ -51,14 +53,14 @@ class Reader:
         if pos + _INT_SIZE > self.end:
             raise self._short("int", _INT_SIZE)
         self.pos = pos + _INT_SIZE
-        return INT.unpack_from(self.buf, pos)[0]
+        return _unpack_int(self.buf, pos)[0]
 
     def read_long(self) -> int:
         pos = self.pos
         if pos + _LONG_SIZE > self.end:
             raise self._short("long", _LONG_SIZE)
         self.pos = pos + _LONG_SIZE
-        return LONG.unpack_from(self.buf, pos)[0]
+        return _unpack_long(self.buf, pos)[0]
 
     def read_bool(self) -> bool:
         # Java's DataInput.readBoolean: any non-zero byte is true.
@@ -69,10 +71,17 @@ class Reader:
         return self.buf[pos] != 0
 
     def _length(self, what: str) -> int:
-        """A buffer or string length: -1 (null) or 0..remaining bytes."""
-        n = self.read_int()
-        if n > self.end - self.pos:
-            raise JuteError(f"{what} length {n} exceeds the {self.end - self.pos} bytes left")
+        """A buffer or string length, -1 (null) or 0..remaining bytes; self.pos moves past
+        the length only. Inlined by hand: strings are on every request's path."""
+        pos = self.pos
+        end = self.end
+        if pos + _INT_SIZE > end:
+            raise self._short(f"{what} length", _INT_SIZE)
+        n: int = _unpack_int(self.buf, pos)[0]
+        pos += _INT_SIZE
+        self.pos = pos
+        if n > end - pos:
+            raise JuteError(f"{what} length {n} exceeds the {end - pos} bytes left")
         if n < -1:
             raise JuteError(f"negative {what} length {n}")
         return n
@@ -93,7 +102,7 @@ class Reader:
         pos = self.pos
         self.pos = pos + n
         try:
-            return str(self.buf[pos:pos + n], "utf-8")
+            return self.buf[pos:pos + n].decode()
         except UnicodeDecodeError as e:
             raise JuteError(f"string at offset {pos} is not UTF-8: {e.reason}") from None
 
