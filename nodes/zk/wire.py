@@ -147,14 +147,23 @@ PERM_ALL = 31  # read | write | create | delete | admin
 OPEN_ACL_UNSAFE = (ACL(PERM_ALL, "world", "anyone"),)
 
 
-def _read_acls(r: Reader) -> tuple[ACL, ...]:
-    n = r.read_count("ACL vector", _ACL_MIN_SIZE)
-    return tuple(ACL(r.read_int(), r.read_ustring(), r.read_ustring()) for _ in range(n))
-
-
 def _pack_acls(acls: Sequence[ACL]) -> bytes:
     return INT.pack(len(acls)) + b"".join(
         INT.pack(a.perms) + pack_ustring(a.scheme) + pack_ustring(a.id) for a in acls)
+
+
+# Nearly every create carries exactly this vector: recognised by its bytes, not parsed.
+_OPEN_ACL_BYTES = _pack_acls(OPEN_ACL_UNSAFE)
+_OPEN_ACL_LEN = len(_OPEN_ACL_BYTES)
+
+
+def _read_acls(r: Reader) -> tuple[ACL, ...]:
+    pos = r.pos
+    if r.buf[pos:pos + _OPEN_ACL_LEN] == _OPEN_ACL_BYTES and pos + _OPEN_ACL_LEN <= r.end:
+        r.pos = pos + _OPEN_ACL_LEN
+        return OPEN_ACL_UNSAFE
+    n = r.read_count("ACL vector", _ACL_MIN_SIZE)
+    return tuple([ACL(r.read_int(), r.read_ustring(), r.read_ustring()) for _ in range(n)])
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, tag=True):
