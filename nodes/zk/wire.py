@@ -124,6 +124,21 @@ def connect_response_frame(resp: ConnectResponse) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
+def accept_connect(req: ConnectRequest, timeout: int, session_id: int, passwd: bytes) -> bytes:
+    """The answer to a handshake whose session is created or re-attached. readOnly goes
+    back (False: this server takes writes) only to a client that sent one."""
+    read_only = None if req.read_only is None else False
+    return connect_response_frame(
+        ConnectResponse(PROTOCOL_VERSION, timeout, session_id, passwd, read_only))
+
+
+def refuse_connect(req: ConnectRequest) -> bytes:
+    """The answer to a handshake whose session cannot be re-attached (expired, unknown,
+    wrong password, or a client that has seen a later zxid than ours): timeout 0 tells
+    the client its session expired; ZooKeeper sends session 0 and a zero password."""
+    return accept_connect(req, 0, 0, bytes(PASSWD_LEN))
+
+
 def decode_connect_response(frame: bytes) -> ConnectResponse:
     """Client direction: a ConnectResponse frame (without its length)."""
     r = Reader(frame)

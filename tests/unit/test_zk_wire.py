@@ -202,6 +202,19 @@ def test_kazoo_reads_our_connect_response(kazoo, read_only):
             result.read_only) == (0, 8000, 0x5EED, passwd, bool(read_only))
 
 
+def test_accept_and_refuse_answer_in_the_clients_dialect(kazoo):
+    passwd = bytes(range(16))
+    for sent, echoed in ((None, None), (False, False), (True, False)):
+        req = wire.ConnectRequest(0, 0, 10000, 0, bytes(16), sent)
+        frame = wire.accept_connect(req, 6000, 99, passwd)
+        assert wire.decode_connect_response(frame[4:]) == wire.ConnectResponse(
+            0, 6000, 99, passwd, echoed)
+    kazoo_req = wire.ConnectRequest(0, 0, 10000, 0x42, bytes(16), False)
+    resp, _ = ks.Connect.deserialize(wire.refuse_connect(kazoo_req)[4:], 0)
+    assert resp.time_out <= 0  # what makes kazoo raise SessionExpiredError
+    assert (resp.session_id, resp.passwd) == (0, bytes(16))
+
+
 def test_connect_response_round_trips_and_echoes_read_only_only_when_asked():
     for ro in (None, False, True):
         resp = wire.ConnectResponse(0, 0, 0, bytes(16), ro)
