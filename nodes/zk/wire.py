@@ -427,10 +427,8 @@ class CloseSessionRequest(Record, frozen=True):
 WriteOp = (CreateRequest | Create2Request | CreateContainerRequest | CreateTTLRequest
            | DeleteRequest | SetDataRequest | CheckVersionRequest)
 ReadOp = GetChildrenRequest | GetDataRequest
-_WRITE_OPS: dict[int, type[Record]] = {c.OP: c for c in (
-    CreateRequest, Create2Request, CreateContainerRequest, CreateTTLRequest, DeleteRequest,
-    SetDataRequest, CheckVersionRequest)}
-_READ_OPS: dict[int, type[Record]] = {c.OP: c for c in (GetChildrenRequest, GetDataRequest)}
+_WRITE_OPS: dict[int, type[Record]] = {c.OP: c for c in WriteOp.__args__}
+_READ_OPS: dict[int, type[Record]] = {c.OP: c for c in ReadOp.__args__}
 
 
 def _read_multi(r: Reader, allowed: dict[int, type[Record]], kind: str) -> tuple[Record, ...]:
