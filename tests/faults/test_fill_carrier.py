@@ -83,7 +83,7 @@ def test_the_fill_goes_to_group_1_while_group_0_has_no_majority(tmp_path):
     run_dir = tmp_path / "fill"
     masonctl = subprocess.Popen(
         [sys.executable, "-c", "from orchestrator.cli import main; main()", "run", *LOAD,
-         "--expduration", "9", "--kill_sequencer", "1.5",
+         "--expduration", "10", "--kill_sequencer", "2",
          # A leader cut off from its group steps down after one to two election timeouts:
          # long enough that group 0's collect reaches its leader after step 3.
          "--election_timeout_ms", "1500",
