@@ -172,7 +172,7 @@ def test_a_group_0_that_cannot_commit_does_not_hold_the_fill(left):
     # Group 0 lost two replicas after collect: the one left still leads (it answers, but
     # can commit nothing) or no longer does. Group 1 (a group of one) carries the fill;
     # group 0's log never holds it.
-    async def scenario() -> tuple[int, set[int], list[object]]:
+    async def scenario() -> tuple[int, set[int], list[entries.Entry]]:
         ports = [free_port() for _ in range(4)]
         gone = {str(i): Endpoint("127.0.0.1", ports[i]) for i in (1, 2)}
         group0 = Replica(proxy_conf(0, gone, ports[0]))
