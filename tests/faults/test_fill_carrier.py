@@ -143,8 +143,13 @@ def test_the_fill_goes_to_group_1_while_group_0_has_no_majority(tmp_path):
             except ProcessLookupError:
                 pass
         if masonctl.poll() is None:
-            masonctl.kill()
-            masonctl.communicate()
+            # ^C: the run stops every node it started (they run in sessions of their own).
+            masonctl.send_signal(signal.SIGINT)
+            try:
+                masonctl.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                masonctl.kill()
+                masonctl.communicate()
     assert_contiguous(run_dir, output, masonctl.returncode)
     # The lost numbers became fill noops of group 1 and of group 1 alone.
     holders = {}
