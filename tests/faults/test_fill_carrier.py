@@ -28,12 +28,22 @@ from pathlib import Path
 from analysis.datfiles import DatFormatError, read_faults, read_noops
 from nodes import wire
 from nodes.config import ProxyConfig, SequencerConfig, load
+from nodes.sequencer.recovery import PROBE_PATIENCE
 from tests.conftest import REPO, free_port_block, wait_for
 from tests.faults.test_failover import LOAD, assert_contiguous
+from tests.faults.timing import SLACK, TAKEOVER_S, run_length
 from tests.line import call_once
 
 NOBODY = 99  # a group id no proxy has: what the sequencer hands it is never logged
 NEW_EPOCH = 2
+# Group 1 must be paused before the sequencer dies: the test needs a poll or two for it.
+KILL_AT = 2.0
+# A leader cut off from its followers steps down after one to two election timeouts: long
+# enough that group 0's collect still reaches its leader after step 3.
+ELECTION_TIMEOUT_MS = 1000
+# The takeover (one probe of group 0 longer), then group 0's election once it is whole.
+DURATION = run_length(KILL_AT, TAKEOVER_S + SLACK * PROBE_PATIENCE
+                      + SLACK * 2 * ELECTION_TIMEOUT_MS / 1000)
 
 
 def measuring(run_dir: Path) -> bool:
@@ -83,10 +93,8 @@ def test_the_fill_goes_to_group_1_while_group_0_has_no_majority(tmp_path):
     run_dir = tmp_path / "fill"
     masonctl = subprocess.Popen(
         [sys.executable, "-c", "from orchestrator.cli import main; main()", "run", *LOAD,
-         "--expduration", "10", "--kill_sequencer", "2",
-         # A leader cut off from its group steps down after one to two election timeouts:
-         # long enough that group 0's collect reaches its leader after step 3.
-         "--election_timeout_ms", "1500",
+         "--expduration", str(DURATION), "--kill_sequencer", str(KILL_AT),
+         "--election_timeout_ms", str(ELECTION_TIMEOUT_MS),
          "--base_port", str(free_port_block(24)), "--outdir", run_dir.name,
          "--results", str(tmp_path)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -110,6 +118,7 @@ def test_the_fill_goes_to_group_1_while_group_0_has_no_majority(tmp_path):
         lost = call_once(sequencer.listen.port,
                          wire.SeqRequest(NOBODY, 1, 1, [3, 3], 0, 1))
         assert isinstance(lost, wire.SeqReply) and lost.status == wire.SEQ_OK
+        assert not serving(standby.listen.port), "a takeover before any fault"
         # 2. Group 1 paused before the sequencer dies: the takeover waits at its switch.
         group1 = [pid for pid, _ in replicas[1].values()]
         paused += group1
