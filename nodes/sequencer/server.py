@@ -11,6 +11,7 @@ from nodes import runtime, status, wire
 from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
+from nodes.sequencer.fill_carrier import FillCarrier
 from nodes.sequencer.recovery import Superseded, take_over
 
 log = logging.getLogger("mason.sequencer")
@@ -23,11 +24,13 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     takeover: asyncio.Task[None] | None = None
 
     superseded = False
+    # Which group may hold this epoch's fill: kept across attempts of the takeover.
+    carrier = FillCarrier(len(conf.groups)) if conf.groups else None
 
     async def recover() -> None:
         nonlocal serving, takeover, superseded
         try:
-            counters.next = await take_over(conf, conf.nspaces)
+            counters.next = await take_over(conf, conf.nspaces, carrier)
         except Superseded as exc:
             # A later standby took over while this one recovered: it never serves.
             log.warning("not taking over: %s", exc)
