@@ -1,0 +1,175 @@
+"""The znode store: nodes by full path, their children, the ephemeral index, and the
+bookkeeping ZooKeeper's DataTree does on every change (stat fields, parent's cversion/pzxid).
+
+It checks nothing a client could get wrong (that is `machine.py`'s job, with ZooKeeper's
+error codes); it only refuses calls that would break its own invariants. A journal lets a
+multi stage its ops on the real tree and roll all of them back when one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nodes.zk import paths
+from nodes.zk.requests import OPEN_ACL_UNSAFE, Acl
+from nodes.zk.stat import Stat
+
+ZOOKEEPER = "/zookeeper"  # ZooKeeper's own subtree: `ls /` shows it on every server
+SPECIAL = frozenset((paths.ROOT, ZOOKEEPER))  # never deleted
+
+
+class Znode:
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
+                 "aversion", "ephemeral_owner", "pzxid", "children")
+
+    def __init__(self, data: bytes, acl: list[Acl], zxid: int, time_ms: int,
+                 ephemeral_owner: int = 0) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time_ms
+        self.version = self.cversion = self.aversion = 0
+        self.ephemeral_owner = ephemeral_owner
+        self.children: set[str] = set()
+
+    def stat(self) -> Stat:
+        return Stat(czxid=self.czxid, mzxid=self.mzxid, ctime=self.ctime, mtime=self.mtime,
+                    version=self.version, cversion=self.cversion, aversion=self.aversion,
+                    ephemeralOwner=self.ephemeral_owner, dataLength=len(self.data),
+                    numChildren=len(self.children), pzxid=self.pzxid)
+
+    def copy(self) -> Znode:
+        twin = Znode.__new__(Znode)
+        for field in Znode.__slots__:
+            setattr(twin, field, getattr(self, field))
+        twin.acl = list(self.acl)
+        twin.children = set(self.children)
+        return twin
+
+
+class DataTree:
+    def __init__(self) -> None:
+        root = Znode(b"", list(OPEN_ACL_UNSAFE), 0, 0)
+        self.nodes: dict[str, Znode] = {paths.ROOT: root}
+        self.ephemerals: dict[int, set[str]] = {}
+        self._journal: dict[str, Znode | None] | None = None
+        self._link(ZOOKEEPER, Znode(b"", list(OPEN_ACL_UNSAFE), 0, 0))
+
+    # ----- reading
+
+    def get(self, path: str) -> Znode | None:
+        return self.nodes.get(path)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def items(self) -> Iterator[tuple[str, Znode]]:
+        """Every node, by path in sorted order (deterministic for snapshots)."""
+        for path in sorted(self.nodes):
+            yield path, self.nodes[path]
+
+    def ephemerals_of(self, owner: int) -> list[str]:
+        return sorted(self.ephemerals.get(owner, ()))
+
+    # ----- changing (caller has checked ZooKeeper's preconditions)
+
+    def create(self, path: str, data: bytes, acl: list[Acl], zxid: int, time_ms: int,
+               ephemeral_owner: int = 0) -> Znode:
+        parent_path = paths.parent(path)
+        parent = self.nodes[parent_path]
+        if path in self.nodes or parent.ephemeral_owner:
+            raise ValueError(f"cannot create {path!r}")
+        self._save(parent_path)
+        self._save(path)
+        node = Znode(data, list(acl), zxid, time_ms, ephemeral_owner)
+        self._link(path, node)
+        parent.cversion += 1
+        parent.pzxid = zxid
+        return node
+
+    def delete(self, path: str, zxid: int) -> None:
+        """Unlink a childless node. As ZooKeeper's DataTree.deleteNode does, the parent's pzxid
+        moves to the delete's zxid and its cversion stays: only child creates count it up."""
+        node = self.nodes[path]
+        if node.children or path in SPECIAL:
+            raise ValueError(f"cannot delete {path!r}")
+        parent_path = paths.parent(path)
+        self._save(parent_path)
+        self._save(path)
+        parent = self.nodes[parent_path]
+        parent.children.discard(paths.name(path))
+        parent.pzxid = max(parent.pzxid, zxid)
+        del self.nodes[path]
+        self._unindex(path, node)
+
+    def set_data(self, path: str, data: bytes, zxid: int, time_ms: int) -> Znode:
+        self._save(path)
+        node = self.nodes[path]
+        node.data = data
+        node.version += 1
+        node.mzxid = zxid
+        node.mtime = time_ms
+        return node
+
+    def set_acl(self, path: str, acl: list[Acl]) -> Znode:
+        self._save(path)
+        node = self.nodes[path]
+        node.acl = list(acl)
+        node.aversion += 1
+        return node
+
+    def restore_node(self, path: str, node: Znode) -> None:
+        """Put back a node read from a snapshot, parents before children (the caller has
+        validated it); the nodes every tree starts with are replaced in place."""
+        existing = self.nodes.get(path)
+        if existing is None:
+            self._link(path, node)
+            return
+        node.children = existing.children
+        self.nodes[path] = node
+        self._index(path, node)
+
+    # ----- the multi journal
+
+    def begin(self) -> None:
+        self._journal = {}
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal, self._journal = self._journal, None
+        for path, before in (journal or {}).items():
+            now = self.nodes.pop(path, None)
+            if now is not None:
+                self._unindex(path, now)
+            if before is not None:
+                self.nodes[path] = before
+                self._index(path, before)
+
+    def _save(self, path: str) -> None:
+        """Record a node's state before its first change inside a multi."""
+        if self._journal is not None and path not in self._journal:
+            node = self.nodes.get(path)
+            self._journal[path] = None if node is None else node.copy()
+
+    # ----- internals
+
+    def _link(self, path: str, node: Znode) -> None:
+        self.nodes[paths.parent(path)].children.add(paths.name(path))
+        self.nodes[path] = node
+        self._index(path, node)
+
+    def _index(self, path: str, node: Znode) -> None:
+        if node.ephemeral_owner:
+            self.ephemerals.setdefault(node.ephemeral_owner, set()).add(path)
+
+    def _unindex(self, path: str, node: Znode) -> None:
+        owned = self.ephemerals.get(node.ephemeral_owner)
+        if owned is not None:
+            owned.discard(path)
+            if not owned:
+                del self.ephemerals[node.ephemeral_owner]
