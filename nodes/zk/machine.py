@@ -158,8 +158,9 @@ class ZkStateMachine:
         path = req.path
         if req.mode in _UNIMPLEMENTED_MODES:
             raise ZkError(Err.UNIMPLEMENTED, "container and TTL nodes")
-        if not path.startswith("/") or "\x00" in path:
-            raise ZkError(Err.BAD_ARGUMENTS, path)
+        # The whole path is checked first (ZooKeeper looks the parent up before, answering
+        # NoNode for "/a//b"; a bad path is a bad argument whatever the tree holds).
+        self._validate(path, sequential=req.mode.sequential)
         self._check_size(req.data)
         if req.mode.ephemeral and not session:
             raise ZkError(Err.BAD_ARGUMENTS, "an ephemeral node needs a session")
@@ -169,7 +170,6 @@ class ZkStateMachine:
         parent = self._node(parent_path)
         if req.mode.sequential:
             path = f"{path}{parent.cversion:010d}"
-        self._validate(path)
         if path in self.tree:
             raise ZkError(Err.NODE_EXISTS, path)
         if parent.ephemeral_owner:
@@ -290,9 +290,9 @@ class ZkStateMachine:
         return node
 
     @staticmethod
-    def _validate(path: str) -> None:
+    def _validate(path: str, sequential: bool = False) -> None:
         try:
-            paths.validate(path)
+            paths.validate(path, sequential=sequential)
         except paths.BadPath as e:
             raise ZkError(Err.BAD_ARGUMENTS, str(e)) from None
 

@@ -1,0 +1,136 @@
+"""The semantics suite's driver for the I/O-free state machine: every call is one log entry
+(time advancing a millisecond per entry), and the watch table routes the notifications."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from nodes.zk.codes import AddWatchMode, CreateMode, EventType
+from nodes.zk.machine import ZkStateMachine
+from nodes.zk.requests import (
+    AddWatch,
+    Check,
+    CloseSession,
+    Create,
+    CreateSession,
+    Delete,
+    Exists,
+    GetChildren,
+    GetData,
+    Multi,
+    MultiOp,
+    Request,
+    SetData,
+    Sync,
+    Txn,
+)
+from nodes.zk.results import (
+    ChildrenResult,
+    CreateResult,
+    DataResult,
+    ErrorResult,
+    MultiResult,
+    OkResult,
+    PathResult,
+    Result,
+    SessionResult,
+    StatResult,
+)
+from nodes.zk.watches import WatchTable
+
+
+def outcome(result: Result) -> Any:
+    """A result in the suite's terms: the value, or ZooKeeper's error code."""
+    if isinstance(result, ErrorResult):
+        return result.err
+    if isinstance(result, (CreateResult, PathResult)):
+        return result.path
+    if isinstance(result, StatResult):
+        return result.stat
+    if isinstance(result, DataResult):
+        return (result.data, result.stat)
+    if isinstance(result, ChildrenResult):
+        return (result.children, result.stat)
+    if isinstance(result, OkResult):
+        return None
+    if isinstance(result, MultiResult):
+        if result.failed:
+            return [r.err for r in result.results if isinstance(r, ErrorResult)]
+        return [outcome(r) for r in result.results]
+    raise AssertionError(f"unexpected result {result!r}")
+
+
+def multi_op(op: tuple) -> MultiOp:
+    kind, *args = op
+    if kind == "create":
+        return Create(args[0], args[1], mode=args[2])
+    if kind == "delete":
+        return Delete(args[0], args[1])
+    if kind == "set":
+        return SetData(args[0], args[1], args[2])
+    return Check(args[0], args[1])
+
+
+class TreeDriver:
+    def __init__(self, machine: ZkStateMachine | None = None) -> None:
+        self.machine = machine or ZkStateMachine()
+        self.watches = WatchTable()
+        self.ids: dict[str, int] = {}
+        self.inbox: dict[int, list[tuple[EventType, str]]] = defaultdict(list)
+        self.clock = 1_000_000
+        self.log: list[Txn] = []
+
+    def entry(self, session: int, request: Request) -> Result:
+        self.clock += 1
+        txn = Txn(session, self.clock, request)
+        self.log.append(txn)
+        applied = self.machine.apply(txn)
+        for n in self.watches.after_apply(txn, applied):
+            self.inbox[n.session].append((n.type, n.path))
+        return applied.result
+
+    def session_id(self, session: str) -> int:
+        if session not in self.ids:
+            opened = self.entry(0, CreateSession(10_000))
+            assert isinstance(opened, SessionResult)
+            self.ids[session] = opened.session
+        return self.ids[session]
+
+    def _do(self, session: str, request: Request) -> Any:
+        return outcome(self.entry(self.session_id(session), request))
+
+    def create(self, session: str, path: str, data: bytes, mode: CreateMode) -> Any:
+        return self._do(session, Create(path, data, mode=mode))
+
+    def delete(self, session: str, path: str, version: int) -> Any:
+        return self._do(session, Delete(path, version))
+
+    def set(self, session: str, path: str, data: bytes, version: int) -> Any:
+        return self._do(session, SetData(path, data, version))
+
+    def get(self, session: str, path: str, watch: bool) -> Any:
+        return self._do(session, GetData(path, watch))
+
+    def exists(self, session: str, path: str, watch: bool) -> Any:
+        return self._do(session, Exists(path, watch))
+
+    def children(self, session: str, path: str, watch: bool) -> Any:
+        return self._do(session, GetChildren(path, watch))
+
+    def multi(self, session: str, ops: Sequence[tuple]) -> Any:
+        return self._do(session, Multi([multi_op(op) for op in ops]))
+
+    def sync(self, session: str, path: str) -> Any:
+        return self._do(session, Sync(path))
+
+    def add_watch(self, session: str, path: str, mode: AddWatchMode) -> Any:
+        return self._do(session, AddWatch(path, mode))
+
+    def close(self, session: str) -> Any:
+        return self._do(session, CloseSession())
+
+    def events(self, session: str, count: int) -> list[tuple[EventType, str]]:
+        got = self.inbox.pop(self.session_id(session), [])
+        return got
