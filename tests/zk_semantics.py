@@ -150,7 +150,7 @@ def matches(expect: Any, got: Any, driver: Driver) -> bool:
             for k, v in expect.fields.items())
     if isinstance(expect, (tuple, list)):
         return (isinstance(got, (tuple, list)) and len(got) == len(expect)
-                and all(matches(e, g, driver) for e, g in zip(expect, got)))
+                and all(matches(e, g, driver) for e, g in zip(expect, got, strict=True)))
     return bool(expect == got)
 
 
