@@ -1,0 +1,287 @@
+"""The state machine's own rules: zxids and times from the log, the full Stat, sessions and
+their expiry, the data limit, and what a multi does to the Stat of staged nodes."""
+
+import msgspec
+import pytest
+
+from nodes.zk.codes import CreateMode, Err, EventType
+from nodes.zk.machine import MAX_DATA_BYTES, Change, ZkStateMachine
+from nodes.zk.requests import (
+    Acl,
+    CloseSession,
+    Create,
+    CreateSession,
+    Delete,
+    Exists,
+    GetAcl,
+    GetData,
+    Multi,
+    Ping,
+    SetAcl,
+    SetData,
+    Tick,
+    Txn,
+)
+from nodes.zk.results import (
+    AclResult,
+    CreateResult,
+    MultiResult,
+    OkResult,
+    SessionResult,
+    StatResult,
+    TickResult,
+    error_of,
+)
+from nodes.zk.stat import Stat
+
+
+def open_session(m: ZkStateMachine, time_ms: int, timeout_ms: int = 10_000) -> int:
+    r = m.apply(Txn(0, time_ms, CreateSession(timeout_ms))).result
+    assert isinstance(r, SessionResult)
+    return r.session
+
+
+def stat(m: ZkStateMachine, path: str) -> Stat:
+    s = m.stat(path)
+    assert s is not None
+    return s
+
+
+def test_a_fresh_tree_holds_the_root_and_zookeeper_with_zero_stats():
+    m = ZkStateMachine()
+    assert stat(m, "/") == Stat(0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0)
+    assert stat(m, "/zookeeper").numChildren == 0
+    assert m.last_zxid == 0
+
+
+def test_create_fills_every_stat_field_from_the_entry():
+    m = ZkStateMachine()
+    s = open_session(m, 100)  # zxid 1
+    applied = m.apply(Txn(s, 5000, Create("/a", b"abc", mode=CreateMode.EPHEMERAL)))
+    assert applied.zxid == 2
+    assert isinstance(applied.result, CreateResult)
+    assert applied.result.stat == Stat(czxid=2, mzxid=2, ctime=5000, mtime=5000, version=0,
+                                       cversion=0, aversion=0, ephemeralOwner=s, dataLength=3,
+                                       numChildren=0, pzxid=2)
+    root = stat(m, "/")
+    assert (root.cversion, root.pzxid, root.numChildren) == (1, 2, 2)
+    assert applied.changes == [Change(EventType.NODE_CREATED, "/a"),
+                               Change(EventType.NODE_CHILDREN_CHANGED, "/")]
+
+
+def test_set_data_moves_mzxid_and_mtime_but_not_czxid_or_ctime():
+    m = ZkStateMachine()
+    m.apply(Txn(0, 10, Create("/a", b"x")))
+    r = m.apply(Txn(0, 20, SetData("/a", b"yy", 0))).result
+    assert isinstance(r, StatResult)
+    assert (r.stat.czxid, r.stat.mzxid, r.stat.ctime, r.stat.mtime) == (1, 2, 10, 20)
+    assert (r.stat.version, r.stat.dataLength) == (1, 2)
+
+
+def test_a_child_delete_moves_the_parent_pzxid_but_not_its_cversion():
+    m = ZkStateMachine()
+    m.apply(Txn(0, 1, Create("/p")))
+    m.apply(Txn(0, 2, Create("/p/c")))
+    before = stat(m, "/p")
+    m.apply(Txn(0, 3, Delete("/p/c")))
+    after = stat(m, "/p")
+    assert (before.cversion, before.pzxid) == (1, 2)
+    assert (after.cversion, after.pzxid, after.numChildren) == (1, 3, 0)
+    # The parent's own data is untouched by child changes.
+    assert (after.mzxid, after.version) == (before.mzxid, before.version)
+
+
+def test_entry_time_never_goes_backwards_and_no_clock_is_read():
+    m = ZkStateMachine()
+    m.apply(Txn(0, 500, Create("/a")))
+    m.apply(Txn(0, 400, Create("/b")))  # a new leader with a clock behind the old one
+    assert stat(m, "/b").ctime == 500
+
+
+def test_writes_take_zxids_from_the_entry_or_the_next_one_and_reads_take_none():
+    m = ZkStateMachine()
+    assert m.apply(Txn(0, 1, Create("/a"), zxid=10)).zxid == 10
+    assert m.apply(Txn(0, 1, GetData("/a"))).zxid == 10
+    assert m.apply(Txn(0, 1, Create("/a"))).zxid == 11  # a failed write still takes a zxid
+    assert m.apply(Txn(0, 1, Create("/b"))).zxid == 12
+    with pytest.raises(ValueError):
+        m.apply(Txn(0, 1, Create("/c"), zxid=12))
+
+
+def test_data_over_the_limit_is_refused_with_bad_arguments():
+    m = ZkStateMachine()
+    at_limit = b"\0" * MAX_DATA_BYTES
+    assert MAX_DATA_BYTES == 1024 * 1024
+    assert isinstance(m.apply(Txn(0, 1, Create("/a", at_limit))).result, CreateResult)
+    over = at_limit + b"\0"
+    for request in (Create("/b", over), SetData("/a", over)):
+        assert error_of(m.apply(Txn(0, 1, request)).result) == Err.BAD_ARGUMENTS
+    assert "/b" not in m.tree
+    assert stat(m, "/a").version == 0
+
+
+def test_the_data_limit_is_configurable():
+    m = ZkStateMachine(max_data_bytes=4)
+    assert error_of(m.apply(Txn(0, 1, Create("/a", b"12345"))).result) == Err.BAD_ARGUMENTS
+    assert error_of(m.apply(Txn(0, 1, Create("/a", b"1234"))).result) == Err.OK
+
+
+def test_container_and_ttl_nodes_are_unimplemented():
+    m = ZkStateMachine()
+    for mode in (CreateMode.CONTAINER, CreateMode.PERSISTENT_WITH_TTL,
+                 CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL):
+        r = m.apply(Txn(0, 1, Create("/c", mode=mode, ttl=1000))).result
+        assert error_of(r) == Err.UNIMPLEMENTED
+    assert "/c" not in m.tree
+
+
+def test_an_empty_acl_is_invalid_and_set_acl_checks_the_aversion():
+    m = ZkStateMachine()
+    assert error_of(m.apply(Txn(0, 1, Create("/a", acl=[]))).result) == Err.INVALID_ACL
+    m.apply(Txn(0, 1, Create("/a")))
+    readonly = [Acl(1, "world", "anyone")]
+    assert error_of(m.apply(Txn(0, 1, SetAcl("/a", readonly, 3))).result) == Err.BAD_VERSION
+    r = m.apply(Txn(0, 1, SetAcl("/a", readonly, 0))).result
+    assert isinstance(r, StatResult) and r.stat.aversion == 1
+    got = m.apply(Txn(0, 1, GetAcl("/a"))).result
+    assert isinstance(got, AclResult) and got.acl == readonly and got.stat.aversion == 1
+
+
+def test_the_system_session_cannot_own_ephemerals_or_close():
+    m = ZkStateMachine()
+    r = m.apply(Txn(0, 1, Create("/e", mode=CreateMode.EPHEMERAL))).result
+    assert error_of(r) == Err.BAD_ARGUMENTS
+    assert error_of(m.apply(Txn(0, 1, CloseSession())).result) == Err.BAD_ARGUMENTS
+
+
+# ----- sessions
+
+
+def test_session_timeouts_are_clamped_to_2_and_20_ticks():
+    m = ZkStateMachine(tick_ms=1000)
+    got = []
+    for asked in (10, 5000, 60_000):
+        r = m.apply(Txn(0, 1, CreateSession(asked))).result
+        assert isinstance(r, SessionResult)
+        got.append(r.timeout_ms)
+    assert got == [2000, 5000, 20_000]
+
+
+def test_session_ids_and_passwords_are_derived_from_the_entry_alike_on_every_replica():
+    a, b = ZkStateMachine(), ZkStateMachine()
+    ra = [a.apply(Txn(0, 77, CreateSession(9000))).result for _ in range(3)]
+    rb = [b.apply(Txn(0, 77, CreateSession(9000))).result for _ in range(3)]
+    assert ra == rb
+    ids = [r.session for r in ra if isinstance(r, SessionResult)]
+    assert len(set(ids)) == 3 and all(i > 0 for i in ids)
+    assert all(isinstance(r, SessionResult) and len(r.password) == 16 for r in ra)
+    first = ra[0]
+    assert isinstance(first, SessionResult)
+    assert a.sessions.verify(first.session, first.password)
+    assert not a.sessions.verify(first.session, b"\0" * 16)
+
+
+def test_requests_of_an_unknown_or_closed_session_answer_session_expired():
+    m = ZkStateMachine()
+    s = open_session(m, 1)
+    assert isinstance(m.apply(Txn(s, 2, CloseSession())).result, OkResult)
+    for request in (Create("/a"), GetData("/"), Ping(), CloseSession()):
+        assert error_of(m.apply(Txn(s, 3, request)).result) == Err.SESSION_EXPIRED
+    assert error_of(m.apply(Txn(12345, 3, Exists("/"))).result) == Err.SESSION_EXPIRED
+    assert "/a" not in m.tree
+
+
+def test_a_tick_expires_silent_sessions_and_deletes_their_ephemerals():
+    m = ZkStateMachine(tick_ms=1000)
+    quiet = open_session(m, 0, timeout_ms=4000)
+    busy = open_session(m, 0, timeout_ms=4000)
+    m.apply(Txn(0, 0, Create("/p")))
+    m.apply(Txn(quiet, 0, Create("/p/q", mode=CreateMode.EPHEMERAL)))
+    m.apply(Txn(quiet, 0, Create("/p/s", mode=CreateMode.EPHEMERAL_SEQUENTIAL)))
+    m.apply(Txn(busy, 0, Create("/p/b", mode=CreateMode.EPHEMERAL)))
+    m.apply(Txn(busy, 3000, Ping()))
+    nothing = m.apply(Txn(0, 4000, Tick()))  # exactly the timeout: not yet
+    assert nothing.result == TickResult([]) and nothing.zxid == m.last_zxid == 6
+    applied = m.apply(Txn(0, 4001, Tick()))
+    assert applied.result == TickResult([quiet])
+    assert applied.closed_sessions == [quiet]
+    assert sorted(m.tree.get("/p").children) == ["b"]  # type: ignore[union-attr]
+    p = stat(m, "/p")
+    assert p.pzxid == applied.zxid == 7 and p.cversion == 3
+    assert Change(EventType.NODE_DELETED, "/p/q") in applied.changes
+    assert quiet not in m.sessions and m.tree.ephemerals_of(quiet) == []
+    later = m.apply(Txn(0, 7001, Tick()))
+    assert later.result == TickResult([busy]) and "/p/b" not in m.tree
+
+
+def test_every_request_of_a_session_keeps_it_alive():
+    m = ZkStateMachine(tick_ms=1000)
+    s = open_session(m, 0, timeout_ms=2000)
+    for t in range(1000, 10_000, 1000):
+        m.apply(Txn(s, t, Exists("/")))
+        assert m.apply(Txn(0, t, Tick())).result == TickResult([])
+    assert m.apply(Txn(0, 12_000, Tick())).result == TickResult([s])
+
+
+# ----- multi
+
+
+def test_a_multi_takes_one_zxid_and_every_op_sees_the_staged_stat():
+    m = ZkStateMachine()
+    applied = m.apply(Txn(0, 5, Multi([Create("/a", b"1"), SetData("/a", b"22", 0),
+                                       Create("/a/b")])))
+    r = applied.result
+    assert isinstance(r, MultiResult) and not r.failed
+    assert applied.zxid == 1
+    a = stat(m, "/a")
+    assert (a.czxid, a.mzxid, a.pzxid, a.version, a.cversion, a.dataLength) == (1, 1, 1, 1, 1, 2)
+
+
+def test_a_failed_multi_leaves_no_trace_but_its_zxid():
+    m = ZkStateMachine()
+    s = open_session(m, 1)
+    m.apply(Txn(0, 1, Create("/p", b"keep")))
+    tree_before = {p: n.stat() for p, n in m.tree.items()}
+    r = m.apply(Txn(s, 2, Multi([
+        Create("/p/e", mode=CreateMode.EPHEMERAL), SetData("/p", b"gone"), Delete("/p/e"),
+        Create("/p/x"), Delete("/p", 5),
+    ])))
+    assert isinstance(r.result, MultiResult)
+    assert [error_of(x) for x in r.result.results] == [Err.OK] * 4 + [Err.BAD_VERSION]
+    assert r.changes == [] and r.zxid == 3
+    assert {p: n.stat() for p, n in m.tree.items()} == tree_before
+    assert m.tree.get("/p").data == b"keep"  # type: ignore[union-attr]
+    assert m.tree.ephemerals_of(s) == []
+
+
+def test_a_rolled_back_multi_restores_the_ephemeral_index():
+    m = ZkStateMachine()
+    s = open_session(m, 1)
+    m.apply(Txn(s, 1, Create("/e", mode=CreateMode.EPHEMERAL)))
+    r = m.apply(Txn(s, 2, Multi([Delete("/e"), Create("/nope/x")]))).result
+    assert isinstance(r, MultiResult) and r.failed
+    assert m.tree.ephemerals_of(s) == ["/e"]
+    m.apply(Txn(s, 3, CloseSession()))
+    assert "/e" not in m.tree
+
+
+def test_results_and_requests_round_trip_through_msgpack():
+    from nodes.zk.requests import Request
+    from nodes.zk.results import Result
+
+    m = ZkStateMachine()
+    for request in (Create("/a", b"x", mode=CreateMode.PERSISTENT_SEQUENTIAL),
+                    Multi([Create("/b"), Delete("/b", 0)]), Exists("/zz", True)):
+        txn = Txn(0, 9, request)
+        blob = msgspec.msgpack.encode(txn)
+        assert msgspec.msgpack.decode(blob, type=Txn) == txn
+        result = m.apply(txn).result
+        back = msgspec.msgpack.decode(msgspec.msgpack.encode(result), type=Result)
+        assert back == result
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(Ping()), type=Request) == Ping()
+
+
+def test_a_malformed_request_is_refused_by_the_decoder():
+    bad = msgspec.msgpack.encode([0, 1, ["Create", "/a", b"", [], 99, 0], 0])  # mode 99
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.msgpack.decode(bad, type=Txn)
