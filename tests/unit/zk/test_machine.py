@@ -252,6 +252,9 @@ def test_a_failed_multi_leaves_no_trace_but_its_zxid():
     assert {p: n.stat() for p, n in m.tree.items()} == tree_before
     assert m.tree.get("/p").data == b"keep"  # type: ignore[union-attr]
     assert m.tree.ephemerals_of(s) == []
+    r = m.apply(Txn(s, 3, Multi([Create("/p/f", mode=CreateMode.EPHEMERAL), Create("/p")])))
+    assert isinstance(r.result, MultiResult) and r.result.failed
+    assert m.tree.ephemerals_of(s) == [] and m.tree.ephemerals == {}
 
 
 def test_a_rolled_back_multi_restores_the_ephemeral_index():
