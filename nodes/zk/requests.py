@@ -47,9 +47,17 @@ class Create(_Request, frozen=True):
     ttl: Int64 = 0
 
 
-class Delete(_Request, frozen=True):
+class _Versioned(_Request, frozen=True):
     path: str
     version: Int32 = ANY_VERSION
+
+
+class Delete(_Versioned, frozen=True):
+    pass
+
+
+class Check(_Versioned, frozen=True):
+    pass
 
 
 class SetData(_Request, frozen=True):
@@ -58,24 +66,21 @@ class SetData(_Request, frozen=True):
     version: Int32 = ANY_VERSION
 
 
-class Check(_Request, frozen=True):
-    path: str
-    version: Int32 = ANY_VERSION
-
-
-class GetData(_Request, frozen=True):
+class _Read(_Request, frozen=True):
     path: str
     watch: bool = False
 
 
-class Exists(_Request, frozen=True):
-    path: str
-    watch: bool = False
+class GetData(_Read, frozen=True):
+    pass
 
 
-class GetChildren(_Request, frozen=True):
-    path: str
-    watch: bool = False
+class Exists(_Read, frozen=True):
+    pass
+
+
+class GetChildren(_Read, frozen=True):
+    pass
 
 
 class GetAcl(_Request, frozen=True):

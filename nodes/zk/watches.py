@@ -108,27 +108,22 @@ class WatchTable:
         a watch whose path changed after `relative_zxid` fires at once instead."""
         out: list[Notification] = []
         since = request.relative_zxid
-        for path in request.data:
-            stat = stat_of(path)
-            if stat is None:
-                out.append(Notification(session, EventType.NODE_DELETED, path))
-            elif stat.mzxid > since:
-                out.append(Notification(session, EventType.NODE_DATA_CHANGED, path))
-            else:
-                self.add_data(session, path)
         for path in request.exist:
             if stat_of(path) is not None:
                 out.append(Notification(session, EventType.NODE_CREATED, path))
             else:
                 self.add_data(session, path)
-        for path in request.child:
-            stat = stat_of(path)
-            if stat is None:
-                out.append(Notification(session, EventType.NODE_DELETED, path))
-            elif stat.pzxid > since:
-                out.append(Notification(session, EventType.NODE_CHILDREN_CHANGED, path))
-            else:
-                self.add_child(session, path)
+        one_shots = ((request.data, self.data, EventType.NODE_DATA_CHANGED, "mzxid"),
+                     (request.child, self.child, EventType.NODE_CHILDREN_CHANGED, "pzxid"))
+        for watched, table, event, zxid_field in one_shots:
+            for path in watched:
+                stat = stat_of(path)
+                if stat is None:
+                    out.append(Notification(session, EventType.NODE_DELETED, path))
+                elif getattr(stat, zxid_field) > since:
+                    out.append(Notification(session, event, path))
+                else:
+                    table.setdefault(path, set()).add(session)
         for path in request.persistent:
             self.add_persistent(session, path, AddWatchMode.PERSISTENT)
         for path in request.persistent_recursive:

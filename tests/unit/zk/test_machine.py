@@ -205,7 +205,7 @@ def test_a_tick_expires_silent_sessions_and_deletes_their_ephemerals():
     applied = m.apply(Txn(0, 4001, Tick()))
     assert applied.result == TickResult([quiet])
     assert applied.closed_sessions == [quiet]
-    assert sorted(m.tree.get("/p").children) == ["b"]  # type: ignore[union-attr]
+    assert sorted(m.tree.get("/p").children) == ["b"]
     p = stat(m, "/p")
     assert p.pzxid == applied.zxid == 7 and p.cversion == 3
     assert Change(EventType.NODE_DELETED, "/p/q") in applied.changes
@@ -250,7 +250,7 @@ def test_a_failed_multi_leaves_no_trace_but_its_zxid():
     assert [error_of(x) for x in r.result.results] == [Err.OK] * 4 + [Err.BAD_VERSION]
     assert r.changes == [] and r.zxid == 3
     assert {p: n.stat() for p, n in m.tree.items()} == tree_before
-    assert m.tree.get("/p").data == b"keep"  # type: ignore[union-attr]
+    assert m.tree.get("/p").data == b"keep"
     assert m.tree.ephemerals_of(s) == []
     r = m.apply(Txn(s, 3, Multi([Create("/p/f", mode=CreateMode.EPHEMERAL), Create("/p")])))
     assert isinstance(r.result, MultiResult) and r.result.failed

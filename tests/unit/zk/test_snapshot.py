@@ -12,24 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodes.zk import paths
+from nodes.zk import requests as rq
 from nodes.zk.codes import AddWatchMode, CreateMode
 from nodes.zk.machine import ZkStateMachine
-from nodes.zk.requests import (
-    AddWatch,
-    Check,
-    CloseSession,
-    Create,
-    CreateSession,
-    Delete,
-    Exists,
-    GetChildren,
-    GetData,
-    Multi,
-    Ping,
-    SetData,
-    Tick,
-    Txn,
-)
 from nodes.zk.results import SessionResult
 from nodes.zk.snapshot import Snapshot, SnapshotError, restore, take
 from nodes.zk.watches import WatchTable
@@ -42,26 +27,26 @@ path = st.sampled_from(PATHS)
 version = st.sampled_from([-1, 0, 1, 2])
 data = st.binary(max_size=4)
 write_op = st.one_of(
-    st.builds(lambda p, d, m: Create(p, d, mode=m), path, data, st.sampled_from(MODES)),
-    st.builds(Delete, path, version),
-    st.builds(SetData, path, data, version),
-    st.builds(Check, path, version),
+    st.builds(lambda p, d, m: rq.Create(p, d, mode=m), path, data, st.sampled_from(MODES)),
+    st.builds(rq.Delete, path, version),
+    st.builds(rq.SetData, path, data, version),
+    st.builds(rq.Check, path, version),
 )
 request = st.one_of(
     write_op,
-    st.builds(Multi, st.lists(write_op, max_size=4)),
-    st.builds(GetData, path, st.booleans()),
-    st.builds(Exists, path, st.booleans()),
-    st.builds(GetChildren, path, st.booleans()),
-    st.builds(AddWatch, path, st.sampled_from(list(AddWatchMode))),
-    st.just(Ping()), st.just(CloseSession()), st.just(Tick()),
-    st.builds(CreateSession, st.integers(0, 60_000)),
+    st.builds(rq.Multi, st.lists(write_op, max_size=4)),
+    st.builds(rq.GetData, path, st.booleans()),
+    st.builds(rq.Exists, path, st.booleans()),
+    st.builds(rq.GetChildren, path, st.booleans()),
+    st.builds(rq.AddWatch, path, st.sampled_from(list(AddWatchMode))),
+    st.just(rq.Ping()), st.just(rq.CloseSession()), st.just(rq.Tick()),
+    st.builds(rq.CreateSession, st.integers(0, 60_000)),
 )
 # (which session speaks: 0 the system, k the k-th session opened; time step; request)
 program = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 8000), request), max_size=40)
 
 
-def run(program: list[tuple[int, int, Any]]) -> tuple[ZkStateMachine, list[Txn], list[Any]]:
+def run(program: list[tuple[int, int, Any]]) -> tuple[ZkStateMachine, list[rq.Txn], list[Any]]:
     """Apply a program to a fresh machine, checking the tree's invariants after each entry."""
     m, w = ZkStateMachine(tick_ms=1000), WatchTable()
     opened: list[int] = []
@@ -69,7 +54,7 @@ def run(program: list[tuple[int, int, Any]]) -> tuple[ZkStateMachine, list[Txn],
     for who, step, req in program:
         now += step
         session = opened[who - 1] if 0 < who <= len(opened) else 0
-        txn = Txn(session, now, req)
+        txn = rq.Txn(session, now, req)
         applied = m.apply(txn)
         if isinstance(applied.result, SessionResult):
             opened.append(applied.result.session)
@@ -118,7 +103,7 @@ def test_a_restored_snapshot_continues_like_the_original(head, tail):
         t += step
         sessions = sorted(original.sessions.sessions)
         session = sessions[who - 1] if 0 < who <= len(sessions) else 0
-        txn = Txn(session, t, req)
+        txn = rq.Txn(session, t, req)
         assert copy.apply(txn) == original.apply(txn)
     assert take(copy) == take(original)
 
@@ -126,23 +111,23 @@ def test_a_restored_snapshot_continues_like_the_original(head, tail):
 def test_the_same_tree_gives_the_same_bytes_whatever_the_insertion_order():
     a, b = ZkStateMachine(), ZkStateMachine()
     for name in ("/x", "/y", "/z"):
-        a.apply(Txn(0, 1, Create(name)))
+        a.apply(rq.Txn(0, 1, rq.Create(name)))
     for name in ("/z", "/y", "/x"):
-        b.apply(Txn(0, 1, Create(name)))
+        b.apply(rq.Txn(0, 1, rq.Create(name)))
     for m in (a, b):  # make the stats equal: delete and recreate in one order
         for name in ("/x", "/y", "/z"):
-            m.apply(Txn(0, 1, Delete(name)))
+            m.apply(rq.Txn(0, 1, rq.Delete(name)))
         for name in ("/x", "/y", "/z"):
-            m.apply(Txn(0, 1, Create(name)))
+            m.apply(rq.Txn(0, 1, rq.Create(name)))
     assert take(a) == take(b)
 
 
 def good_snapshot() -> Snapshot:
     m = ZkStateMachine()
-    opened = m.apply(Txn(0, 10, CreateSession(5000))).result
+    opened = m.apply(rq.Txn(0, 10, rq.CreateSession(5000))).result
     assert isinstance(opened, SessionResult)
-    m.apply(Txn(0, 11, Create("/p", b"data")))
-    m.apply(Txn(opened.session, 12, Create("/p/e", mode=CreateMode.EPHEMERAL)))
+    m.apply(rq.Txn(0, 11, rq.Create("/p", b"data")))
+    m.apply(rq.Txn(opened.session, 12, rq.Create("/p/e", mode=CreateMode.EPHEMERAL)))
     return msgspec.msgpack.decode(take(m), type=Snapshot)
 
 
@@ -154,10 +139,10 @@ def test_a_good_snapshot_restores_sessions_ephemerals_and_limits():
     m = restore(msgspec.msgpack.encode(good_snapshot()))
     (sid,) = m.sessions.sessions
     assert m.tree.ephemerals_of(sid) == ["/p/e"]
-    assert m.tree.get("/p").data == b"data"  # type: ignore[union-attr]
+    assert m.tree.get("/p").data == b"data"
     assert m.last_zxid == 3 and m.now_ms == 12
-    m.apply(Txn(sid, 13, CloseSession()))
-    assert "/p/e" not in m.tree and m.stat("/p").pzxid == 4  # type: ignore[union-attr]
+    m.apply(rq.Txn(sid, 13, rq.CloseSession()))
+    assert "/p/e" not in m.tree and m.stat("/p").pzxid == 4
 
 
 def _nodes(**by_path: dict[str, Any]) -> list[Any]:

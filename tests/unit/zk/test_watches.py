@@ -83,9 +83,9 @@ def test_set_watches_fires_what_changed_since_the_client_last_saw_and_keeps_the_
         relative_zxid=6, data=["/old", "/newdata", "/gone"], exist=["/old", "/absent"],
         child=["/old", "/newkids", "/gone"], persistent=["/p"],
         persistent_recursive=["/r"]), tree.get)
-    assert out == [Notification(3, CHANGED, "/newdata"), Notification(3, DELETED, "/gone"),
-                   Notification(3, CREATED, "/old"), Notification(3, CHILD, "/newkids"),
-                   Notification(3, DELETED, "/gone")]
+    assert out == [Notification(3, CREATED, "/old"),
+                   Notification(3, CHANGED, "/newdata"), Notification(3, DELETED, "/gone"),
+                   Notification(3, CHILD, "/newkids"), Notification(3, DELETED, "/gone")]
     assert w.data == {"/old": {3}, "/absent": {3}}
     assert w.child == {"/old": {3}}
     assert w.persistent == {"/p": {3}} and w.recursive == {"/r": {3}}

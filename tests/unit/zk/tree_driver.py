@@ -7,70 +7,43 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from nodes.zk import requests as rq
+from nodes.zk import results as rs
 from nodes.zk.codes import AddWatchMode, CreateMode, EventType
 from nodes.zk.machine import ZkStateMachine
-from nodes.zk.requests import (
-    AddWatch,
-    Check,
-    CloseSession,
-    Create,
-    CreateSession,
-    Delete,
-    Exists,
-    GetChildren,
-    GetData,
-    Multi,
-    MultiOp,
-    Request,
-    SetData,
-    Sync,
-    Txn,
-)
-from nodes.zk.results import (
-    ChildrenResult,
-    CreateResult,
-    DataResult,
-    ErrorResult,
-    MultiResult,
-    OkResult,
-    PathResult,
-    Result,
-    SessionResult,
-    StatResult,
-)
 from nodes.zk.watches import WatchTable
 
 
-def outcome(result: Result) -> Any:
+def outcome(result: rs.Result) -> Any:
     """A result in the suite's terms: the value, or ZooKeeper's error code."""
-    if isinstance(result, ErrorResult):
+    if isinstance(result, rs.ErrorResult):
         return result.err
-    if isinstance(result, (CreateResult, PathResult)):
+    if isinstance(result, (rs.CreateResult, rs.PathResult)):
         return result.path
-    if isinstance(result, StatResult):
+    if isinstance(result, rs.StatResult):
         return result.stat
-    if isinstance(result, DataResult):
+    if isinstance(result, rs.DataResult):
         return (result.data, result.stat)
-    if isinstance(result, ChildrenResult):
+    if isinstance(result, rs.ChildrenResult):
         return (result.children, result.stat)
-    if isinstance(result, OkResult):
+    if isinstance(result, rs.OkResult):
         return None
-    if isinstance(result, MultiResult):
+    if isinstance(result, rs.MultiResult):
         if result.failed:
-            return [r.err for r in result.results if isinstance(r, ErrorResult)]
+            return [r.err for r in result.results if isinstance(r, rs.ErrorResult)]
         return [outcome(r) for r in result.results]
     raise AssertionError(f"unexpected result {result!r}")
 
 
-def multi_op(op: tuple) -> MultiOp:
+def multi_op(op: tuple) -> rq.MultiOp:
     kind, *args = op
     if kind == "create":
-        return Create(args[0], args[1], mode=args[2])
+        return rq.Create(args[0], args[1], mode=args[2])
     if kind == "delete":
-        return Delete(args[0], args[1])
+        return rq.Delete(args[0], args[1])
     if kind == "set":
-        return SetData(args[0], args[1], args[2])
-    return Check(args[0], args[1])
+        return rq.SetData(args[0], args[1], args[2])
+    return rq.Check(args[0], args[1])
 
 
 class TreeDriver:
@@ -80,11 +53,11 @@ class TreeDriver:
         self.ids: dict[str, int] = {}
         self.inbox: dict[int, list[tuple[EventType, str]]] = defaultdict(list)
         self.clock = 1_000_000
-        self.log: list[Txn] = []
+        self.log: list[rq.Txn] = []
 
-    def entry(self, session: int, request: Request) -> Result:
+    def entry(self, session: int, request: rq.Request) -> rs.Result:
         self.clock += 1
-        txn = Txn(session, self.clock, request)
+        txn = rq.Txn(session, self.clock, request)
         self.log.append(txn)
         applied = self.machine.apply(txn)
         for n in self.watches.after_apply(txn, applied):
@@ -93,43 +66,43 @@ class TreeDriver:
 
     def session_id(self, session: str) -> int:
         if session not in self.ids:
-            opened = self.entry(0, CreateSession(10_000))
-            assert isinstance(opened, SessionResult)
+            opened = self.entry(0, rq.CreateSession(10_000))
+            assert isinstance(opened, rs.SessionResult)
             self.ids[session] = opened.session
         return self.ids[session]
 
-    def _do(self, session: str, request: Request) -> Any:
+    def _do(self, session: str, request: rq.Request) -> Any:
         return outcome(self.entry(self.session_id(session), request))
 
     def create(self, session: str, path: str, data: bytes, mode: CreateMode) -> Any:
-        return self._do(session, Create(path, data, mode=mode))
+        return self._do(session, rq.Create(path, data, mode=mode))
 
     def delete(self, session: str, path: str, version: int) -> Any:
-        return self._do(session, Delete(path, version))
+        return self._do(session, rq.Delete(path, version))
 
     def set(self, session: str, path: str, data: bytes, version: int) -> Any:
-        return self._do(session, SetData(path, data, version))
+        return self._do(session, rq.SetData(path, data, version))
 
     def get(self, session: str, path: str, watch: bool) -> Any:
-        return self._do(session, GetData(path, watch))
+        return self._do(session, rq.GetData(path, watch))
 
     def exists(self, session: str, path: str, watch: bool) -> Any:
-        return self._do(session, Exists(path, watch))
+        return self._do(session, rq.Exists(path, watch))
 
     def children(self, session: str, path: str, watch: bool) -> Any:
-        return self._do(session, GetChildren(path, watch))
+        return self._do(session, rq.GetChildren(path, watch))
 
     def multi(self, session: str, ops: Sequence[tuple]) -> Any:
-        return self._do(session, Multi([multi_op(op) for op in ops]))
+        return self._do(session, rq.Multi([multi_op(op) for op in ops]))
 
     def sync(self, session: str, path: str) -> Any:
-        return self._do(session, Sync(path))
+        return self._do(session, rq.Sync(path))
 
     def add_watch(self, session: str, path: str, mode: AddWatchMode) -> Any:
-        return self._do(session, AddWatch(path, mode))
+        return self._do(session, rq.AddWatch(path, mode))
 
     def close(self, session: str) -> Any:
-        return self._do(session, CloseSession())
+        return self._do(session, rq.CloseSession())
 
     def events(self, session: str, count: int) -> list[tuple[EventType, str]]:
         got = self.inbox.pop(self.session_id(session), [])
