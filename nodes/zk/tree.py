@@ -86,7 +86,7 @@ class DataTree:
         self._save(path)
         node = Znode(data, list(acl), zxid, time_ms, ephemeral_owner)
         self._link(path, node)
-        parent.cversion += 1
+        parent.cversion = _next_int32(parent.cversion)
         parent.pzxid = zxid
         return node
 
@@ -109,7 +109,7 @@ class DataTree:
         self._save(path)
         node = self.nodes[path]
         node.data = data
-        node.version += 1
+        node.version = _next_int32(node.version)
         node.mzxid = zxid
         node.mtime = time_ms
         return node
@@ -118,7 +118,7 @@ class DataTree:
         self._save(path)
         node = self.nodes[path]
         node.acl = list(acl)
-        node.aversion += 1
+        node.aversion = _next_int32(node.aversion)
         return node
 
     def restore_node(self, path: str, node: Znode) -> None:
@@ -173,3 +173,9 @@ class DataTree:
             owned.discard(path)
             if not owned:
                 del self.ephemerals[node.ephemeral_owner]
+
+
+def _next_int32(counter: int) -> int:
+    """Versions are jute ints: they wrap as Java's do (a sequential suffix may then read
+    "-000000001", as in ZooKeeper) instead of outgrowing the wire format."""
+    return counter + 1 if counter < 2**31 - 1 else -(2**31)

@@ -288,3 +288,18 @@ def test_a_malformed_request_is_refused_by_the_decoder():
     bad = msgspec.msgpack.encode([0, 1, ["Create", "/a", b"", [], 99, 0], 0])  # mode 99
     with pytest.raises(msgspec.ValidationError):
         msgspec.msgpack.decode(bad, type=Txn)
+
+
+def test_counters_wrap_like_java_ints_and_the_sequential_suffix_follows():
+    m = ZkStateMachine()
+    m.apply(Txn(0, 1, Create("/q")))
+    q = m.tree.get("/q")
+    assert q is not None
+    q.cversion = q.version = 2**31 - 1
+    r = m.apply(Txn(0, 2, Create("/q/n", mode=CreateMode.PERSISTENT_SEQUENTIAL))).result
+    assert isinstance(r, CreateResult) and r.path == "/q/n2147483647"
+    r = m.apply(Txn(0, 3, Create("/q/n", mode=CreateMode.PERSISTENT_SEQUENTIAL))).result
+    assert isinstance(r, CreateResult) and r.path == "/q/n-2147483648"
+    assert stat(m, "/q").cversion == -(2**31) + 1
+    r = m.apply(Txn(0, 4, SetData("/q", b"", 2**31 - 1))).result
+    assert isinstance(r, StatResult) and r.stat.version == -(2**31)
