@@ -173,6 +173,9 @@ def run_case(driver: Driver, steps: Sequence[Step]) -> None:
 class Case:
     name: str
     steps: list[Step] = field(default_factory=list)
+    # The paths must reach the server as written: kazoo's high-level calls normalise "/a//b"
+    # and refuse "." client-side, so a kazoo driver sends these through its raw requests.
+    raw_paths: bool = False
 
 
 BIG = b"x" * 1000
@@ -203,7 +206,7 @@ CASES = [
         create("/a/b\x01", expect=Err.BAD_ARGUMENTS),
         set_("/a/", b"x", expect=Err.BAD_ARGUMENTS),
         delete("/a/./b", expect=Err.BAD_ARGUMENTS),
-    ]),
+    ], raw_paths=True),
     Case("root_lists_zookeeper", [
         children("/", expect=(["zookeeper"], St(numChildren=1))),
         create("/b", expect="/b"),
