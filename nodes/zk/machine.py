@@ -26,10 +26,13 @@ from nodes.zk.requests import (
     Delete,
     Exists,
     GetAcl,
+    GetAllChildrenNumber,
     GetChildren,
     GetData,
+    GetEphemerals,
     Multi,
     MultiOp,
+    MultiRead,
     Ping,
     Request,
     SetAcl,
@@ -41,13 +44,16 @@ from nodes.zk.requests import (
 from nodes.zk.results import (
     AclResult,
     ChildrenResult,
+    CountResult,
     CreateResult,
     DataResult,
     ErrorResult,
+    MultiReadResult,
     MultiResult,
     OkResult,
     OpResult,
     PathResult,
+    PathsResult,
     Result,
     SessionResult,
     StatResult,
@@ -93,6 +99,8 @@ class ZkStateMachine:
             SetAcl: self._set_acl, Multi: self._multi, Check: self._check,
             GetData: self._get_data, Exists: self._exists, GetChildren: self._get_children,
             GetAcl: self._get_acl, Sync: self._sync, AddWatch: self._add_watch,
+            MultiRead: self._multi_read, GetEphemerals: self._get_ephemerals,
+            GetAllChildrenNumber: self._count_descendants,
             Ping: lambda req, session, zxid: OkResult(),
         }
         self._changes: list[Change] = []
@@ -262,6 +270,36 @@ class ZkStateMachine:
     def _get_acl(self, req: GetAcl, session: int, zxid: int) -> AclResult:
         node = self._read(req.path)
         return AclResult(list(node.acl), node.stat())
+
+    def _multi_read(self, req: MultiRead, session: int, zxid: int) -> MultiReadResult:
+        out: list[ErrorResult | DataResult | ChildrenResult] = []
+        for op in req.ops:
+            try:
+                if isinstance(op, GetData):
+                    out.append(self._get_data(op, session, zxid))
+                else:
+                    out.append(self._get_children(op, session, zxid))
+            except ZkError as e:
+                out.append(ErrorResult(e.err))
+        return MultiReadResult(out)
+
+    def _get_ephemerals(self, req: GetEphemerals, session: int, zxid: int) -> PathsResult:
+        owned = self.tree.ephemerals_of(session) if session else []
+        prefix = req.prefix.strip()
+        if prefix in ("", paths.ROOT):
+            return PathsResult(owned)
+        return PathsResult([p for p in owned if p.startswith(prefix)])
+
+    def _count_descendants(self, req: GetAllChildrenNumber, session: int,
+                           zxid: int) -> CountResult:
+        count, todo = 0, [req.path]
+        self._read(req.path)
+        while todo:
+            path = todo.pop()
+            kids = self.tree.nodes[path].children
+            count += len(kids)
+            todo += [paths.join(path, k) for k in kids]
+        return CountResult(count)
 
     def _sync(self, req: Sync, session: int, zxid: int) -> PathResult:
         self._validate(req.path)

@@ -97,6 +97,24 @@ class Sync(_Request, frozen=True):
     path: str
 
 
+class GetEphemerals(_Request, frozen=True):
+    """The session's own ephemeral nodes whose paths start with `prefix` ("/": all)."""
+
+    prefix: str = "/"
+
+
+class GetAllChildrenNumber(_Request, frozen=True):
+    """How many nodes lie below `path` (all depths)."""
+
+    path: str
+
+
+class MultiRead(_Request, frozen=True):
+    """Independent reads in one entry: each answers on its own, none sets a watch."""
+
+    ops: list[Union[GetData, GetChildren]]  # noqa: UP007 - msgspec needs a real Union
+
+
 MultiOp = Union[Create, Delete, SetData, Check]  # noqa: UP007 - msgspec needs a real Union
 
 
@@ -129,7 +147,8 @@ class Tick(_Request, frozen=True):
 
 Request = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs
     Create, Delete, SetData, Check, GetData, Exists, GetChildren, GetAcl, SetAcl, Sync, Multi,
-    AddWatch, CreateSession, CloseSession, Ping, Tick,
+    MultiRead, GetEphemerals, GetAllChildrenNumber, AddWatch, CreateSession, CloseSession, Ping,
+    Tick,
 ]
 
 # Requests that change the replicated state (or may): they take a zxid.

@@ -69,6 +69,24 @@ class MultiResult(_Result, frozen=True):
         return any(isinstance(r, ErrorResult) for r in self.results)
 
 
+class MultiReadResult(_Result, frozen=True):
+    """One result per read, each on its own (a NoNode does not stop the others)."""
+
+    results: list[Union[ErrorResult, DataResult, ChildrenResult]]  # noqa: UP007
+
+
+class PathsResult(_Result, frozen=True):
+    """getEphemerals: paths, sorted."""
+
+    paths: list[str]
+
+
+class CountResult(_Result, frozen=True):
+    """getAllChildrenNumber."""
+
+    count: int
+
+
 class SessionResult(_Result, frozen=True):
     session: int
     timeout_ms: int  # as negotiated (clamped)
@@ -81,7 +99,8 @@ class TickResult(_Result, frozen=True):
 
 Result = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs
     ErrorResult, OkResult, CreateResult, StatResult, DataResult, ChildrenResult, AclResult,
-    PathResult, MultiResult, SessionResult, TickResult,
+    PathResult, MultiResult, MultiReadResult, PathsResult, CountResult, SessionResult,
+    TickResult,
 ]
 
 

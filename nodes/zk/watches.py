@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from nodes.zk import paths
-from nodes.zk.codes import AddWatchMode, Err, EventType
+from nodes.zk.codes import AddWatchMode, Err, EventType, WatcherType
 from nodes.zk.machine import Applied, Change
 from nodes.zk.requests import AddWatch, Exists, GetChildren, GetData, SetWatches, Txn
 from nodes.zk.results import error_of
@@ -61,6 +61,27 @@ class WatchTable:
         for table in (self.data, self.child, self.persistent, self.recursive):
             for path in [p for p, sessions in table.items() if session in sessions]:
                 _discard(table, path, session)
+
+    def remove(self, session: int, path: str, kind: WatcherType, *,
+               only_check: bool = False) -> bool:
+        """removeWatches (or, with only_check, checkWatches): whether the session had such a
+        watch on the path; the client answers NoWatcher when it had none."""
+        found = False
+        for table in self._tables(kind):
+            if session in table.get(path, ()):
+                found = True
+                if not only_check:
+                    _discard(table, path, session)
+        return found
+
+    def _tables(self, kind: WatcherType) -> list[Table]:
+        return {
+            WatcherType.CHILDREN: [self.child],
+            WatcherType.DATA: [self.data],
+            WatcherType.ANY: [self.data, self.child, self.persistent, self.recursive],
+            WatcherType.PERSISTENT: [self.persistent],
+            WatcherType.PERSISTENT_RECURSIVE: [self.recursive],
+        }[kind]
 
     def count(self, session: int) -> int:
         return sum(session in sessions for table in (self.data, self.child, self.persistent,

@@ -14,8 +14,12 @@ from nodes.zk.requests import (
     Delete,
     Exists,
     GetAcl,
+    GetAllChildrenNumber,
+    GetChildren,
     GetData,
+    GetEphemerals,
     Multi,
+    MultiRead,
     Ping,
     SetAcl,
     SetData,
@@ -24,9 +28,14 @@ from nodes.zk.requests import (
 )
 from nodes.zk.results import (
     AclResult,
+    ChildrenResult,
+    CountResult,
     CreateResult,
+    DataResult,
+    MultiReadResult,
     MultiResult,
     OkResult,
+    PathsResult,
     SessionResult,
     StatResult,
     TickResult,
@@ -303,3 +312,39 @@ def test_counters_wrap_like_java_ints_and_the_sequential_suffix_follows():
     assert stat(m, "/q").cversion == -(2**31) + 1
     r = m.apply(Txn(0, 4, SetData("/q", b"", 2**31 - 1))).result
     assert isinstance(r, StatResult) and r.stat.version == -(2**31)
+
+
+def test_multi_read_answers_each_read_on_its_own_and_leaves_no_watch():
+    m = ZkStateMachine()
+    m.apply(Txn(0, 1, Create("/a", b"x")))
+    m.apply(Txn(0, 1, Create("/a/b")))
+    applied = m.apply(Txn(0, 2, MultiRead([GetData("/a", True), GetData("/nope"),
+                                           GetChildren("/a"), GetChildren("/a/")])))
+    r = applied.result
+    assert isinstance(r, MultiReadResult)
+    assert [error_of(x) for x in r.results] == [Err.OK, Err.NO_NODE, Err.OK, Err.BAD_ARGUMENTS]
+    assert isinstance(r.results[0], DataResult) and r.results[0].data == b"x"
+    assert isinstance(r.results[2], ChildrenResult) and r.results[2].children == ["b"]
+    assert applied.zxid == 2 and applied.changes == []
+
+
+def test_get_ephemerals_lists_the_session_own_ephemerals_by_prefix():
+    m = ZkStateMachine()
+    s, other = open_session(m, 1), open_session(m, 1)
+    m.apply(Txn(0, 1, Create("/a")))
+    m.apply(Txn(s, 2, Create("/a/x", mode=CreateMode.EPHEMERAL)))
+    m.apply(Txn(s, 2, Create("/e1", mode=CreateMode.EPHEMERAL)))
+    m.apply(Txn(other, 2, Create("/a/y", mode=CreateMode.EPHEMERAL)))
+    assert m.apply(Txn(s, 3, GetEphemerals("/"))).result == PathsResult(["/a/x", "/e1"])
+    assert m.apply(Txn(s, 3, GetEphemerals(""))).result == PathsResult(["/a/x", "/e1"])
+    assert m.apply(Txn(s, 3, GetEphemerals("/a"))).result == PathsResult(["/a/x"])
+    assert m.apply(Txn(0, 3, GetEphemerals("/"))).result == PathsResult([])
+
+
+def test_get_all_children_number_counts_every_depth():
+    m = ZkStateMachine()
+    for path in ("/a", "/a/b", "/a/b/c", "/a/d", "/e"):
+        m.apply(Txn(0, 1, Create(path)))
+    count = {p: m.apply(Txn(0, 2, GetAllChildrenNumber(p))).result for p in ("/", "/a", "/e")}
+    assert count == {"/": CountResult(6), "/a": CountResult(3), "/e": CountResult(0)}
+    assert error_of(m.apply(Txn(0, 2, GetAllChildrenNumber("/x"))).result) == Err.NO_NODE

@@ -39,6 +39,9 @@ request = st.one_of(
     st.builds(rq.Exists, path, st.booleans()),
     st.builds(rq.GetChildren, path, st.booleans()),
     st.builds(rq.AddWatch, path, st.sampled_from(list(AddWatchMode))),
+    st.builds(rq.MultiRead, st.lists(st.builds(rq.GetData, path) | st.builds(rq.GetChildren, path),
+                                     max_size=3)),
+    st.builds(rq.GetEphemerals, path), st.builds(rq.GetAllChildrenNumber, path),
     st.just(rq.Ping()), st.just(rq.CloseSession()), st.just(rq.Tick()),
     st.builds(rq.CreateSession, st.integers(0, 60_000)),
 )

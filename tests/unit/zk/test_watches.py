@@ -1,7 +1,7 @@
 """The watch table: one-shot and persistent watches, one notification per session per event,
 watches of closed sessions dropped, and re-registration on reconnect (setWatches)."""
 
-from nodes.zk.codes import AddWatchMode, EventType
+from nodes.zk.codes import AddWatchMode, EventType, WatcherType
 from nodes.zk.machine import Change, ZkStateMachine
 from nodes.zk.requests import CloseSession, CreateSession, SetWatches, Txn
 from nodes.zk.results import SessionResult
@@ -100,3 +100,19 @@ def test_a_closed_session_loses_its_watches_through_after_apply():
     close = Txn(opened.result.session, 2, CloseSession())
     assert w.after_apply(close, m.apply(close)) == []
     assert w.count(opened.result.session) == 0
+
+
+def test_remove_and_check_watches_by_kind():
+    w = WatchTable()
+    w.add_data(1, "/a")
+    w.add_child(1, "/a")
+    w.add_persistent(1, "/a", AddWatchMode.PERSISTENT_RECURSIVE)
+    assert w.remove(1, "/a", WatcherType.DATA, only_check=True)
+    assert w.count(1) == 3
+    assert w.remove(1, "/a", WatcherType.DATA)
+    assert not w.remove(1, "/a", WatcherType.DATA)  # the client answers NoWatcher
+    assert not w.remove(2, "/a", WatcherType.ANY)
+    assert not w.remove(1, "/a", WatcherType.PERSISTENT)
+    assert w.remove(1, "/a", WatcherType.ANY)
+    assert w.count(1) == 0
+    assert w.trigger([Change(DELETED, "/a")]) == []
