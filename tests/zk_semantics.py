@@ -197,15 +197,25 @@ CASES = [
         create("/missing/child", expect=Err.NO_NODE),
         exists("/missing", expect=Err.NO_NODE),
     ]),
-    Case("bad_paths_answer_bad_arguments", [
+    Case("bad_paths_answer_bad_arguments_where_zookeeper_checks_them", [
         create("/a", expect="/a"),
         create("/a/", expect=Err.BAD_ARGUMENTS),
-        create("/a//b", expect=Err.BAD_ARGUMENTS),
+        create("/a//b", expect=Err.NO_NODE),  # ZooKeeper looks "/a/" up before the path
+        create("/a/b//", expect=Err.NO_NODE),
+        create("/a//", mode=PS, expect=Err.NO_NODE),
+        create("a", expect=Err.BAD_ARGUMENTS),
         create("/a/.", expect=Err.BAD_ARGUMENTS),
         create("/a/..", expect=Err.BAD_ARGUMENTS),
         create("/a/b\x01", expect=Err.BAD_ARGUMENTS),
         set_("/a/", b"x", expect=Err.BAD_ARGUMENTS),
-        delete("/a/./b", expect=Err.BAD_ARGUMENTS),
+        set_("/a/.", b"x", expect=Err.BAD_ARGUMENTS),
+        # delete and the reads look the path up: a malformed one was never created.
+        delete("/a/./b", expect=Err.NO_NODE),
+        delete("/a/", expect=Err.NO_NODE),
+        delete("a", expect=Err.BAD_ARGUMENTS),
+        get("/a/", expect=Err.NO_NODE),
+        exists("/a//", expect=Err.NO_NODE),
+        children("/a/..", expect=Err.NO_NODE),
     ], raw_paths=True),
     Case("root_lists_zookeeper", [
         children("/", expect=(["zookeeper"], St(numChildren=1))),
@@ -255,10 +265,11 @@ CASES = [
         create("/q/n", mode=PS, expect="/q/n0000000001"),
         create("/q/plain", expect="/q/plain"),
         create("/q/n", mode=PS, expect="/q/n0000000003"),
-        # A delete moves the parent's pzxid, not its cversion (ZooKeeper's DataTree).
-        delete("/q/n0000000000"),
-        exists("/q", expect=St(cversion=4, numChildren=3)),
+        delete("/q/n0000000000"),  # a child delete counts too
+        exists("/q", expect=St(cversion=5, numChildren=3)),
+        # The suffix counts creates only (ZooKeeper stores creates, reports creates + deletes).
         create("/q/", mode=PS, expect="/q/0000000004"),
+        exists("/q", expect=St(cversion=6, numChildren=4)),
     ]),
     Case("ephemerals_belong_to_their_session_and_have_no_children", [
         create("/e", b"x", E, expect="/e"),
@@ -273,10 +284,11 @@ CASES = [
         create("/p", expect="/p"),
         create("/p/mine", mode=E, expect="/p/mine"),
         create("/p/theirs", mode=E, expect="/p/theirs", s="b"),
+        create("/p/more", mode=E, expect="/p/more"),
         close("a"),
         exists("/p/mine", expect=Err.NO_NODE, s="b"),
         exists("/p/theirs", expect=St(ephemeralOwner=Owner("b")), s="b"),
-        children("/p", expect=(["theirs"], St(numChildren=1)), s="b"),
+        children("/p", expect=(["theirs"], St(numChildren=1, cversion=5)), s="b"),
     ]),
     Case("multi_applies_every_op_and_sees_earlier_ops", [
         multi(op_create("/m", b"1"), op_create("/m/c"), op_set("/m/c", b"2", 0),

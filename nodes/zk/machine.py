@@ -166,9 +166,9 @@ class ZkStateMachine:
         path = req.path
         if req.mode in _UNIMPLEMENTED_MODES:
             raise ZkError(Err.UNIMPLEMENTED, "container and TTL nodes")
-        # The whole path is checked first (ZooKeeper looks the parent up before, answering
-        # NoNode for "/a//b"; a bad path is a bad argument whatever the tree holds).
-        self._validate(path, sequential=req.mode.sequential)
+        _no_null(path)
+        if "/" not in path:
+            raise ZkError(Err.BAD_ARGUMENTS, path)
         self._check_size(req.data)
         if req.mode.ephemeral and not session:
             raise ZkError(Err.BAD_ARGUMENTS, "an ephemeral node needs a session")
@@ -178,6 +178,8 @@ class ZkStateMachine:
         parent = self._node(parent_path)
         if req.mode.sequential:
             path = f"{path}{parent.cversion:010d}"
+        # Checked after the parent as ZooKeeper does: "/a//b" is NoNode (there is no "/a/").
+        self._validate(path)
         if path in self.tree:
             raise ZkError(Err.NODE_EXISTS, path)
         if parent.ephemeral_owner:
@@ -189,9 +191,11 @@ class ZkStateMachine:
         return CreateResult(path, node.stat())
 
     def _delete(self, req: Delete, session: int, zxid: int) -> OkResult:
-        self._validate(req.path)
-        if req.path in SPECIAL:
-            raise ZkError(Err.BAD_ARGUMENTS, f"{req.path} cannot be deleted")
+        # Like ZooKeeper, only a path without a slash or with a null is a bad argument here:
+        # any other path that is not in the tree (it could never have been created) is NoNode.
+        _no_null(req.path)
+        if "/" not in req.path or req.path in SPECIAL:
+            raise ZkError(Err.BAD_ARGUMENTS, f"{req.path!r} cannot be deleted")
         node = self._node(req.path)
         _check_version(node.version, req.version)
         if node.children:
@@ -302,13 +306,12 @@ class ZkStateMachine:
         return CountResult(count)
 
     def _sync(self, req: Sync, session: int, zxid: int) -> PathResult:
-        self._validate(req.path)
         return PathResult(req.path)
 
     def _add_watch(self, req: AddWatch, session: int, zxid: int) -> OkResult:
         # The watch itself is connection-local (the watch table registers it from this
-        # result); the tree only vouches for the path.
-        self._validate(req.path)
+        # result), and like ZooKeeper's it may wait on a path that does not exist yet.
+        _no_null(req.path)
         return OkResult()
 
     def stat(self, path: str) -> Stat | None:
@@ -318,7 +321,9 @@ class ZkStateMachine:
     # ----- helpers
 
     def _read(self, path: str) -> Znode:
-        self._validate(path)
+        # Reads answer as ZooKeeper's do: a path that is not in the tree (malformed ones
+        # included: they could never have been created) is NoNode.
+        _no_null(path)
         return self._node(path)
 
     def _node(self, path: str) -> Znode:
@@ -328,9 +333,9 @@ class ZkStateMachine:
         return node
 
     @staticmethod
-    def _validate(path: str, sequential: bool = False) -> None:
+    def _validate(path: str) -> None:
         try:
-            paths.validate(path, sequential=sequential)
+            paths.validate(path)
         except paths.BadPath as e:
             raise ZkError(Err.BAD_ARGUMENTS, str(e)) from None
 
@@ -344,3 +349,8 @@ def _check_version(current: int, expected: int) -> None:
     if expected != ANY_VERSION and expected != current:
         raise ZkError(Err.BAD_VERSION, f"version {current}, expected {expected}")
 
+
+
+def _no_null(path: str) -> None:
+    if "\x00" in path:
+        raise ZkError(Err.BAD_ARGUMENTS, f"null character in {path!r}")

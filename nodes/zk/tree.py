@@ -14,11 +14,16 @@ from nodes.zk import paths
 from nodes.zk.requests import OPEN_ACL_UNSAFE, Acl
 from nodes.zk.stat import Stat
 
-ZOOKEEPER = "/zookeeper"  # ZooKeeper's own subtree: `ls /` shows it on every server
-SPECIAL = frozenset((paths.ROOT, ZOOKEEPER))  # never deleted
+# ZooKeeper's own subtree, as a 3.8 server starts with it (`ls /` shows zookeeper).
+ZOOKEEPER = "/zookeeper"
+QUOTA = "/zookeeper/quota"
+CONFIG = "/zookeeper/config"
+SPECIAL = frozenset((paths.ROOT, ZOOKEEPER, QUOTA, CONFIG))  # never deleted
+_READ_ONLY = [Acl(1, "world", "anyone")]
 
 
 class Znode:
+    # cversion here is ZooKeeper's stored one: the number of child creates.
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
                  "aversion", "ephemeral_owner", "pzxid", "children")
 
@@ -33,8 +38,12 @@ class Znode:
         self.children: set[str] = set()
 
     def stat(self) -> Stat:
+        # ZooKeeper stores the number of child creates (the sequential suffix) and reports
+        # creates + deletes, i.e. 2 x creates - children (DataNode.copyStat, "v3 semantics"),
+        # as a wrapping Java int: /zookeeper, born with two children, reports -2.
+        reported = _int32(2 * self.cversion - len(self.children))
         return Stat(czxid=self.czxid, mzxid=self.mzxid, ctime=self.ctime, mtime=self.mtime,
-                    version=self.version, cversion=self.cversion, aversion=self.aversion,
+                    version=self.version, cversion=reported, aversion=self.aversion,
                     ephemeralOwner=self.ephemeral_owner, dataLength=len(self.data),
                     numChildren=len(self.children), pzxid=self.pzxid)
 
@@ -53,7 +62,11 @@ class DataTree:
         self.nodes: dict[str, Znode] = {paths.ROOT: root}
         self.ephemerals: dict[int, set[str]] = {}
         self._journal: dict[str, Znode | None] | None = None
-        self._link(ZOOKEEPER, Znode(b"", list(OPEN_ACL_UNSAFE), 0, 0))
+        for path in (ZOOKEEPER, QUOTA):
+            self._link(path, Znode(b"", list(OPEN_ACL_UNSAFE), 0, 0))
+        config = Znode(b"", list(_READ_ONLY), 0, 0)
+        config.aversion = -1
+        self._link(CONFIG, config)
 
     # ----- reading
 
@@ -91,8 +104,8 @@ class DataTree:
         return node
 
     def delete(self, path: str, zxid: int) -> None:
-        """Unlink a childless node. As ZooKeeper's DataTree.deleteNode does, the parent's pzxid
-        moves to the delete's zxid and its cversion stays: only child creates count it up."""
+        """Unlink a childless node: the parent's pzxid moves to the delete's zxid; its stored
+        cversion (creates) stays, the reported one counts the delete (see Znode.stat)."""
         node = self.nodes[path]
         if node.children or path in SPECIAL:
             raise ValueError(f"cannot delete {path!r}")
@@ -175,7 +188,11 @@ class DataTree:
                 del self.ephemerals[node.ephemeral_owner]
 
 
+def _int32(n: int) -> int:
+    return (n + 2**31) % 2**32 - 2**31
+
+
 def _next_int32(counter: int) -> int:
     """Versions are jute ints: they wrap as Java's do (a sequential suffix may then read
     "-000000001", as in ZooKeeper) instead of outgrowing the wire format."""
-    return counter + 1 if counter < 2**31 - 1 else -(2**31)
+    return _int32(counter + 1)

@@ -56,10 +56,14 @@ def stat(m: ZkStateMachine, path: str) -> Stat:
     return s
 
 
-def test_a_fresh_tree_holds_the_root_and_zookeeper_with_zero_stats():
+def test_a_fresh_tree_looks_like_a_fresh_zookeeper_3_8():
     m = ZkStateMachine()
-    assert stat(m, "/") == Stat(0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0)
-    assert stat(m, "/zookeeper").numChildren == 0
+    # Born with children but no creates: ZooKeeper reports cversion 2 x 0 - children.
+    assert stat(m, "/") == Stat(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)
+    assert stat(m, "/zookeeper") == Stat(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0)
+    assert stat(m, "/zookeeper/quota") == Stat(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert stat(m, "/zookeeper/config") == Stat(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0)
+    assert sorted(m.tree.get("/zookeeper").children) == ["config", "quota"]
     assert m.last_zxid == 0
 
 
@@ -73,7 +77,7 @@ def test_create_fills_every_stat_field_from_the_entry():
                                        cversion=0, aversion=0, ephemeralOwner=s, dataLength=3,
                                        numChildren=0, pzxid=2)
     root = stat(m, "/")
-    assert (root.cversion, root.pzxid, root.numChildren) == (1, 2, 2)
+    assert (root.cversion, root.pzxid, root.numChildren) == (0, 2, 2)
     assert applied.changes == [Change(EventType.NODE_CREATED, "/a"),
                                Change(EventType.NODE_CHILDREN_CHANGED, "/")]
 
@@ -87,7 +91,7 @@ def test_set_data_moves_mzxid_and_mtime_but_not_czxid_or_ctime():
     assert (r.stat.version, r.stat.dataLength) == (1, 2)
 
 
-def test_a_child_delete_moves_the_parent_pzxid_but_not_its_cversion():
+def test_a_child_delete_moves_the_parent_pzxid_and_cversion():
     m = ZkStateMachine()
     m.apply(Txn(0, 1, Create("/p")))
     m.apply(Txn(0, 2, Create("/p/c")))
@@ -95,7 +99,7 @@ def test_a_child_delete_moves_the_parent_pzxid_but_not_its_cversion():
     m.apply(Txn(0, 3, Delete("/p/c")))
     after = stat(m, "/p")
     assert (before.cversion, before.pzxid) == (1, 2)
-    assert (after.cversion, after.pzxid, after.numChildren) == (1, 3, 0)
+    assert (after.cversion, after.pzxid, after.numChildren) == (2, 3, 0)
     # The parent's own data is untouched by child changes.
     assert (after.mzxid, after.version) == (before.mzxid, before.version)
 
@@ -216,7 +220,7 @@ def test_a_tick_expires_silent_sessions_and_deletes_their_ephemerals():
     assert applied.closed_sessions == [quiet]
     assert sorted(m.tree.get("/p").children) == ["b"]
     p = stat(m, "/p")
-    assert p.pzxid == applied.zxid == 7 and p.cversion == 3
+    assert p.pzxid == applied.zxid == 7 and p.cversion == 5
     assert Change(EventType.NODE_DELETED, "/p/q") in applied.changes
     assert quiet not in m.sessions and m.tree.ephemerals_of(quiet) == []
     later = m.apply(Txn(0, 7001, Tick()))
@@ -309,7 +313,7 @@ def test_counters_wrap_like_java_ints_and_the_sequential_suffix_follows():
     assert isinstance(r, CreateResult) and r.path == "/q/n2147483647"
     r = m.apply(Txn(0, 3, Create("/q/n", mode=CreateMode.PERSISTENT_SEQUENTIAL))).result
     assert isinstance(r, CreateResult) and r.path == "/q/n-2147483648"
-    assert stat(m, "/q").cversion == -(2**31) + 1
+    assert m.tree.get("/q").cversion == -(2**31) + 1
     r = m.apply(Txn(0, 4, SetData("/q", b"", 2**31 - 1))).result
     assert isinstance(r, StatResult) and r.stat.version == -(2**31)
 
@@ -322,7 +326,7 @@ def test_multi_read_answers_each_read_on_its_own_and_leaves_no_watch():
                                            GetChildren("/a"), GetChildren("/a/")])))
     r = applied.result
     assert isinstance(r, MultiReadResult)
-    assert [error_of(x) for x in r.results] == [Err.OK, Err.NO_NODE, Err.OK, Err.BAD_ARGUMENTS]
+    assert [error_of(x) for x in r.results] == [Err.OK, Err.NO_NODE, Err.OK, Err.NO_NODE]
     assert isinstance(r.results[0], DataResult) and r.results[0].data == b"x"
     assert isinstance(r.results[2], ChildrenResult) and r.results[2].children == ["b"]
     assert applied.zxid == 2 and applied.changes == []
@@ -346,5 +350,6 @@ def test_get_all_children_number_counts_every_depth():
     for path in ("/a", "/a/b", "/a/b/c", "/a/d", "/e"):
         m.apply(Txn(0, 1, Create(path)))
     count = {p: m.apply(Txn(0, 2, GetAllChildrenNumber(p))).result for p in ("/", "/a", "/e")}
-    assert count == {"/": CountResult(6), "/a": CountResult(3), "/e": CountResult(0)}
+    # The root counts ZooKeeper's own three nodes too, as ZooKeeper does.
+    assert count == {"/": CountResult(8), "/a": CountResult(3), "/e": CountResult(0)}
     assert error_of(m.apply(Txn(0, 2, GetAllChildrenNumber("/x"))).result) == Err.NO_NODE
