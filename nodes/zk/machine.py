@@ -231,18 +231,21 @@ class ZkStateMachine:
     def _multi(self, req: Multi, session: int, zxid: int) -> MultiResult:
         """All or nothing; each op sees what the ops before it staged."""
         self.tree.begin()
-        changes_before = len(self._changes)
         done: list[OpResult] = []
-        for i, op in enumerate(req.ops):
-            result = self._run_op(op, session, zxid)
-            if isinstance(result, ErrorResult):
-                self.tree.rollback()
-                del self._changes[changes_before:]
-                failed: list[OpResult] = [ErrorResult(Err.OK)] * i
-                failed.append(result)
-                failed += [ErrorResult(Err.RUNTIME_INCONSISTENCY)] * (len(req.ops) - i - 1)
-                return MultiResult(failed)
-            done.append(result)
+        try:
+            for i, op in enumerate(req.ops):
+                result = self._run_op(op, session, zxid)
+                if isinstance(result, ErrorResult):
+                    self.tree.rollback()
+                    self._changes.clear()  # a multi is the whole entry
+                    failed: list[OpResult] = [ErrorResult(Err.OK)] * i
+                    failed.append(result)
+                    failed += [ErrorResult(Err.RUNTIME_INCONSISTENCY)] * (len(req.ops) - i - 1)
+                    return MultiResult(failed)
+                done.append(result)
+        except BaseException:
+            self.tree.rollback()  # never leave a half-applied multi behind
+            raise
         self.tree.commit()
         return MultiResult(done)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from nodes.zk import requests as rq
 from nodes.zk import results as rs
+from nodes.zk import snapshot
 from nodes.zk.codes import AddWatchMode, CreateMode, EventType
 from nodes.zk.machine import ZkStateMachine
 from nodes.zk.watches import WatchTable
@@ -47,8 +48,11 @@ def multi_op(op: tuple) -> rq.MultiOp:
 
 
 class TreeDriver:
-    def __init__(self, machine: ZkStateMachine | None = None) -> None:
-        self.machine = machine or ZkStateMachine()
+    def __init__(self, *, restore_every_entry: bool = False) -> None:
+        self.machine = ZkStateMachine()
+        # Replace the machine by its own snapshot after every entry, as a replica that
+        # restarts from snapshots all the time would: the answers must not change.
+        self.restore_every_entry = restore_every_entry
         self.watches = WatchTable()
         self.ids: dict[str, int] = {}
         self.inbox: dict[int, list[tuple[EventType, str]]] = defaultdict(list)
@@ -60,6 +64,8 @@ class TreeDriver:
         txn = rq.Txn(session, self.clock, request)
         self.log.append(txn)
         applied = self.machine.apply(txn)
+        if self.restore_every_entry:
+            self.machine = snapshot.restore(snapshot.take(self.machine))
         for n in self.watches.after_apply(txn, applied):
             self.inbox[n.session].append((n.type, n.path))
         return applied.result
