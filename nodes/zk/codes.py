@@ -118,3 +118,13 @@ XID_NOTIFICATION = -1
 XID_PING = -2
 XID_AUTH = -4
 XID_SET_WATCHES = -8
+
+
+class WatcherType(IntEnum):
+    """removeWatches / checkWatches: which of a path's watches."""
+
+    CHILDREN = 1
+    DATA = 2
+    ANY = 3
+    PERSISTENT = 4
+    PERSISTENT_RECURSIVE = 5
