@@ -10,4 +10,8 @@ store and its Stat bookkeeping, with a journal for multi), `sessions` (session t
 clamp, expiry by log time), `machine` (`ZkStateMachine.apply(txn) -> Applied`: ZooKeeper's
 checks and error codes, multi, sessions), `watches` (connection-local watch table turning
 `Applied.changes` into notifications) and `snapshot` (deterministic bytes, validated restore).
+
+ZooKeeper's client protocol, I/O-free too: `jute` (bounds-checked reader and writers),
+`wire` (the handshake, request and reply records by opcode, multi, notifications, the frame
+splitter with its size limit) and `fourletter` (answers to `ruok`, `srvr`, `stat`, `envi`...).
 """
