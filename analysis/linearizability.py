@@ -25,16 +25,25 @@ Outcomes:
   or never; its response time is +infinity, as in Knossos and Porcupine. A read of unknown
   outcome says nothing and is left out.
 
-Three reductions keep the search from blowing up on unknown-outcome writes, the operations
-a leader kill leaves behind, each sound because it only merges interchangeable branches:
+Reductions keep the search from blowing up on unknown-outcome writes, the operations a
+leader kill leaves behind, and on reads; each is sound because it only drops branches that
+another one tried covers or that cannot succeed:
 
+* an observer (a read, a check, a failure: it leaves the register as it is) that is valid
+  where the search stands is placed there with no alternative tried: any linearization
+  that places it later can place it here instead;
 * an unknown write is only placed where it changes the register: one that would be a no-op
   there (a wrong expected version) is the same as one placed after the end;
 * data that no read ever returned is replaced by one stand-in, so registers that differ
   only in unread data are one state;
 * unknown writes with the same kind and arguments (after that replacement) are
   interchangeable once both are invoked, so only the earliest invoked unplaced one of
-  each such class is tried.
+  each such class is tried;
+* an unknown write of data that it alone wrote and that some read returned is only placed
+  where it yields a version those reads saw;
+* without deletes versions only rise, so no write is placed that raises the version past
+  one an answered operation still waits for (a read of that version, a set answered
+  with the next).
 
 A search that exceeds ``max_steps`` candidate tries ends UNDECIDED: neither proven nor
 refuted.
@@ -337,6 +346,28 @@ class _Search:
         self.role = [OBSERVER if op.kind in ("get", "check") or op.outcome is Outcome.FAIL
                      else UNKNOWN_WRITE if op.outcome is Outcome.UNKNOWN else WRITE
                      for op in ops]
+        # Unknown writes of data that only they wrote and that was read: they can only
+        # take effect at a version the reads saw (any other leaves the reads unexplained).
+        writers: dict[object, int] = {self.initial[0]: 1} if self.initial else {}
+        for i, op in enumerate(ops):
+            if op.kind in ("set", "create") and op.outcome is not Outcome.FAIL:
+                writers[self.value[i]] = writers.get(self.value[i], 0) + 1
+        seen: dict[object, set[int]] = {}
+        for op in ops:
+            if op.kind == "get" and op.outcome is Outcome.OK and op.result is not None:
+                seen.setdefault(op.result.value, set()).add(op.result.version)
+        self.pin: list[frozenset[int] | None] = [
+            frozenset(seen[self.value[i]])
+            if self.expected[i] is None and self.value[i] in seen
+            and writers[self.value[i]] == 1 else None
+            for i in range(len(ops))]
+        # The version the register must hold where an answered operation takes effect. With
+        # no delete, versions only rise: once past it, that operation can never be placed.
+        deletes = any(op.kind == "delete" and op.outcome is not Outcome.FAIL for op in ops)
+        need = [-1 if deletes else _needed_version(op) for op in ops]
+        self.levels = sorted({v for v in need if v >= 0})
+        rank = {v: k for k, v in enumerate(self.levels)}
+        self.need = [rank[v] if v >= 0 else -1 for v in need]
         # Classes of interchangeable unknown writes, members in invocation order.
         self.cls = [-1] * len(ops)
         self.members: list[list[int]] = []
@@ -370,8 +401,14 @@ class _Search:
                 ret[i] = e
 
         kinds, values, versions, expected = self.kind, self.value, self.version, self.expected
-        role, cls, members = self.role, self.cls, self.members
+        role, cls, members, pins = self.role, self.cls, self.members, self.pin
         placed = [0] * len(members)
+        levels, need = self.levels, self.need
+        waiting = [0] * len(levels)  # unplaced answered operations per needed version
+        for k in need:
+            if k >= 0:
+                waiting[k] += 1
+        low = 0  # no version below levels[low] is waiting (advanced lazily)
         remaining = finite = sum(op.response_ns is not None for op in ops)
         best = -1
         state = self.initial
@@ -404,13 +441,31 @@ class _Search:
                     break
                 result, new_state = apply(state, kinds[i], values[i], versions[i])
                 want = expected[i]
-                if (new_state != state) if want is None else (result == want):
+                if want is not None:
+                    valid = result == want
+                else:
+                    pin = pins[i]
+                    valid = new_state != state and (
+                        pin is None or (new_state is not None and new_state[1] in pin))
+                k = need[i]
+                if valid and phase != OBSERVER and new_state is not None:
+                    # A write must not raise the version past one still waited for.
+                    if k >= 0:
+                        waiting[k] -= 1
+                    while low < len(levels) and waiting[low] == 0:
+                        low += 1
+                    if k >= 0:
+                        waiting[k] += 1
+                    valid = low == len(levels) or levels[low] >= new_state[1]
+                if valid:
                     new_linearized = linearized | (1 << i)
                     memo = (new_linearized, new_state)
                     if memo not in cache:
                         cache.add(memo)
                         top = (entry, state, phase, top)
                         state, linearized = new_state, new_linearized
+                        if k >= 0:
+                            waiting[k] -= 1
                         # Lift the call and its return out of the list.
                         p, q = prv[entry], nxt[entry]
                         nxt[p] = q
@@ -441,6 +496,10 @@ class _Search:
                 entry, state, phase, top = top
                 i = entry_op[entry]
                 linearized ^= 1 << i
+                k = need[i]
+                if k >= 0:
+                    waiting[k] += 1
+                    low = min(low, k)
                 r = ret[i]
                 if r >= 0:
                     nxt[prv[r]] = r
@@ -467,6 +526,19 @@ class _Search:
         order.reverse()
         self.best_order = order
         return status
+
+
+def _needed_version(op: Operation) -> int:
+    """The version the register must hold for `op`'s answer; -1 when none is implied."""
+    if op.outcome is not Outcome.OK:
+        return -1
+    if op.kind == "get" and op.result is not None:
+        return op.result.version
+    if op.kind == "set" and op.result is not None:
+        return op.result.version - 1
+    if op.kind == "check" and op.version is not None and op.version >= 0:
+        return op.version
+    return -1
 
 
 def _expected(op: Operation, canon: Callable[[bytes | None], object]) -> Result | None:
