@@ -299,12 +299,23 @@ def _stuck_at(ops: list[Operation], placed: list[int],
     state: State = initial if not linearized else linearized[-1][1]
     if state is not None:
         state = (state[0], state[1])
+    # Without deletes a write past a version that an answered operation still needs
+    # strands that operation: name it, since it is often the one at fault.
+    deletes = any(op.kind == "delete" and op.outcome is not Outcome.FAIL for op in ops)
+    waiting = sorted((ops[i] for i in rest if not deletes and _needed_version(ops[i]) >= 0),
+                     key=_needed_version)
     candidates = []
     for i in rest:
         op = ops[i]
         if op.invoke_ns <= deadline:
-            result, _ = apply(state, op.kind, op.value, op.version)
-            candidates.append((op, _show_result(result)))
+            result, after = apply(state, op.kind, op.value, op.version)
+            answer = _show_result(result)
+            needs = next((w for w in waiting if w is not op), None)
+            if (needs is not None and after is not None
+                    and after[1] > _needed_version(needs)):
+                answer += (f", but then nothing could answer {needs.describe()}"
+                           f" (it needs version {_needed_version(needs)})")
+            candidates.append((op, answer))
     return ops[first], candidates[:MAX_LISTED]
 
 

@@ -96,11 +96,12 @@ def test_stale_read_after_a_completed_write_is_a_violation_and_named() -> None:
            stale]
     verdict = check_key(K, ops, START)
     assert verdict.status == VIOLATION
-    assert [o.value for o, _ in verdict.linearized] == [b"a", b"b"]
-    assert verdict.linearized[-1][1] == Znode(b"b", 2)
-    assert verdict.blocking == stale
-    assert (stale, "('b', v2)") in verdict.candidates
-    assert any("cannot place" in line and "get(/k)" in line for line in verdict.lines())
+    assert [o.value for o, _ in verdict.linearized] == [b"a"]
+    assert verdict.linearized[-1][1] == Znode(b"a", 1)
+    assert verdict.blocking == ops[1]
+    [(_, answer)] = verdict.candidates
+    assert answer.startswith("v2, but then nothing could answer " + stale.describe())
+    assert any(line.startswith("  cannot place: p2") for line in verdict.lines())
 
 
 def test_the_same_read_concurrent_with_the_write_is_fine() -> None:
@@ -327,42 +328,46 @@ def test_a_read_of_never_written_data_is_named_in_the_verdict() -> None:
 
 # ---- small random histories against brute force ------------------------------------------
 
-KINDS = ["get", "set", "set", "check"]
+KINDS = ["get", "get", "set", "set", "set", "check", "create", "delete"]
+ERRORS = {"get": ["no_node"], "set": ["bad_version", "no_node"], "check": ["bad_version"],
+          "create": ["node_exists"], "delete": ["bad_version", "no_node"]}
 
 
 @st.composite
-def small_histories(draw: st.DrawFn) -> list[Operation]:
-    """Up to 6 operations with arbitrary intervals and arbitrary (mostly wrong) answers."""
+def small_histories(draw: st.DrawFn) -> tuple[list[Operation], Znode | None]:
+    """Up to 6 operations with arbitrary intervals and arbitrary (mostly wrong) answers,
+    on a znode that starts absent or present."""
     ops = []
     for n in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(KINDS))
         start = draw(st.integers(0, 20))
         end = draw(st.none() | st.integers(start, 25))
-        value = draw(st.sampled_from([b"a", b"b"])) if kind == "set" else None
-        version = draw(st.integers(-1, 2)) if kind in ("set", "check") else None
-        failed = draw(st.booleans()) and kind != "get"
+        value = draw(st.sampled_from([b"a", b"b", b"c"])) if kind in ("set", "create") \
+            else None
+        version = draw(st.integers(-1, 2)) if kind in ("set", "check", "delete") else None
+        error = draw(st.none() | st.sampled_from(ERRORS[kind]))
         got: tuple[bytes, int] | int | None = None
-        if not failed and kind == "get":
-            got = (draw(st.sampled_from([b"x", b"a", b"b"])), draw(st.integers(0, 3)))
-        elif not failed and kind == "set":
-            got = draw(st.integers(1, 3))
+        if error is None and kind == "get":
+            got = (draw(st.sampled_from([b"x", b"a", b"b", b"c"])), draw(st.integers(0, 3)))
+        elif error is None and kind == "set":
+            got = draw(st.integers(0, 3))
         ops.append(op(n, kind, start, end, value=value, version=version, got=got,
-                      error="bad_version" if failed else None))
-    return ops
+                      error=error))
+    return ops, draw(st.sampled_from([START, None]))
 
 
-def brute_force(ops: list[Operation]) -> bool:
+def brute_force(ops: list[Operation], initial: Znode | None) -> bool:
     """Linearizable iff some subset of the unknown-outcome writes, with every answered
     operation, has an order that respects real time and gives every answer."""
     answered = [o for o in ops if o.outcome is not Outcome.UNKNOWN]
-    unknown = [o for o in ops if o.outcome is Outcome.UNKNOWN and o.kind == "set"]
+    unknown = [o for o in ops if o.outcome is Outcome.UNKNOWN and o.kind not in ("get", "check")]
     for k in range(len(unknown) + 1):
         for chosen in itertools.combinations(unknown, k):
             for order in itertools.permutations(answered + list(chosen)):
                 if any(b.response_ns is not None and b.response_ns < a.invoke_ns
                        for a, b in itertools.combinations(order, 2)):
                     continue
-                state: tuple[object, int] | None = START
+                state: tuple[object, int] | None = initial
                 fine = True
                 for o in order:
                     result, state = apply(state, o.kind, o.value, o.version)
@@ -374,8 +379,10 @@ def brute_force(ops: list[Operation]) -> bool:
     return False
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(small_histories())
-def test_small_histories_agree_with_brute_force(ops: list[Operation]) -> None:
-    expected = LINEARIZABLE if brute_force(ops) else VIOLATION
-    assert status(ops) == expected
+def test_small_histories_agree_with_brute_force(
+        history: tuple[list[Operation], Znode | None]) -> None:
+    ops, initial = history
+    expected = LINEARIZABLE if brute_force(ops, initial) else VIOLATION
+    assert status(ops, initial) == expected
