@@ -71,8 +71,8 @@ def simulate(seed: int, nops: int, nclients: int = 4, paths: tuple[str, ...] = (
     while events:
         t, _, what, payload = heapq.heappop(events)
         if what == 0:
-            process = payload
-            assert isinstance(process, int)
+            assert isinstance(payload, int)
+            client = payload
             if issued >= nops:
                 continue
             issued += 1
@@ -89,7 +89,7 @@ def simulate(seed: int, nops: int, nclients: int = 4, paths: tuple[str, ...] = (
                 version = (cur[1] if cur else 0) + rng.choice((0, 0, -1, 1))
             else:
                 kind = "set"
-                value = f"p{process}-{counter}".encode()
+                value = f"p{client}-{counter}".encode()
                 conditional = rng.random() < conditional_rate
                 version = (cur[1] if cur else 0) + rng.choice((0, 0, -1)) if conditional else -1
                 version = max(version, -1)
@@ -103,7 +103,7 @@ def simulate(seed: int, nops: int, nclients: int = 4, paths: tuple[str, ...] = (
                 applies = rng.random() < (outage.applied if outage else 0.5)
                 late = outage.late if outage else 10 * duration
                 effect = max(t, outage.end if outage else t) + rng.randrange(0, late)
-            pending = _Pending(process, counter, kind, path, t, value, version, t + duration,
+            pending = _Pending(client, counter, kind, path, t, value, version, t + duration,
                                unknown, applies)
             if applies:
                 push(effect, 1, pending)

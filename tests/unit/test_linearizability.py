@@ -228,7 +228,7 @@ def test_znodes_start_absent_unless_given() -> None:
 # ---- simulated correct registers, and the same corrupted ---------------------------------
 
 SIM = settings(max_examples=40, deadline=None)
-histories = st.builds(
+histories: st.SearchStrategy[dict[str, object]] = st.builds(
     dict, seed=st.integers(0, 2**32), nops=st.integers(5, 250),
     nclients=st.integers(1, 6), outstanding=st.integers(1, 3),
     unknown_rate=st.sampled_from([0.0, 0.02, 0.1]))
