@@ -63,6 +63,7 @@ from nodes.zk.history import (
     Outcome,
     Znode,
     read_history,
+    show_value,
 )
 
 __all__ = [
@@ -204,26 +205,14 @@ class Verdict:
 def _show_state(state: Znode | None) -> str:
     if state is None:
         return "the znode absent"
-    return f"data {_show(state.value)} at version {state.version}"
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bytes):
-        try:
-            text = value.decode("ascii")
-            if text.isprintable():
-                return repr(text)
-        except UnicodeDecodeError:
-            pass
-        return "0x" + value.hex()
-    return repr(value)
+    return f"data {show_value(state.value)} at version {state.version}"
 
 
 def _show_result(result: Result) -> str:
     if result[0] != "ok":
         return str(result[0])
     if len(result) == 3:
-        return f"({_show(result[1])}, v{result[2]})"
+        return f"({show_value(result[1])}, v{result[2]})"
     if len(result) == 2:
         return f"v{result[1]}"
     return "ok"

@@ -40,9 +40,11 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 import msgspec
+
+from nodes.metrics import BufferedFile
 
 FORMAT = 1
 KINDS = ("set", "get", "check", "create", "delete")
@@ -97,13 +99,13 @@ class Operation:
         """One line for a verdict: who, what, when, what came back."""
         args = []
         if self.value is not None:
-            args.append(_show(self.value))
+            args.append(show_value(self.value))
         if self.version is not None:
             args.append(f"v{self.version}")
         call = f"{self.kind}({', '.join([self.path, *args])})"
         if self.outcome is Outcome.OK:
             if self.kind == "get" and self.result is not None:
-                got = f"({_show(self.result.value)}, v{self.result.version})"
+                got = f"({show_value(self.result.value)}, v{self.result.version})"
             elif self.kind == "set" and self.result is not None:
                 got = f"v{self.result.version}"
             else:
@@ -116,33 +118,40 @@ class Operation:
         return f"p{self.process} #{self.op} {call} -> {got} [{self.invoke_ns}, {end}] ns"
 
 
-def _show(value: bytes) -> str:
-    try:
-        text = value.decode("ascii")
-        if text.isprintable():
-            return repr(text)
-    except UnicodeDecodeError:
-        pass
-    return "0x" + value.hex()
+def show_value(value: object) -> str:
+    """Data for people: quoted when it is printable ASCII, else hex."""
+    if isinstance(value, bytes):
+        try:
+            text = value.decode("ascii")
+            if text.isprintable():
+                return repr(text)
+        except UnicodeDecodeError:
+            pass
+        return "0x" + value.hex()
+    return repr(value)
 
 
 # ---- records ---------------------------------------------------------------------------------
 
 
-class Header(msgspec.Struct, tag="header", tag_field="type", forbid_unknown_fields=True):
+class _Record(msgspec.Struct, tag_field="type", forbid_unknown_fields=True,
+              omit_defaults=True):
+    pass
+
+
+class Header(_Record, tag="header"):
     format: int
     process: int
     clock: str
 
 
-class Initial(msgspec.Struct, tag="initial", tag_field="type", forbid_unknown_fields=True):
+class Initial(_Record, tag="initial"):
     path: str
     value: bytes
     version: int
 
 
-class Invoke(msgspec.Struct, tag="invoke", tag_field="type", forbid_unknown_fields=True,
-             omit_defaults=True):
+class Invoke(_Record, tag="invoke"):
     op: int
     kind: str
     path: str
@@ -151,23 +160,22 @@ class Invoke(msgspec.Struct, tag="invoke", tag_field="type", forbid_unknown_fiel
     version: int | None = None
 
 
-class Ok(msgspec.Struct, tag="ok", tag_field="type", forbid_unknown_fields=True,
-         omit_defaults=True):
+class _Completion(_Record):
     op: int
     ns: int
+
+
+class Ok(_Completion, tag="ok"):
     value: bytes | None = None
     version: int | None = None
 
 
-class Fail(msgspec.Struct, tag="fail", tag_field="type", forbid_unknown_fields=True):
-    op: int
-    ns: int
-    error: str
+class Fail(_Completion, tag="fail"):
+    error: str = ""
 
 
-class Info(msgspec.Struct, tag="info", tag_field="type", forbid_unknown_fields=True):
-    op: int
-    ns: int
+class Info(_Completion, tag="info"):
+    pass
 
 
 Record = Header | Initial | Invoke | Ok | Fail | Info
@@ -191,7 +199,7 @@ def local_clock() -> str:
     return f"monotonic:{boot}"
 
 
-class HistoryRecorder:
+class HistoryRecorder(BufferedFile):
     """Appends a client's invocations and completions; buffered, like the seqnum recorder.
 
     Call :meth:`invoke` just before sending a request and one of :meth:`ok`, :meth:`fail`,
@@ -200,18 +208,15 @@ class HistoryRecorder:
 
     def __init__(self, path: StrPath, process: int, clock: str | None = None,
                  initial: dict[str, Znode] | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path, binary=True)
         self._encoder = msgspec.json.Encoder()
         self._next_op = 0
-        self._f: IO[bytes] | None = open(self.path, "wb", buffering=1 << 20)
         self._write(Header(FORMAT, process, clock or local_clock()))
         for znode_path, znode in (initial or {}).items():
             self._write(Initial(znode_path, znode.value, znode.version))
 
     def _write(self, record: Record) -> None:
-        if self._f is None:
-            raise ValueError(f"{self.path}: recorder is closed")
-        self._f.write(self._encoder.encode(record) + b"\n")
+        self._file().write(self._encoder.encode(record) + b"\n")
 
     def invoke(self, kind: str, path: str, value: bytes | None = None,
                version: int | None = None, ns: int | None = None) -> int:
@@ -235,24 +240,6 @@ class HistoryRecorder:
 
     def unknown(self, op: int, ns: int | None = None) -> None:
         self._write(Info(op, _now(ns)))
-
-    def flush(self, fsync: bool = False) -> None:
-        if self._f is None:
-            return
-        self._f.flush()
-        if fsync:
-            os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-    def __enter__(self) -> HistoryRecorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _now(ns: int | None) -> int:
