@@ -134,8 +134,9 @@ class KeyVerdict:
     when LINEARIZABLE (unknown-outcome writes that never took effect are left out), else the
     longest linearizable prefix the search reached. On a violation ``blocking`` is the
     operation that could not be placed after that prefix (the earliest response among
-    the rest) and ``candidates`` the operations that could have gone next, each with what
-    the register would have answered in its place.
+    the rest) and ``candidates`` the operations that could have gone next, answered ones
+    first, each with what the register would have answered in its place; ``inert``
+    counts the unknown-outcome writes left out of them because they would change nothing.
     """
 
     path: str
@@ -147,6 +148,7 @@ class KeyVerdict:
     linearized: list[tuple[Operation, Znode | None]] = field(default_factory=list)
     blocking: Operation | None = None
     candidates: list[tuple[Operation, str]] = field(default_factory=list)
+    inert: int = 0  # invoked unknown-outcome writes that would change nothing there
 
     @property
     def ok(self) -> bool:
@@ -170,8 +172,13 @@ class KeyVerdict:
             out.append(f"    ... {op.describe()}")
         if self.blocking is not None:
             out.append(f"  cannot place: {self.blocking.describe()}")
-        for op, answer in self.candidates:
+        for op, answer in self.candidates[:MAX_LISTED]:
             out.append(f"    candidate {op.describe()}; the register answers {answer}")
+        if len(self.candidates) > MAX_LISTED:
+            out.append(f"    and {len(self.candidates) - MAX_LISTED} more candidates")
+        if self.inert:
+            out.append(f"    ({self.inert} writes of unknown outcome would change nothing "
+                       "there)")
         return out
 
 
@@ -253,8 +260,8 @@ def check_key(path: str, operations: Iterable[Operation], initial: Znode | None 
     order = [ops[i] for i in search.best_order]
     verdict.linearized = list(zip(order, _replay(order, initial), strict=True))
     if found == VIOLATION:
-        verdict.blocking, verdict.candidates = _stuck_at(ops, search.best_order,
-                                                         verdict.linearized, initial)
+        verdict.blocking, verdict.candidates, verdict.inert = _stuck_at(
+            ops, search.best_order, verdict.linearized, initial)
     return verdict
 
 
@@ -275,14 +282,14 @@ def _as_bytes(value: object) -> bytes:
 
 def _stuck_at(ops: list[Operation], placed: list[int],
               linearized: list[tuple[Operation, Znode | None]], initial: Znode | None,
-              ) -> tuple[Operation | None, list[tuple[Operation, str]]]:
+              ) -> tuple[Operation | None, list[tuple[Operation, str]], int]:
     """Where the longest prefix ends: the first response not yet linearized, and what each
     operation invoked by then would have answered instead."""
     done = set(placed)
     rest = [i for i in range(len(ops)) if i not in done]
     finite = [i for i in rest if ops[i].response_ns is not None]
     if not finite:
-        return None, []
+        return None, [], 0
     first = min(finite, key=lambda i: (_resp(ops[i]), i))
     deadline = _resp(ops[first])
     state: State = initial if not linearized else linearized[-1][1]
@@ -294,18 +301,23 @@ def _stuck_at(ops: list[Operation], placed: list[int],
     waiting = sorted((ops[i] for i in rest if not deletes and _needed_version(ops[i]) >= 0),
                      key=_needed_version)
     candidates = []
-    for i in rest:
+    inert = 0
+    # Answered operations first: the one at fault is usually among them.
+    for i in sorted(rest, key=lambda i: (ops[i].outcome is Outcome.UNKNOWN, ops[i].invoke_ns)):
         op = ops[i]
-        if op.invoke_ns <= deadline:
-            result, after = apply(state, op.kind, op.value, op.version)
-            answer = _show_result(result)
-            needs = next((w for w in waiting if w is not op), None)
-            if (needs is not None and after is not None
-                    and after[1] > _needed_version(needs)):
-                answer += (f", but then nothing could answer {needs.describe()}"
-                           f" (it needs version {_needed_version(needs)})")
-            candidates.append((op, answer))
-    return ops[first], candidates[:MAX_LISTED]
+        if op.invoke_ns > deadline:
+            continue
+        result, after = apply(state, op.kind, op.value, op.version)
+        if op.outcome is Outcome.UNKNOWN and after == state:
+            inert += 1  # it could take effect later, or never; not here
+            continue
+        answer = _show_result(result)
+        needs = next((w for w in waiting if w is not op), None)
+        if needs is not None and after is not None and after[1] > _needed_version(needs):
+            answer += (f", but then nothing could answer {needs.describe()}"
+                       f" (it needs version {_needed_version(needs)})")
+        candidates.append((op, answer))
+    return ops[first], candidates, inert
 
 
 def _resp(op: Operation) -> int:
