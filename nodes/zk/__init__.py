@@ -10,4 +10,7 @@ store and its Stat bookkeeping, with a journal for multi), `sessions` (session t
 clamp, expiry by log time), `machine` (`ZkStateMachine.apply(txn) -> Applied`: ZooKeeper's
 checks and error codes, multi, sessions), `watches` (connection-local watch table turning
 `Applied.changes` into notifications) and `snapshot` (deterministic bytes, validated restore).
+
+`history` is what a client records of its operations for the linearizability checker
+(analysis/linearizability.py): its writer and its reader.
 """

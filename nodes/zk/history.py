@@ -27,7 +27,8 @@ live here. JSON lines, one record per line, tagged by ``type``:
   ``bad_version`` and ``node_exists`` are answers of the data model; ``not_applied`` is any
   other error that guarantees no effect), or ``info`` (timeout, connection loss: it may
   take effect at any time after its invocation, or never). An invocation with no
-  completion (the run ended first) reads as ``info``.
+  completion (the run ended first) reads as ``info``. `recorded_error` says which of
+  ZooKeeper's error codes is which.
 
 Values are bytes (base64 in the JSON); times are integer nanoseconds.
 """
@@ -45,6 +46,7 @@ from typing import NamedTuple
 import msgspec
 
 from nodes.metrics import BufferedFile
+from nodes.zk.codes import Err
 
 FORMAT = 1
 KINDS = ("set", "get", "check", "create", "delete")
@@ -188,6 +190,22 @@ _RESULTS = {"set": (False, True), "get": (True, True), "check": (False, False),
 
 
 # ---- writer ----------------------------------------------------------------------------------
+
+_MODEL_ERRORS = {Err.NO_NODE: "no_node", Err.BAD_VERSION: "bad_version",
+                 Err.NODE_EXISTS: "node_exists"}
+# Refused before the operation reached the tree: it took no effect.
+_REFUSED = {Err.BAD_ARGUMENTS, Err.NO_AUTH, Err.INVALID_ACL, Err.UNIMPLEMENTED,
+            Err.THROTTLED_OP, Err.NOT_READ_ONLY}
+
+
+def recorded_error(err: Err) -> str | None:
+    """How a ZooKeeper error is recorded: an error name for :meth:`HistoryRecorder.fail`,
+    or None when the operation's fate is open (connection loss, timeouts, an expired
+    session and anything not known to be refused): record it with `unknown`."""
+    if err in _MODEL_ERRORS:
+        return _MODEL_ERRORS[err]
+    return NOT_APPLIED if err in _REFUSED else None
+
 
 
 def local_clock() -> str:

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from analysis.linearizability import check_file, load_history
+from nodes.zk.codes import Err
 from nodes.zk.history import (
+    ERRORS,
     HistoryFormatError,
     HistoryRecorder,
     Operation,
     Outcome,
     Znode,
     read_history,
+    recorded_error,
 )
 from tests.conftest import masonctl
 from tests.unit.register_sim import INITIAL, corrupt_value, ok_gets, simulate
@@ -85,6 +88,17 @@ def test_the_recorder_refuses_what_the_reader_would(tmp_path: Path) -> None:
         op = rec.invoke("get", "/k")
         with pytest.raises(ValueError, match="error 'timeout'"):
             rec.fail(op, "timeout")
+
+
+def test_zookeeper_errors_map_to_outcomes() -> None:
+    assert recorded_error(Err.BAD_VERSION) == "bad_version"
+    assert recorded_error(Err.NO_NODE) == "no_node"
+    assert recorded_error(Err.NODE_EXISTS) == "node_exists"
+    assert recorded_error(Err.BAD_ARGUMENTS) == "not_applied"
+    for open_fate in (Err.CONNECTION_LOSS, Err.OPERATION_TIMEOUT, Err.SESSION_EXPIRED,
+                      Err.REQUEST_TIMEOUT, Err.SYSTEM_ERROR):
+        assert recorded_error(open_fate) is None
+    assert {recorded_error(e) for e in Err} - {None} == set(ERRORS)
 
 
 HEADER = '{"type":"header","format":1,"process":1,"clock":"c"}'
