@@ -61,7 +61,7 @@ from nodes.zk.history import (
     HistoryFormatError,
     Operation,
     Outcome,
-    Znode,
+    VersionedData,
     read_history,
     show_value,
 )
@@ -145,7 +145,7 @@ class KeyVerdict:
     unknown: int  # of those, unknown outcome
     dropped: int  # left out: not_applied failures, reads of unknown outcome
     steps: int
-    linearized: list[tuple[Operation, Znode | None]] = field(default_factory=list)
+    linearized: list[tuple[Operation, VersionedData | None]] = field(default_factory=list)
     blocking: Operation | None = None
     candidates: list[tuple[Operation, str]] = field(default_factory=list)
     inert: int = 0  # invoked unknown-outcome writes that would change nothing there
@@ -209,7 +209,7 @@ class Verdict:
         return out
 
 
-def _show_state(state: Znode | None) -> str:
+def _show_state(state: VersionedData | None) -> str:
     if state is None:
         return "the znode absent"
     return f"data {show_value(state.value)} at version {state.version}"
@@ -229,7 +229,7 @@ def _show_result(result: Result) -> str:
 
 
 def check_operations(operations: Iterable[Operation],
-                     initial: Mapping[str, Znode | None] | None = None,
+                     initial: Mapping[str, VersionedData | None] | None = None,
                      max_steps: int = DEFAULT_MAX_STEPS) -> Verdict:
     """Check every znode's operations on its own; znodes not in `initial` start absent."""
     by_path: dict[str, list[Operation]] = {}
@@ -240,7 +240,7 @@ def check_operations(operations: Iterable[Operation],
                     for path, ops in sorted(by_path.items())])
 
 
-def check_key(path: str, operations: Iterable[Operation], initial: Znode | None = None,
+def check_key(path: str, operations: Iterable[Operation], initial: VersionedData | None = None,
               max_steps: int = DEFAULT_MAX_STEPS) -> KeyVerdict:
     """Wing & Gong's search with Lowe's memo over one znode's operations."""
     ops: list[Operation] = []
@@ -265,13 +265,13 @@ def check_key(path: str, operations: Iterable[Operation], initial: Znode | None 
     return verdict
 
 
-def _replay(order: list[Operation], initial: Znode | None) -> list[Znode | None]:
+def _replay(order: list[Operation], initial: VersionedData | None) -> list[VersionedData | None]:
     """The znode after each operation of a linearization, in the clients' own data."""
-    states: list[Znode | None] = []
+    states: list[VersionedData | None] = []
     state: State = initial
     for op in order:
         _, state = apply(state, op.kind, op.value, op.version)
-        states.append(None if state is None else Znode(_as_bytes(state[0]), state[1]))
+        states.append(None if state is None else VersionedData(_as_bytes(state[0]), state[1]))
     return states
 
 
@@ -281,7 +281,8 @@ def _as_bytes(value: object) -> bytes:
 
 
 def _stuck_at(ops: list[Operation], placed: list[int],
-              linearized: list[tuple[Operation, Znode | None]], initial: Znode | None,
+              linearized: list[tuple[Operation, VersionedData | None]],
+              initial: VersionedData | None,
               ) -> tuple[Operation | None, list[tuple[Operation, str]], int]:
     """Where the longest prefix ends: the first response not yet linearized, and what each
     operation invoked by then would have answered instead."""
@@ -338,7 +339,7 @@ UNREAD = _Unread()
 class _Search:
     """The search state of one znode; `run` returns the status and leaves `best_order`."""
 
-    def __init__(self, ops: list[Operation], initial: Znode | None, max_steps: int) -> None:
+    def __init__(self, ops: list[Operation], initial: VersionedData | None, max_steps: int) -> None:
         self.ops = ops
         self.max_steps = max_steps
         self.steps = 0
@@ -574,7 +575,7 @@ def _expected(op: Operation, canon: Callable[[bytes | None], object]) -> Result 
 @dataclass
 class History:
     operations: list[Operation]
-    initial: dict[str, Znode]
+    initial: dict[str, VersionedData]
     files: int
 
 
@@ -591,7 +592,7 @@ def load_history(path: StrPath) -> History:
     else:
         raise HistoryFormatError(f"{path}: no such file or directory")
     operations: list[Operation] = []
-    initial: dict[str, Znode] = {}
+    initial: dict[str, VersionedData] = {}
     clocks: dict[str, Path] = {}
     processes: dict[int, Path] = {}
     for f in files:

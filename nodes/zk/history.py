@@ -68,7 +68,7 @@ class Outcome(str, Enum):
     UNKNOWN = "unknown"  # may take effect at any time after its invocation, or never
 
 
-class Znode(NamedTuple):
+class VersionedData(NamedTuple):
     """A znode's data as the versioned register sees it."""
 
     value: bytes
@@ -81,7 +81,7 @@ class Operation:
 
     ``value`` and ``version`` are the arguments (set: data and expected version, -1 for
     any; check and delete: the version; create: the data). The result is in ``result``
-    (get: the znode read; ok set: ``Znode(value, new version)``), or ``error`` for FAIL.
+    (get: the znode read; ok set: ``VersionedData(value, new version)``), or ``error`` for FAIL.
     ``response_ns`` is None for UNKNOWN.
     """
 
@@ -94,7 +94,7 @@ class Operation:
     outcome: Outcome
     value: bytes | None = None
     version: int | None = None
-    result: Znode | None = None
+    result: VersionedData | None = None
     error: str | None = None
 
     def describe(self) -> str:
@@ -225,7 +225,7 @@ class HistoryRecorder(BufferedFile):
     """
 
     def __init__(self, path: StrPath, process: int, clock: str | None = None,
-                 initial: dict[str, Znode] | None = None) -> None:
+                 initial: dict[str, VersionedData] | None = None) -> None:
         super().__init__(path, binary=True)
         self._encoder = msgspec.json.Encoder()
         self._next_op = 0
@@ -284,7 +284,7 @@ def _invoke_problem(kind: str, value: bytes | None, version: int | None) -> str:
 class ClientHistory:
     process: int
     clock: str
-    initial: dict[str, Znode] = field(default_factory=dict)
+    initial: dict[str, VersionedData] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
 
 
@@ -319,7 +319,7 @@ def read_history(path: StrPath) -> ClientHistory:
                     raise ValueError(f"initial version {record.version} below 0")
                 if record.path in history.initial:
                     raise ValueError(f"initial state of {record.path} given twice")
-                history.initial[record.path] = Znode(record.value, record.version)
+                history.initial[record.path] = VersionedData(record.value, record.version)
             elif isinstance(record, Invoke):
                 problem = _invoke_problem(record.kind, record.value, record.version)
                 if problem:
@@ -348,7 +348,7 @@ def read_history(path: StrPath) -> ClientHistory:
 
 
 def _operation(process: int, inv: Invoke, response_ns: int | None, outcome: Outcome,
-               result: Znode | None = None, error: str | None = None) -> Operation:
+               result: VersionedData | None = None, error: str | None = None) -> Operation:
     return Operation(process, inv.op, inv.kind, inv.path, inv.ns, response_ns, outcome,
                      inv.value, inv.version, result, error)
 
@@ -372,5 +372,5 @@ def _completed(process: int, inv: Invoke, record: Ok | Fail | Info) -> Operation
         # An ok set leaves its own data at the version it returns.
         value = record.value if record.value is not None else inv.value
         assert value is not None
-        result = Znode(value, record.version)
+        result = VersionedData(value, record.version)
     return _operation(process, inv, record.ns, Outcome.OK, result=result)

@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 
 from analysis.linearizability import apply
-from nodes.zk.history import Operation, Outcome, Znode
+from nodes.zk.history import Operation, Outcome, VersionedData
 
-INITIAL = Znode(b"initial", 0)
+INITIAL = VersionedData(b"initial", 0)
 NEVER_WRITTEN = b"never-written"
 
 
@@ -135,7 +135,7 @@ def _answered(p: _Pending, result: tuple[object, ...],
     znode = None
     if p.kind in ("get", "set"):
         assert after is not None and isinstance(after[0], bytes)
-        znode = Znode(after[0], after[1])
+        znode = VersionedData(after[0], after[1])
     return Operation(*common, Outcome.OK, p.value, p.version, result=znode)
 
 
@@ -157,7 +157,7 @@ def corrupt_value(ops: list[Operation], i: int) -> list[Operation]:
     """Read i returns data that nothing ever wrote."""
     op = ops[i]
     assert op.kind == "get" and op.result is not None
-    return _replace(ops, i, result=Znode(NEVER_WRITTEN, op.result.version))
+    return _replace(ops, i, result=VersionedData(NEVER_WRITTEN, op.result.version))
 
 
 def corrupt_version_skip(ops: list[Operation], i: int) -> list[Operation]:
@@ -167,7 +167,7 @@ def corrupt_version_skip(ops: list[Operation], i: int) -> list[Operation]:
     assert op.result is not None
     writes = sum(o.kind == "set" and o.path == op.path and o.outcome is not Outcome.FAIL
                  for o in ops)
-    return _replace(ops, i, result=Znode(op.result.value, INITIAL.version + writes + 1))
+    return _replace(ops, i, result=VersionedData(op.result.value, INITIAL.version + writes + 1))
 
 
 def corrupt_pairing(ops: list[Operation], i: int) -> list[Operation]:
@@ -175,7 +175,7 @@ def corrupt_pairing(ops: list[Operation], i: int) -> list[Operation]:
     whose answer (or the initial state) fixes its version."""
     op = ops[i]
     assert op.kind == "get" and op.result is not None
-    return _replace(ops, i, result=Znode(op.result.value, op.result.version + 1))
+    return _replace(ops, i, result=VersionedData(op.result.value, op.result.version + 1))
 
 
 def _replace(ops: list[Operation], i: int, **changes: object) -> list[Operation]:

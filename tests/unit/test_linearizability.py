@@ -19,7 +19,7 @@ from analysis.linearizability import (
     check_key,
     check_operations,
 )
-from nodes.zk.history import Operation, Outcome, Znode
+from nodes.zk.history import Operation, Outcome, VersionedData
 from tests.unit.register_sim import (
     INITIAL,
     NEVER_WRITTEN,
@@ -33,7 +33,7 @@ from tests.unit.register_sim import (
 )
 
 K = "/k"
-START = Znode(b"x", 0)
+START = VersionedData(b"x", 0)
 
 
 def op(process: int, kind: str, start: int, end: int | None, *, value: bytes | None = None,
@@ -51,15 +51,15 @@ def op(process: int, kind: str, start: int, end: int | None, *, value: bytes | N
         outcome = Outcome.OK
     result = None
     if isinstance(got, tuple):
-        result = Znode(*got)
+        result = VersionedData(*got)
     elif isinstance(got, int):
         assert value is not None
-        result = Znode(value, got)
+        result = VersionedData(value, got)
     return Operation(process, start, kind, path, start, end, outcome, value, version,
                      result, error)
 
 
-def status(ops: list[Operation], initial: Znode | None = START) -> str:
+def status(ops: list[Operation], initial: VersionedData | None = START) -> str:
     return check_key(K, ops, initial).status
 
 
@@ -102,7 +102,7 @@ def test_stale_read_after_a_completed_write_is_a_violation_and_named() -> None:
     verdict = check_key(K, ops, START)
     assert verdict.status == VIOLATION
     assert [o.value for o, _ in verdict.linearized] == [b"a"]
-    assert verdict.linearized[-1][1] == Znode(b"a", 1)
+    assert verdict.linearized[-1][1] == VersionedData(b"a", 1)
     assert verdict.blocking == ops[1]
     [(_, answer)] = verdict.candidates
     assert answer.startswith("v2, but then nothing could answer " + stale.describe())
@@ -332,7 +332,7 @@ ERRORS = {"get": ["no_node"], "set": ["bad_version", "no_node"], "check": ["bad_
 
 
 @st.composite
-def small_histories(draw: st.DrawFn) -> tuple[list[Operation], Znode | None]:
+def small_histories(draw: st.DrawFn) -> tuple[list[Operation], VersionedData | None]:
     """Up to 6 operations with arbitrary intervals and arbitrary (mostly wrong) answers,
     on a znode that starts absent or present."""
     ops = []
@@ -354,7 +354,7 @@ def small_histories(draw: st.DrawFn) -> tuple[list[Operation], Znode | None]:
     return ops, draw(st.sampled_from([START, None]))
 
 
-def brute_force(ops: list[Operation], initial: Znode | None) -> bool:
+def brute_force(ops: list[Operation], initial: VersionedData | None) -> bool:
     """Linearizable iff some subset of the unknown-outcome writes, with every answered
     operation, has an order that respects real time and gives every answer."""
     answered = [o for o in ops if o.outcome is not Outcome.UNKNOWN]
@@ -380,7 +380,7 @@ def brute_force(ops: list[Operation], initial: Znode | None) -> bool:
 @settings(max_examples=500, deadline=None)
 @given(small_histories())
 def test_small_histories_agree_with_brute_force(
-        history: tuple[list[Operation], Znode | None]) -> None:
+        history: tuple[list[Operation], VersionedData | None]) -> None:
     ops, initial = history
     expected = LINEARIZABLE if brute_force(ops, initial) else VIOLATION
     assert status(ops, initial) == expected

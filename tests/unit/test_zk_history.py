@@ -16,7 +16,7 @@ from nodes.zk.history import (
     HistoryRecorder,
     Operation,
     Outcome,
-    Znode,
+    VersionedData,
     read_history,
     recorded_error,
 )
@@ -26,7 +26,7 @@ from tests.unit.register_sim import INITIAL, corrupt_value, ok_gets, simulate
 CLOCK = "monotonic:test-boot"
 
 
-def write_run(ops: list[Operation], run_dir: Path, initial: dict[str, Znode],
+def write_run(ops: list[Operation], run_dir: Path, initial: dict[str, VersionedData],
               clock: str = CLOCK) -> None:
     """One history file per process, each line written in time order, as clients would."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def test_files_on_different_clocks_are_not_combined(tmp_path: Path) -> None:
 def test_files_disagreeing_on_an_initial_state_are_refused(tmp_path: Path) -> None:
     ops = simulate(1, 50, nclients=2)
     write_run([o for o in ops if o.process == 0], tmp_path, {"/k0": INITIAL})
-    write_run([o for o in ops if o.process == 1], tmp_path, {"/k0": Znode(b"other", 0)})
+    write_run([o for o in ops if o.process == 1], tmp_path, {"/k0": VersionedData(b"other", 0)})
     with pytest.raises(HistoryFormatError, match="initial state of /k0 disagrees"):
         load_history(tmp_path)
 
