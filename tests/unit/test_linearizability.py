@@ -384,3 +384,58 @@ def test_small_histories_agree_with_brute_force(
     ops, initial = history
     expected = LINEARIZABLE if brute_force(ops, initial) else VIOLATION
     assert status(ops, initial) == expected
+
+
+# ---- the sequential model against the replicated ZooKeeper tree ---------------------------
+
+register_ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.sampled_from([b"a", b"b"]), st.none()),
+    st.tuples(st.just("set"), st.sampled_from([b"c", b"d"]), st.integers(-1, 3)),
+    st.tuples(st.just("get"), st.none(), st.none()),
+    st.tuples(st.just("check"), st.none(), st.integers(-1, 3)),
+    st.tuples(st.just("delete"), st.none(), st.integers(-1, 3))), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(register_ops)
+def test_the_model_answers_as_the_zookeeper_tree_does(
+        ops: list[tuple[str, bytes | None, int | None]]) -> None:
+    from nodes.zk import requests as rq
+    from nodes.zk import results as rs
+    from nodes.zk.codes import Err
+    from nodes.zk.machine import ZkStateMachine
+
+    names = {Err.NO_NODE: "no_node", Err.BAD_VERSION: "bad_version",
+             Err.NODE_EXISTS: "node_exists"}
+    machine = ZkStateMachine()
+    state: tuple[object, int] | None = None
+    for clock, (kind, value, version) in enumerate(ops, start=1):
+        request: rq.Request
+        if kind == "create":
+            assert value is not None
+            request = rq.Create(K, value)
+        elif kind == "set":
+            assert value is not None and version is not None
+            request = rq.SetData(K, value, version)
+        elif kind == "get":
+            request = rq.GetData(K, False)
+        elif kind == "check":
+            assert version is not None
+            request = rq.Multi([rq.Check(K, version)])
+        else:
+            assert version is not None
+            request = rq.Delete(K, version)
+        got = machine.apply(rq.Txn(0, clock, request)).result
+        if isinstance(got, rs.MultiResult):
+            got = got.results[0]
+        if isinstance(got, rs.ErrorResult):
+            answer: tuple[object, ...] = (names[got.err],)
+        elif isinstance(got, rs.DataResult):
+            answer = ("ok", got.data, got.stat.version)
+        elif kind == "set":
+            assert isinstance(got, rs.StatResult)
+            answer = ("ok", got.stat.version)
+        else:
+            answer = ("ok",)
+        expected, state = apply(state, kind, value, version)
+        assert answer == expected, (kind, value, version)
