@@ -451,6 +451,28 @@ def parse(
     raise typer.Exit(1 if errors else 0)
 
 
+@app.command("check-linearizable")
+def check_linearizable(
+    history: Path = typer.Argument(
+        ..., help="A run's results directory (its *.history files) or one history file."),
+    max_steps: int = typer.Option(
+        5_000_000, "--max-steps", min=1,
+        help="Search steps per znode before giving up undecided."),
+) -> None:
+    """Check that the ZooKeeper operations clients recorded are linearizable, znode by
+    znode; exit 1 on a violation (or when undecided), 2 on unreadable histories."""
+    from analysis.linearizability import check_file
+    from nodes.zk.history import HistoryFormatError
+
+    try:
+        verdict = check_file(history, max_steps)
+    except HistoryFormatError as exc:
+        raise fail(str(exc)) from None
+    for line in verdict.lines():
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PDF and PNG) from results.")
 app.add_typer(plot_app, name="plot")
 
