@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -88,6 +88,10 @@ class ProxyConfig(Common, kw_only=True):
     # Write every committed noop to <name>.noops (every replica does, so a noop committed
     # just before its leader died is still on record).
     record_noops: bool = False
+    # Raft's term, vote and log in <name>.raft, replayed when the replica restarts:
+    # "always" fsyncs before sending, "batch" fsyncs every few ms, "off" never fsyncs
+    # (nodes/proxy/durable.py).
+    durable: Literal["always", "batch", "off"] = "batch"
 
 
 WORKLOADS = ("sequence", "append", "read")

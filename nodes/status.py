@@ -2,6 +2,9 @@
 
 - `<name>.role`: a proxy replica's part in its group and its Raft term, rewritten on every
   change (`leader 7`), so the orchestrator can find a group's leader to kill.
+- `<name>.progress.json`: a proxy replica's Raft progress (term, commit and applied index,
+  whether it restarted from its Raft file), rewritten a few times a second, so a test can
+  tell when a restarted replica has caught up.
 - `<name>.node.json`: the final summary a server process (sequencer, proxy, log server)
   writes on a clean stop: counters that tests and the orchestrator read instead of log lines.
 
@@ -70,5 +73,32 @@ def read_summary(path: str | Path) -> NodeSummary:
     """Raises ValueError with a one-line reason when the file is not a NodeSummary."""
     try:
         return msgspec.json.decode(Path(path).read_bytes(), type=NodeSummary)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+class ReplicaProgress(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    restarted: bool  # this incarnation replayed a Raft file an earlier one wrote
+    role: str
+    term: int
+    commit: int
+    applied: int
+    first_index: int
+    last_index: int
+
+
+def progress_path(outdir: str | Path, name: str) -> Path:
+    return Path(outdir) / f"{name}.progress.json"
+
+
+def write_progress(outdir: str | Path, progress: ReplicaProgress) -> None:
+    write_atomic(progress_path(outdir, progress.name), msgspec.json.encode(progress) + b"\n")
+
+
+def read_progress(path: str | Path) -> ReplicaProgress:
+    """Raises ValueError with a one-line reason when the file is not a ReplicaProgress."""
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=ReplicaProgress)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"{path}: {exc}") from None

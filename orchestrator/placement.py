@@ -160,7 +160,7 @@ def place_groups(
                     "tick_ms": spec.raft_tick_ms,
                     "election_ticks": max(2, spec.election_timeout_ms // spec.raft_tick_ms),
                     "heartbeat_ticks": heartbeat_ticks, "max_log_entries": spec.max_log_size,
-                    "record_noops": spec.record_noops,
+                    "record_noops": spec.record_noops, "durable": spec.durable,
                     "listen": endpoints[(group, replica)], "sequencer": seq_endpoints[0],
                     "peers": peers,
                     "backups": seq_endpoints[1:],
