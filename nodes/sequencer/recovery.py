@@ -89,18 +89,19 @@ def plan_fill(
     return holes, nexts
 
 
-async def take_over(conf: SequencerConfig, nspaces: int) -> list[int]:
-    """Run the whole takeover; returns the counters the new epoch starts from."""
+async def take_over(conf: SequencerConfig, epoch: int) -> list[int]:
+    """Run the whole takeover as `epoch`; returns the counters it starts from."""
+    nspaces = conf.nspaces
     started = time.monotonic()
     assert conf.listen is not None
     links = [GroupLink(int(g), eps) for g, eps in sorted(conf.groups.items(),
                                                           key=lambda kv: int(kv[0]))]
     try:
-        switch = wire.SwitchRequest(conf.epoch, conf.listen.host, conf.listen.port)
+        switch = wire.SwitchRequest(epoch, conf.listen.host, conf.listen.port)
         await asyncio.gather(*(link.call(switch, wire.GroupReply) for link in links))
-        log.info("all %d group(s) switched to epoch %d", len(links), conf.epoch)
+        log.info("all %d group(s) switched to epoch %d", len(links), epoch)
         reports = await asyncio.gather(
-            *(link.call(wire.CollectRequest(conf.epoch), wire.CollectReply) for link in links)
+            *(link.call(wire.CollectRequest(epoch), wire.CollectReply) for link in links)
         )
         holes, nexts = plan_fill(
             [(r.bases, r.bitmaps) for r in reports], nspaces
@@ -109,7 +110,7 @@ async def take_over(conf: SequencerConfig, nspaces: int) -> list[int]:
         if nholes:
             log.info("filling %d hole number(s) with noops: %s", nholes,
                      [ranges[:3] for ranges in holes])
-            await links[0].call(wire.FillRequest(conf.epoch, holes), wire.GroupReply)
+            await links[0].call(wire.FillRequest(epoch, holes), wire.GroupReply)
         log.info("takeover done in %.0f ms; serving from %s",
                  (time.monotonic() - started) * 1000, nexts)
         return nexts
