@@ -86,6 +86,7 @@ class ReplicaProgress(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     applied: int
     first_index: int
     last_index: int
+    snapshots_restored: int  # state machine rebuilt from a snapshot (own file or leader's)
 
 
 def progress_path(outdir: str | Path, name: str) -> Path:

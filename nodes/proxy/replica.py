@@ -115,6 +115,7 @@ class Replica:
             self.noops.flush()
         self.ops_answered = 0
         self.effect_failures = 0
+        self.snapshots_restored = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
         self.link = SequencerLink(
             conf, self.handle, serving=self.serving, leading=self.leading,
@@ -236,7 +237,8 @@ class Replica:
             status.write_progress(self.conf.outdir, status.ReplicaProgress(
                 name=self.conf.name, restarted=self.restarted, role=self.role_name(),
                 term=node.term, commit=node.commit_index, applied=node.applied_index,
-                first_index=node.first_index, last_index=node.last_index))
+                first_index=node.first_index, last_index=node.last_index,
+                snapshots_restored=self.snapshots_restored))
             await asyncio.sleep(PROGRESS_PERIOD)
 
     def schedule_ready(self) -> None:
@@ -260,6 +262,7 @@ class Replica:
                     peer.cast(msg)
             if rd.snapshot is not None:
                 self.state.restore(rd.snapshot.data)
+                self.snapshots_restored += 1
             proposed = self.proposed
             for entry in rd.committed:
                 mine = proposed.pop(entry.index, None)
