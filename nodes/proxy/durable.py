@@ -23,8 +23,9 @@ Durability modes (``ProxyConfig.durable``):
 
 * ``always``: fsync before the ready's messages go out. A vote, an acknowledged entry or a
   term survives power loss: the textbook Raft guarantee.
-* ``batch``: written before sending, fsynced at most every ``BATCH_SYNC_S`` (group commit
-  over many readies). A kill -9 of the process loses nothing (the kernel holds every
+* ``batch``: written before sending, fsynced by a worker thread, at most every
+  ``BATCH_SYNC_S`` (group commit over every ready written meanwhile; the event loop never
+  waits for the disk). A kill -9 of the process loses nothing (the kernel holds every
   write); a power loss or kernel crash may lose the last few ms of acknowledged writes,
   which Raft does not tolerate on more than a minority at once.
 * ``off``: written, never fsynced. Survives kill -9 of the process, not power loss.
@@ -80,6 +81,13 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class BadRecord(ValueError):
@@ -193,11 +201,20 @@ class RaftFile:
         self.unsynced = self.mode != "off"
         if self.mode == "always":
             self.sync()
-        elif self.mode == "batch" and time.monotonic() - self.last_sync >= BATCH_SYNC_S:
-            self.sync()
+
+    def take_unsynced(self) -> int | None:
+        """Batch mode: a duplicate of the file descriptor to fsync off the event loop (the
+        caller closes it, see ``fsync_and_close``), covering everything written so far; None
+        when there is nothing to sync."""
+        if not self.unsynced:
+            return None
+        self.unsynced = False
+        self.syncs += 1
+        self.last_sync = time.monotonic()
+        return os.dup(self.fd)
 
     def sync(self) -> None:
-        """fsync what was written (the batch mode's timer calls this too)."""
+        """fsync what was written, here and now."""
         if self.unsynced and self.mode != "off":
             os.fsync(self.fd)
             self.syncs += 1

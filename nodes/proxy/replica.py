@@ -29,7 +29,7 @@ from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
-from nodes.proxy.durable import BATCH_SYNC_S, RaftFile
+from nodes.proxy.durable import BATCH_SYNC_S, RaftFile, fsync_and_close
 from nodes.proxy.effects import LogEffects, finished
 from nodes.proxy.failover import SequencerFailover
 from nodes.proxy.gc_ring import GcRing
@@ -76,7 +76,7 @@ class Replica:
         # Raft's durable state: a replica killed earlier in this run resumes from its file.
         self.raft_file = RaftFile(Path(conf.outdir) / f"{conf.name}.raft", conf.durable)
         self.restarted = self.raft_file.restarted
-        self.sync_timer: asyncio.TimerHandle | None = None
+        self.syncing = False  # batch mode: an fsync is under way in a worker thread
         self.raft = raft.RaftNode(
             raft.RaftConfig(
                 node_id=conf.replica,
@@ -253,8 +253,9 @@ class Replica:
             rd = node.ready()
             # Durable before any message that depends on it leaves (a vote, an ack).
             self.raft_file.persist()
-            if self.raft_file.unsynced and self.sync_timer is None:
-                self.sync_timer = self.loop.call_later(BATCH_SYNC_S, self.sync_raft_file)
+            if self.raft_file.unsynced and not self.syncing:
+                self.syncing = True
+                self.loop.create_task(self.sync_raft_file())
             peers = self.peers
             for msg in rd.messages:
                 peer = peers.get(msg.to)
@@ -275,10 +276,20 @@ class Replica:
         if node.applied_index - node.first_index > self.conf.max_log_entries:
             node.compact(node.applied_index, self.state.snapshot())
 
-    def sync_raft_file(self) -> None:
-        """Batch mode's group commit: one fsync for every ready of the last few ms."""
-        self.sync_timer = None
-        self.raft_file.sync()
+    async def sync_raft_file(self) -> None:
+        """Batch mode's group commit: one fsync, in a worker thread, for every ready written
+        since the last one; at most one in flight and one every BATCH_SYNC_S."""
+        try:
+            while True:
+                wait = self.raft_file.last_sync + BATCH_SYNC_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                fd = self.raft_file.take_unsynced()
+                if fd is None:
+                    return
+                await self.loop.run_in_executor(None, fsync_and_close, fd)
+        finally:
+            self.syncing = False
 
     def apply(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
         state = self.state

@@ -190,3 +190,22 @@ def test_random_histories_replay_exactly(tmp_path):
                 f.persist()
         f.persist()
         assert same(replay(path)[0], st), trial
+
+
+def test_batch_mode_hands_out_one_fsync_for_everything_written(tmp_path):
+    from nodes.proxy.durable import fsync_and_close
+
+    f = RaftFile(tmp_path / "r.raft", "batch")
+    assert f.take_unsynced() is None  # nothing written yet
+    f.storage.log.extend(entries(1, 2, 1))
+    f.persist()
+    f.storage.log.extend(entries(3, 2, 1))
+    f.persist()
+    fd = f.take_unsynced()
+    assert fd is not None and fd != f.fd
+    fsync_and_close(fd)
+    assert f.take_unsynced() is None and f.syncs == 1
+    always = RaftFile(tmp_path / "a.raft", "always")
+    always.storage.log.extend(entries(1, 1, 1))
+    always.persist()
+    assert always.syncs == 1 and always.take_unsynced() is None
