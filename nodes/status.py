@@ -14,6 +14,7 @@ Clients keep their own `<name>.summary.json` (nodes/metrics.py), which analysis/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -61,22 +62,6 @@ class NodeSummary(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     entries: int = 0  # log servers: positions holding an entry or a hole
 
 
-def summary_path(outdir: str | Path, name: str) -> Path:
-    return Path(outdir) / f"{name}.node.json"
-
-
-def write_summary(outdir: str | Path, summary: NodeSummary) -> None:
-    write_atomic(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
-
-
-def read_summary(path: str | Path) -> NodeSummary:
-    """Raises ValueError with a one-line reason when the file is not a NodeSummary."""
-    try:
-        return msgspec.json.decode(Path(path).read_bytes(), type=NodeSummary)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-
-
 class ReplicaProgress(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     restarted: bool  # this incarnation replayed a Raft file an earlier one wrote
@@ -89,17 +74,31 @@ class ReplicaProgress(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     snapshots_restored: int  # state machine rebuilt from a snapshot (own file or leader's)
 
 
-def progress_path(outdir: str | Path, name: str) -> Path:
-    return Path(outdir) / f"{name}.progress.json"
+StatusT = TypeVar("StatusT", NodeSummary, ReplicaProgress)
 
 
-def write_progress(outdir: str | Path, progress: ReplicaProgress) -> None:
-    write_atomic(progress_path(outdir, progress.name), msgspec.json.encode(progress) + b"\n")
+class _JsonFile(Generic[StatusT]):
+    """`<name><suffix>` in a node's output directory: one Struct as JSON, written atomically."""
+
+    def __init__(self, suffix: str, kind: type[StatusT]) -> None:
+        self.suffix = suffix
+        self.kind: type[StatusT] = kind
+
+    def path(self, outdir: str | Path, name: str) -> Path:
+        return Path(outdir) / f"{name}{self.suffix}"
+
+    def write(self, outdir: str | Path, record: StatusT) -> None:
+        write_atomic(self.path(outdir, record.name), msgspec.json.encode(record) + b"\n")
+
+    def read(self, path: str | Path) -> StatusT:
+        """Raises ValueError with a one-line reason when the file is not a `kind`."""
+        try:
+            return msgspec.json.decode(Path(path).read_bytes(), type=self.kind)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
-def read_progress(path: str | Path) -> ReplicaProgress:
-    """Raises ValueError with a one-line reason when the file is not a ReplicaProgress."""
-    try:
-        return msgspec.json.decode(Path(path).read_bytes(), type=ReplicaProgress)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+_SUMMARY = _JsonFile(".node.json", NodeSummary)
+_PROGRESS = _JsonFile(".progress.json", ReplicaProgress)
+summary_path, write_summary, read_summary = _SUMMARY.path, _SUMMARY.write, _SUMMARY.read
+progress_path, write_progress, read_progress = _PROGRESS.path, _PROGRESS.write, _PROGRESS.read
