@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="entry size for the per-ready cost")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]  # a shared machine's other work shifts every mode's figure
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
         persist_us = {m: persist_cost(m, args.entry_bytes, 2000, Path(tmp)) for m in MODES}
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     write_report(args.out, "durable", "Raft log on disk: --durable modes", args.seconds,
                  f"2 groups of 3 proxies, 2 spaces, 2 client processes x 16 outstanding, "
                  f"no faults; {args.rounds} run(s) per mode, alternating. All on this "
-                 f"machine (load average before: {os.getloadavg()[0]:.1f}). Per ready: one "
+                 f"machine (load average at the start: {load:.1f}). Per ready: one "
                  f"{args.entry_bytes}-byte entry persisted (batch mode's fsync runs in a "
                  f"worker thread, off the loop).", rows, table(rows))
 

@@ -96,7 +96,7 @@ class ProxyConfig(Common, kw_only=True):
     # Raft's term, vote and log in <name>.raft, replayed when the replica restarts:
     # "always" fsyncs before sending, "batch" fsyncs every few ms, "off" never fsyncs
     # (nodes/proxy/durable.py).
-    durable: Literal["always", "batch", "off"] = "batch"
+    durable: Literal["always", "batch", "off"] = "off"
 
 
 WORKLOADS = ("sequence", "append", "read")

@@ -135,7 +135,7 @@ def run(
         "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
     durable: str | None = typer.Option(
         None, "--durable", help="Proxies' Raft log on disk: fsync before sending (always), "
-        "every few ms (batch) or never (off). [batch]", show_default=False),
+        "every few ms (batch) or never (off). [off]", show_default=False),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",

@@ -156,7 +156,7 @@ def replay(path: Path) -> tuple[MemoryStorage, int]:
 class RaftFile:
     """The append-only file behind one replica's ``MemoryStorage``."""
 
-    def __init__(self, path: str | Path, mode: str = "batch") -> None:
+    def __init__(self, path: str | Path, mode: str = "off") -> None:
         if mode not in MODES:
             raise ValueError(f"durable mode {mode!r} is not one of {', '.join(MODES)}")
         self.path = Path(path)

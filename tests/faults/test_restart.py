@@ -21,7 +21,7 @@ from nodes.status import ReplicaProgress, read_progress, read_summary
 from tests.conftest import REPO, free_port_block
 from tests.faults.test_failover import LOAD, assert_contiguous, run
 
-FOLLOWER_KILL, RESTART, LEADER_KILL = 1.0, 1.0, 4.5
+FOLLOWER_KILL, RESTART, LEADER_KILL = 1.0, 1.0, 5.0
 
 
 def start_run(root: Path, name: str, *flags: str) -> subprocess.Popen[str]:
@@ -66,7 +66,7 @@ def test_a_restarted_follower_catches_up_and_the_group_survives_its_leader(tmp_p
     # With a tiny log the leader compacts while the follower is down: it needs a snapshot.
     extra = ["--max_log_size", "50"] if catch_up == "snapshot" else []
     run_dir = tmp_path / catch_up
-    proc = start_run(tmp_path, catch_up, "--expduration", "7", *extra,
+    proc = start_run(tmp_path, catch_up, "--expduration", "7.5", *extra,
                      "--kill_follower", str(FOLLOWER_KILL), "--restart_after", str(RESTART),
                      "--kill_leader", str(LEADER_KILL))
     try:
@@ -79,7 +79,7 @@ def test_a_restarted_follower_catches_up_and_the_group_survives_its_leader(tmp_p
                   if f"{follower[:-3]}{m}-{follower[-1]}" != follower]
         target = max(p.commit for p in others if p is not None)
         assert target > back.applied, "the group made no progress while the follower was down"
-        caught = poll("the restarted follower to catch up", 3, lambda: (
+        caught = poll("the restarted follower to catch up", 4, lambda: (
             p if (p := progress(run_dir, follower)) is not None and p.applied >= target
             else None))
         caught_ms = time.time_ns() // 1_000_000
