@@ -316,6 +316,11 @@ class Experiment:
             self.fault_log.mark(fault.event, target.proc.name)
             self.console.print(f"fault: {fault.event} -> {how} {target.proc.name}")
         self.restarts.extend(faults.plan_restarts(self.spec, targets, time.monotonic()))
+        if self.spec.restart_after >= 0:
+            for target in targets:
+                if target.proc.kind not in faults.RESTARTABLE:
+                    self.console.print(f"[yellow]{target.proc.name} stays down: a "
+                                       f"{target.proc.kind} would come back empty")
 
     # ---- stopping and collecting ------------------------------------------------------------
     def stop_all(self) -> None:

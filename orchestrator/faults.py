@@ -4,7 +4,8 @@ Times are seconds after the clients' warm-up, as the original's --kill_leader an
 --kill_sequencer. Which events a run may have is its system's (`System.fault_events`);
 which processes an event kills is said here, once for every system. `faults.log` records
 each event as `unix_ms event target`, with `measure_start`/`measure_end` markers, so plots
-can mark the kills on the time axis.
+can mark the kills on the time axis. With `--restart_after S` a killed process is started
+again S seconds later (`restart target` in `faults.log`).
 """
 
 from __future__ import annotations
