@@ -18,7 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from nodes.bitmap import Bitmap
-from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, SwitchSequencer
+from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, Entry, OpRecord, SwitchSequencer
 from nodes.services import Effect, Service
 from nodes.services.mason import MasonService
 
@@ -114,7 +114,7 @@ class GroupState:
             self.sequenced[client_id] = reqid
 
     # ---- apply ----------------------------------------------------------------------------
-    def apply(self, entry: BatchEntry | SwitchSequencer) -> list[OpRecord]:
+    def apply(self, entry: Entry) -> list[OpRecord]:
         """Apply one committed entry; returns the operations it committed (noops included).
 
         What they owe (effects the leader must finish before they are done) is left in
@@ -124,6 +124,8 @@ class GroupState:
             if entry.epoch > self.epoch:
                 self.epoch, self.seq_host, self.seq_port = entry.epoch, entry.host, entry.port
             return []
+        if not isinstance(entry, BatchEntry):
+            return []  # a FillProbe: it only shows that the group could commit
         if entry.fill_id:
             if entry.fill_id in self.fills:
                 return []  # a backup's retried fill that was already committed

@@ -96,7 +96,7 @@ class Replica:
         self.owing: dict[tuple[int, int], Op] = {}
         self.log_refusals: dict[tuple[int, int], str] = {}  # committed, never written
         # Entries this replica proposed as leader, by log index: (term, entry).
-        self.proposed: dict[int, tuple[int, entries.BatchEntry | entries.SwitchSequencer]] = {}
+        self.proposed: dict[int, tuple[int, entries.Entry]] = {}
         self.next_srid = 1
         self.acks: dict[int, int] = {}  # client acks to piggy-back on the next entry
         self.batch_timer: asyncio.TimerHandle | None = None
@@ -291,11 +291,14 @@ class Replica:
         finally:
             self.syncing = False
 
-    def apply(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
+    def apply(self, entry: entries.Entry) -> None:
         state = self.state
         committed = state.apply(entry)
         if isinstance(entry, entries.SwitchSequencer):
             self.failover.switched(entry)
+            return
+        if isinstance(entry, entries.FillProbe):
+            self.failover.probed(entry.fill_id)
             return
         if entry.fill_id:
             self.failover.filled(entry.fill_id)
@@ -613,7 +616,7 @@ class Replica:
         self.acks.clear()
         return acks
 
-    def propose(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
+    def propose(self, entry: entries.Entry) -> None:
         if isinstance(entry, entries.BatchEntry):
             entry.gc_bases = self.state.bases()
             entry.notes = self.service.take_notes()

@@ -59,7 +59,9 @@ class SequencerLink:
         self.sequencers: list[Peer] = []
         self.pending: dict[int, Batch] = {}  # srid -> batch waiting for an answer
         self.accept_epoch = conf.epoch
-        self.last_heard = 0.0
+        # Silence is counted from now: a replica that wins its election before the first
+        # heartbeat period must not take the sequencer for dead at once.
+        self.last_heard = self.loop.time()
         self.batches_sent = 0
         self.timeout = conf.seq_timeout_ms / 1000
 

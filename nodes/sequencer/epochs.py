@@ -5,7 +5,8 @@ Epochs go round-robin over the run's sequencers: with ``n`` of them, sequencer `
 Sequencer 0 serves epoch 1 from the start; every other one is a standby. When a group
 reports epoch ``d`` dead (``TakeOver(dead_epoch=d)``), the standby it asks claims the
 smallest epoch it owns above ``d`` and above every epoch it claimed before, and recovers
-the counters for it from the groups (nodes/sequencer/recovery.py). Groups ask, for epoch
+the counters for it from the groups (nodes/sequencer/recovery.py); an attempt that failed
+is retried as the same epoch, one that was superseded is given up. Groups ask, for epoch
 ``e > d``, the sequencer that owns ``e`` (nodes/proxy/sequencer_link.py), so the claim and
 the group's expectation agree.
 

@@ -12,6 +12,7 @@ from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
 from nodes.sequencer.epochs import EpochRecord, next_owned
+from nodes.sequencer.fill_carrier import FillCarrier
 from nodes.sequencer.recovery import Superseded, take_over
 
 log = logging.getLogger("mason.sequencer")
@@ -36,23 +37,46 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     serving = not standby
     takeover: asyncio.Task[None] | None = None
 
-    async def recover(epoch: int) -> None:
-        nonlocal serving, takeover
+    # The epoch this incarnation claimed and recovers, with the carrier of its fill: a
+    # failed attempt is retried as the same epoch (never served, so nothing was lost, and
+    # the carrier keeps the fill to one group), a superseded one is given up.
+    pending: tuple[int, FillCarrier | None] | None = None
+
+    async def recover(epoch: int, carrier: FillCarrier | None) -> None:
+        nonlocal serving, takeover, pending
         try:
-            counters.next = await take_over(conf, epoch)
+            counters.next = await take_over(conf, epoch, carrier)
         except Superseded as exc:
             # A later standby took over while this one recovered: it does not serve this
             # epoch; a later TakeOver may make it claim a later one.
             log.warning("not taking over as epoch %d: %s", epoch, exc)
             counters.epoch = 0
+            pending = None
             takeover = None
             return
         except Exception:  # a bug must not leave the standby silently stuck
             log.exception("takeover failed; the next TakeOver retries it")
-            counters.epoch = 0
             takeover = None
             return
         serving = True
+
+    def start_takeover(msg: wire.TakeOver) -> asyncio.Task[None] | None:
+        nonlocal pending
+        if pending is not None and msg.dead_epoch >= pending[0]:
+            pending = None  # the groups are past the epoch this one was recovering
+        if pending is None:
+            epoch = next_owned(conf.epoch, conf.sequencers, max(msg.dead_epoch, record.highest))
+            try:
+                record.claim(epoch)
+            except OSError as exc:
+                log.error("cannot record epoch %d, not taking over: %s", epoch, exc)
+                return None
+            pending = (epoch, FillCarrier(len(conf.groups)) if conf.groups else None)
+            counters.epoch = epoch
+        epoch, carrier = pending
+        log.warning("group %d reports epoch %d dead: taking over as epoch %d",
+                    msg.group, msg.dead_epoch, epoch)
+        return asyncio.get_running_loop().create_task(recover(epoch, carrier))
 
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
@@ -60,17 +84,7 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             # Any older epoch: when the standby in between is dead too, the groups ask
             # this one (the switch fences every epoch below it).
             if not serving and takeover is None:
-                epoch = next_owned(conf.epoch, conf.sequencers,
-                                   max(msg.dead_epoch, record.highest))
-                try:
-                    record.claim(epoch)
-                except OSError as exc:
-                    log.error("cannot record epoch %d, not taking over: %s", epoch, exc)
-                else:
-                    log.warning("group %d reports epoch %d dead: taking over as epoch %d",
-                                msg.group, msg.dead_epoch, epoch)
-                    counters.epoch = epoch
-                    takeover = asyncio.get_running_loop().create_task(recover(epoch))
+                takeover = start_takeover(msg)
             if rid:
                 conn.reply(rid, wire.Ack())
             return

@@ -17,11 +17,19 @@ from pathlib import Path
 import pytest
 
 from analysis.datfiles import read_faults
+from nodes.proxy.replica import RESTART_GRACE_S
 from nodes.status import ReplicaProgress, read_progress, read_summary
 from tests.conftest import REPO, free_port_block
-from tests.faults.test_failover import LOAD, assert_contiguous, run
+from tests.faults.test_failover import FIRST, LOAD, assert_contiguous, run
+from tests.faults.timing import ELECTION_RECOVERY_S, ELECTION_S, SLACK, TAKEOVER_S, run_length
 
-FOLLOWER_KILL, RESTART, LEADER_KILL = 1.0, 1.0, 5.0
+RESTART = 1.0  # --restart_after
+# A restarted replica starts, waits for its leader's connection (at most its grace period)
+# and catches up; the next kill lands once that is surely over.
+REJOIN_S = round(SLACK * max(RESTART_GRACE_S, ELECTION_S), 2)
+LEADER_KILL = round(FIRST + RESTART + REJOIN_S, 2)
+# The sequencer's next kill waits for the restart and for the first takeover to finish.
+BACKUP_KILL = round(FIRST + max(RESTART + 1.0, TAKEOVER_S), 2)
 
 
 def start_run(root: Path, name: str, *flags: str) -> subprocess.Popen[str]:
@@ -66,8 +74,9 @@ def test_a_restarted_follower_catches_up_and_the_group_survives_its_leader(tmp_p
     # With a tiny log the leader compacts while the follower is down: it needs a snapshot.
     extra = ["--max_log_size", "50"] if catch_up == "snapshot" else []
     run_dir = tmp_path / catch_up
-    proc = start_run(tmp_path, catch_up, "--expduration", "7.5", *extra,
-                     "--kill_follower", str(FOLLOWER_KILL), "--restart_after", str(RESTART),
+    duration = run_length(LEADER_KILL, ELECTION_RECOVERY_S)
+    proc = start_run(tmp_path, catch_up, "--expduration", str(duration), *extra,
+                     "--kill_follower", str(FIRST), "--restart_after", str(RESTART),
                      "--kill_leader", str(LEADER_KILL))
     try:
         follower = poll("the follower kill", 60, lambda: event_target(run_dir, "kill_follower"))
@@ -79,7 +88,7 @@ def test_a_restarted_follower_catches_up_and_the_group_survives_its_leader(tmp_p
                   if f"{follower[:-3]}{m}-{follower[-1]}" != follower]
         target = max(p.commit for p in others if p is not None)
         assert target > back.applied, "the group made no progress while the follower was down"
-        caught = poll("the restarted follower to catch up", 4, lambda: (
+        caught = poll("the restarted follower to catch up", REJOIN_S, lambda: (
             p if (p := progress(run_dir, follower)) is not None and p.applied >= target
             else None))
         caught_ms = time.time_ns() // 1_000_000
@@ -107,8 +116,9 @@ def test_a_restarted_follower_catches_up_and_the_group_survives_its_leader(tmp_p
 
 
 def test_a_restarted_sequencer_stands_by_and_takes_over_from_the_backup(tmp_path):
-    run_dir, output, code = run(tmp_path, "seq", "--nsequencers", "2", "--kill_sequencer", "1",
-                                "--restart_after", "1", "--kill_backup", "3.5", duration=5.0)
+    run_dir, output, code = run(tmp_path, "seq", "--nsequencers", "2", "--kill_sequencer",
+                                str(FIRST), "--restart_after", str(RESTART), "--kill_backup",
+                                str(BACKUP_KILL), duration=run_length(BACKUP_KILL, TAKEOVER_S))
     assert_contiguous(run_dir, output, code)
     events = [(e.event, e.target) for e in read_faults(run_dir / "faults.log")
               if e.event not in ("measure_start", "measure_end")]
