@@ -130,6 +130,12 @@ def run(
     kill_all_leaders: float | None = _opt(
         "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
         "seconds after warm-up."),
+    restart_after: float | None = _opt(
+        "restart_after", "Start every process a fault killed again this many seconds after "
+        "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
+    durable: str | None = typer.Option(
+        None, "--durable", help="Proxies' Raft log on disk: fsync before sending (always), "
+        "every few ms (batch) or never (off). [off]", show_default=False),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
