@@ -38,14 +38,17 @@ EVENT_STYLES: dict[str, str] = {
     "kill_follower": "tab:orange",
     "kill_backup": "tab:pink",
     "kill_leader_mid_batch": "tab:olive",
+    "restart": "tab:blue",
     "pause_leader": "tab:cyan",
     "pause_follower": "tab:gray",
-    "pause_sequencer": "tab:blue",
+    "pause_sequencer": "tab:purple",
     "partition_leader": "tab:brown",
     "partition_oneway": "tab:olive",
     "partition_sequencer": "tab:green",
     "latency_leader": "tab:pink",
 }
+# A process coming back is drawn dotted: it ends an outage rather than starting one.
+EVENT_LINESTYLES: dict[str, str] = {"restart": ":"}
 _MARKERS = ("measure_start", "measure_end")
 _DPI = 150
 
@@ -301,7 +304,8 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int,
         if lines is None or e in lines:
             kind_label = None if e.event in seen_kinds else words
             seen_kinds.add(e.event)
-            ax.axvline(x, color=color, linestyle="--", linewidth=1.2, label=kind_label)
+            ax.axvline(x, color=color, linestyle=EVENT_LINESTYLES.get(e.event, "--"),
+                       linewidth=1.2, label=kind_label)
         text = f"{words} {e.target}" if e.target else words
         for row in range(len(placed) + 1):
             ann = ax.annotate(

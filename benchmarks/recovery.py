@@ -2,12 +2,16 @@
 
 Runs a local cluster under load (2 spaces, 2 groups), once killing group 0's leader, once
 the sequencer, once pausing group 0's leader, then once both kills (the recovery figure).
-The partition rows (group 0's leader cut from its followers; group 0 cut from every
-sequencer) need nodes on distinct addresses and root on them: they run on a rehearsal
-testbed when given one (`--machine-info` from `masonctl setup`, `--testbed`), and are
-otherwise listed as skipped with that reason. For a partition the time is counted both
-from the cut and from the heal, against the throughput before the cut. Every run also
-passes the contiguity checker. Writes bench-results/recovery.{json,md} and the plots
+Then the restart rows (--restart_after 1): a follower of group 0 killed, restarted a second
+later, and the leader killed once it rejoined (the group only survives that with the
+follower back); the sequencer killed and restarted, then the backup killed (two
+sequencers: the restarted one takes over). Each row is the time after one kill. The
+partition rows (group 0's leader cut from its followers; group 0 cut from every sequencer)
+need nodes on distinct addresses and root on them: they run on a rehearsal testbed when
+given one (`--machine-info` from `masonctl setup`, `--testbed`), and are otherwise listed
+as skipped with that reason. For a partition the time is counted both from the cut and
+from the heal, against the throughput before the cut. Every run also passes the
+contiguity checker. Writes bench-results/recovery.{json,md} and the plots
 (recovery-<run>.png/.pdf).
 
     python -m benchmarks.recovery [--out bench-results] [--seconds 8] [--kill-at 3]
@@ -39,12 +43,32 @@ BIN_MS = 50
 SUSTAIN_BINS = 5  # the mean over this many bins must hold too (one lucky bin is not recovery)
 
 
+RESTART_AFTER = 1.0  # seconds from a kill to the restart, in the restart rows
+# Restart runs: (run name, its faults as offsets from --kill-at, the kills to time with
+# their row labels). The second kill comes 4 s after the first: 1 s down, then catching up.
+RESTART_RUNS: tuple[tuple[str, dict[str, float], tuple[tuple[str, str], ...]], ...] = (
+    ("restart-follower", {"kill_follower": 0.0, "kill_leader": 4.0},
+     (("kill_follower", "follower killed, restarted 1 s later"),
+      ("kill_leader", "then its leader killed (the restarted follower votes)"))),
+    ("restart-sequencer", {"kill_sequencer": 0.0, "kill_backup": 4.0},
+     (("kill_sequencer", "sequencer killed, restarted 1 s later"),
+      ("kill_backup", "then the backup killed (the restarted one takes over)"))),
+)
+
+
 def recovery_time(run_dir: Path, event: str, baseline_event: str = "") -> dict[str, float]:
     """Seconds from `event` until 90% of the throughput before `baseline_event` (the
     event itself when not given) is back (and holds)."""
     log = read_faults(run_dir / "faults.log")
     kill = next(e.unix_ms for e in log if e.event == event)
     base = next(e.unix_ms for e in log if e.event == (baseline_event or event))
+    return recovery_after(run_dir, kill, base)
+
+
+def recovery_after(run_dir: Path, kill: int, base: int | None = None) -> dict[str, float]:
+    """recovery_time for a fault at unix ms `kill`, against the throughput before `base`
+    (the fault itself when None)."""
+    base = kill if base is None else base
     series = total_series(run_dir, BIN_MS)
     t = series["unix_ms"].to_numpy()
     rate = series["ops"].to_numpy() * (1000 / BIN_MS)
@@ -170,8 +194,17 @@ def main(argv: list[str] | None = None) -> None:
         console.print("recovery: both (the recovery figure)")
         both = run_one("both", root, args.seconds + 4, kill_leader=args.kill_at,
                        kill_sequencer=args.kill_at + 4)
+        restart_runs = []
+        for name, offsets, kills in RESTART_RUNS:
+            console.print(f"recovery: {name}")
+            faults = {event: args.kill_at + at for event, at in offsets.items()}
+            run_dir = run_one(name, root, args.seconds + 4, restart_after=RESTART_AFTER,
+                              nsequencers=2, **faults)
+            restart_runs.append(run_dir)
+            for event, label in kills:
+                results[label] = recovery_time(run_dir, event)
         for run_dir in (root / "kill-leader", root / "kill-sequencer", root / "pause-leader",
-                        both):
+                        both, *restart_runs):
             for path in plot_recovery(run_dir, args.out / f"recovery-{run_dir.name}"):
                 plots.append(str(path))
         shutil.copytree(both, args.out / "recovery-run", dirs_exist_ok=True)
@@ -184,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
              f"kill, with the mean over it and the next {SUSTAIN_BINS - 1} bins also >= 90%, "
              "after the first bin below 90% in the 2 s after the fault (none: no dip). "
              f"pause_leader: SIGSTOP for 2 s (recovery counted from the pause).",
+             "",
+             f"Restart rows: the killed process is started again {RESTART_AFTER:g} s after its "
+             "kill (`--restart_after`); each row times one kill of that run.",
              "", partition_note, "",
              "| failure | throughput before (ops/s) | lowest after (ops/s) | recovery (s) |",
              "|---|---|---|---|"]

@@ -73,6 +73,8 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     latency_ms: int = 50
     heal_after: float = 2.0
     faults: str = ""  # a schedule file (TOML) or seed:N / seed:N:net
+    restart_after: float = -1.0  # start every killed process again this many s later; -1 = never
+    durable: str = "off"  # proxies' Raft file: fsync "always", "batch" (every few ms) or "off"
 
     @property
     def ngroups(self) -> int:

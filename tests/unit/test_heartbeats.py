@@ -36,7 +36,9 @@ def watch(seconds: float, stall: float = 0.0) -> list[list[object]]:
                              leading=lambda: True, term=lambda: 1, log_epoch=lambda: 1,
                              floor=lambda: 0, on_answer=lambda *_: None)
         standbys = [Standby(), Standby()]
-        link.backups = standbys  # type: ignore[assignment]
+        serving = Standby()
+        serving.up = False  # the sequencer of epoch 1: silent, not connected
+        link.sequencers = [serving, *standbys]  # type: ignore[list-item]
         task = asyncio.get_running_loop().create_task(link.heartbeats())
         await asyncio.sleep(0.03)
         if stall:
