@@ -2,7 +2,7 @@
 
 - `<name>.role`: a proxy replica's part in its group and its Raft term, rewritten on every
   change (`leader 7`), so the orchestrator can find a group's leader to kill; a sequencer's
-  is `leader <epoch>` once it serves, `follower <epoch>` while it stands by.
+  is `leader <epoch>` once it serves, `follower 0` while it stands by.
 - `<name>.progress.json`: a proxy replica's Raft progress (term, commit and applied index,
   whether it restarted from its Raft file), rewritten a few times a second, so a test can
   tell when a restarted replica has caught up.

@@ -65,7 +65,7 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
         # Which sequencer serves, for the orchestrator's faults (the highest epoch that
         # leads is the one the groups use); a standby is a follower until it took over.
         status.write_role(conf.outdir, conf.name,
-                          status.LEADER if serving else status.FOLLOWER, conf.epoch)
+                          status.LEADER if serving else status.FOLLOWER, counters.epoch)
 
     def start_takeover(msg: wire.TakeOver) -> asyncio.Task[None] | None:
         nonlocal pending
