@@ -18,6 +18,7 @@ line before anything starts; pauses and kills work everywhere.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -289,6 +290,9 @@ class Nemesis:
             entry.killed = True
             entry.host.signal(entry.path(".pid"), signal.SIGKILL)
             self.mark(event.kind, entry.proc.name)
+        # --restart_after brings them back as it does the kill flags' (the schedule's
+        # invariant counts a kill as lasting, so a restart only adds margin).
+        self.run.restarts.extend(faults.plan_restarts(self.run.spec, targets, time.monotonic()))
 
     # ---- targets -----------------------------------------------------------------------------
     def live(self, which: Callable[[Launched], bool]) -> list[Launched]:
