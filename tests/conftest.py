@@ -46,6 +46,18 @@ def masonctl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complete
     )
 
 
+def interrupt(run: subprocess.Popen[str]) -> None:
+    """^C a masonctl still running in the background: it stops every node it started
+    (they run in sessions of their own) and undoes its faults; killed if it hangs."""
+    if run.poll() is None:
+        run.send_signal(signal.SIGINT)
+        try:
+            run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()
+
+
 def our_processes(marker: str) -> list[str]:
     """Command lines of live processes that mention marker (e.g. a results path)."""
     found = []

@@ -29,7 +29,7 @@ from analysis.datfiles import DatFormatError, read_faults, read_noops
 from nodes import wire
 from nodes.config import ProxyConfig, SequencerConfig, load
 from nodes.sequencer.recovery import PROBE_PATIENCE
-from tests.conftest import REPO, free_port_block, wait_for
+from tests.conftest import REPO, free_port_block, interrupt, wait_for
 from tests.faults.test_failover import LOAD, assert_contiguous
 from tests.faults.timing import SLACK, TAKEOVER_S, run_length
 from tests.line import call_once
@@ -151,14 +151,7 @@ def test_the_fill_goes_to_group_1_while_group_0_has_no_majority(tmp_path):
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-        if masonctl.poll() is None:
-            # ^C: the run stops every node it started (they run in sessions of their own).
-            masonctl.send_signal(signal.SIGINT)
-            try:
-                masonctl.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                masonctl.kill()
-                masonctl.communicate()
+        interrupt(masonctl)
     assert_contiguous(run_dir, output, masonctl.returncode)
     # The lost numbers became fill noops of group 1 and of group 1 alone.
     holders = {}

@@ -10,7 +10,6 @@ goes on, each wait with a deadline.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from analysis.datfiles import read_faults
 from analysis.plots import total_series
 from nodes.status import FOLLOWER, LEADER, parse_role
 from orchestrator.nemesis import CHAIN
-from tests.conftest import REPO
+from tests.conftest import REPO, interrupt
 from tests.testbed.bed import Bed, require_testbed, set_up_bed
 
 pytestmark = pytest.mark.testbed
@@ -101,17 +100,6 @@ def finish(run: subprocess.Popen[str], bed: Bed, name: str) -> Path:
     return run_dir
 
 
-def stop(run: subprocess.Popen[str]) -> None:
-    """After a failed check: ^C the run (it tears its faults down and stops its nodes)."""
-    if run.poll() is None:
-        run.send_signal(signal.SIGINT)
-        try:
-            run.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            run.kill()
-            run.communicate()
-
-
 def test_a_leader_cut_from_its_followers_is_replaced_and_rejoins_as_follower(bed: Bed):
     name = "partition-leader"
     run = start(bed, name, "--partition_leader", "3", "--heal_after", "4")
@@ -142,7 +130,7 @@ def test_a_leader_cut_from_its_followers_is_replaced_and_rejoins_as_follower(bed
                 and leaders[0] != old
         wait(rejoined, 5, f"{old} to rejoin as a follower of a leader elsewhere", run)
     except BaseException:
-        stop(run)
+        interrupt(run)
         raise
     run_dir = finish(run, bed, name)
     events = [e for e, _ in fault_events(bed, name)]
@@ -156,7 +144,7 @@ def test_a_group_cut_from_the_sequencers_serves_again_after_the_heal(bed: Bed):
     try:
         wait(lambda: ("heal", "group-0") in fault_events(bed, name), 120, "the heal", run)
     except BaseException:
-        stop(run)
+        interrupt(run)
         raise
     run_dir = finish(run, bed, name)
     at = {e.event: e.unix_ms for e in read_faults(run_dir / "faults.log")}
