@@ -135,6 +135,48 @@ class CorfuClientConfig(Common, kw_only=True):
     series_bin_ms: int = 10
 
 
+# ZooKeeper workloads: the original's operation kinds, in the order its client walks them
+# when it draws an operation (spec zookeeper.md 4.1).
+ZK_OP_KINDS = ("create", "rename", "setData", "getData", "delete", "exists", "getChildren")
+
+
+class ZkWorkload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """What a ZooKeeper load generator asks for: the operation mix in percent (summing to
+    100, nodes/zkclient/mix.py checks it), over `nkeys` znodes of its own under `prefix`."""
+
+    create_percent: float = 0.0
+    rename_percent: float = 0.0
+    write_percent: float = 100.0  # setData
+    read_percent: float = 0.0  # getData
+    delete_percent: float = 0.0
+    exists_percent: float = 0.0
+    get_children_percent: float = 0.0
+    value_size: int = 8  # bytes of every value written (the original's 8-byte integers)
+    nkeys: int = 128  # znodes per client process (the original: 128 RSMKeeper, 8 ZK-Mason)
+    prefix: str = "/mason"  # every znode of the run lives under it
+    watch: bool = False  # reads leave a watch (the original's RSMKeeper client did)
+    seed: int = 0  # the operation draw's seed (with the client id)
+
+
+class ZkClientConfig(Common, kw_only=True):
+    """A ZooKeeper load generator: `connections` sessions, `concurrency` outstanding
+    requests on each, against any server speaking ZooKeeper's protocol."""
+
+    client_id: int
+    servers: list[Endpoint]  # the connect string; connection c starts at a rotating one
+    connections: int = 1
+    concurrency: int = 32  # outstanding requests per connection
+    workload: ZkWorkload = ZkWorkload()
+    session_timeout_ms: int = 10_000  # requested; pings go out at a third of it
+    timeout_ms: int = 2000  # a request unanswered this long counts the connection lost
+    warmup_s: float = 4.0
+    duration_s: float = 10.0
+    cooldown_s: float = 4.0
+    drain_s: float = 10.0  # at the end, how long to wait for outstanding answers
+    record_history: bool = False  # <name>.history for the linearizability checker
+    series_bin_ms: int = 10
+
+
 class LogServerConfig(Common, kw_only=True):
     """One log-server process (the original's storage thread): a replica of some chains."""
 

@@ -711,6 +711,36 @@ def read_stat(r: Reader) -> Stat:
     return stat
 
 
+def read_multi_results(r: Reader) -> list[tuple[int, int]]:
+    """Client direction: a multi reply's results as (type, err) pairs, in request order
+    (type Op.ERROR with the op's code for a rolled-back multi), bodies read past."""
+    results: list[tuple[int, int]] = []
+    while True:
+        if r.remaining < _MULTI_HEADER.size:
+            raise JuteError("multi reply ends without its closing header")
+        op, done, err = _MULTI_HEADER.unpack_from(r.buf, r.pos)
+        r.pos += _MULTI_HEADER.size
+        if done:
+            return results
+        if op == Op.ERROR:
+            err = r.read_int()
+        elif op == Op.CREATE:
+            r.read_ustring()
+        elif op == Op.CREATE2:
+            r.read_ustring()
+            read_stat(r)
+        elif op == Op.SET_DATA:
+            read_stat(r)
+        elif op == Op.GET_DATA:
+            r.read_buffer()
+            read_stat(r)
+        elif op == Op.GET_CHILDREN:
+            r.read_ustring_vector()
+        elif op not in (Op.DELETE, Op.CHECK):
+            raise JuteError(f"multi reply holds a result of unknown type {op}")
+        results.append((op, err))
+
+
 # ---- the byte stream ----------------------------------------------------------------
 
 
