@@ -130,6 +130,28 @@ def run(
     kill_all_leaders: float | None = _opt(
         "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
         "seconds after warm-up."),
+    create_percent: float | None = _opt(
+        "create_percent", "ZooKeeper systems: share of creates, in percent (or the "
+        "original's fractions: all shares then sum to 1). [0]"),
+    rename_percent: float | None = _opt("rename_percent", "Share of renames. [0]"),
+    write_percent: float | None = _opt(
+        "write_percent", "Share of setData. [100 when no share is given]"),
+    read_percent: float | None = _opt("read_percent", "Share of getData. [0]"),
+    delete_percent: float | None = _opt("delete_percent", "Share of deletes. [0]"),
+    exists_percent: float | None = _opt("exists_percent", "Share of exists. [0]"),
+    get_children_percent: float | None = _opt(
+        "get_children_percent", "Share of getChildren. [0]"),
+    setdatas: bool | None = typer.Option(
+        None, "--setDatas", help="The setData experiment: 100 % setData.",
+        show_default=False),
+    getdatas: bool | None = typer.Option(
+        None, "--getDatas", help="The getData experiment: 100 % getData.",
+        show_default=False),
+    value_size: int | None = _opt("value_size", "ZooKeeper systems: bytes per value. [8]"),
+    nkeys: int | None = _opt("nkeys", "ZooKeeper systems: znodes per client process. [128]"),
+    client_connections: int | None = _opt(
+        "client_connections", "ZooKeeper systems: sessions per client process, each with "
+        "--client_concurrency outstanding requests. [1]"),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",

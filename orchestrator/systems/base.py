@@ -44,6 +44,8 @@ PROCESS_KINDS: dict[str, ProcessKind] = {k.name: k for k in (
     ProcessKind("client", "nodes.client", node_config.ClientConfig, "client", client=True),
     ProcessKind("corfuclient", "nodes.corfuclient", node_config.CorfuClientConfig, "client",
                 client=True),
+    ProcessKind("zkclient", "nodes.zkclient", node_config.ZkClientConfig, "client",
+                client=True),
 )}
 
 COUNT_FIELD = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients",
