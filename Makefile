@@ -24,6 +24,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.recovery
 	$(PY) -m benchmarks.corfu
+	$(PY) -m benchmarks.zookeeper
 	$(PY) -m benchmarks.linearizability
 
 # Not part of `make test`: minutes of planted bugs; the report goes to bench-results/.
