@@ -37,6 +37,7 @@ class ZkOpCounts(msgspec.Struct, forbid_unknown_fields=True):
     client_id: int
     kinds: dict[str, KindCounts]  # operation kind (config.ZK_OP_KINDS) -> answers
     setup_ops: int  # creates (and resets) of the key space before the run
+    sessions_opened: int  # sessions the servers created (a re-attach opens none)
     reconnects: int  # connections lost and re-established
     sessions_expired: int  # re-attaches refused: a new session was opened
     notifications: int  # watch events received

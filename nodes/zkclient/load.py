@@ -341,6 +341,7 @@ class LoadGenerator:
             name=conf.name, client_id=conf.client_id,
             kinds={k: c for k, c in self.counts.items() if c.answered},
             setup_ops=self.setup_ops,
+            sessions_opened=sum(s.opened for s in self.sessions),
             reconnects=sum(s.reconnects for s in self.sessions),
             sessions_expired=sum(s.expired for s in self.sessions),
             notifications=sum(s.notifications for s in self.sessions)))

@@ -104,6 +104,7 @@ class Session:
         self.backoff_s = 0.0
         # Counters for the run's records.
         self.reconnects = 0
+        self.opened = 0  # sessions the server created for us (re-attaches not counted)
         self.expired = 0
         self.notifications = 0
         self.loop = asyncio.get_running_loop()
@@ -164,9 +165,11 @@ class Session:
             self.passwd = bytes(wire.PASSWD_LEN)
             self.drop(self.proto, "session expired")
             return
-        if self.session_id and resp.session_id != self.session_id:
-            log.warning("%s: session 0x%x re-attached as 0x%x", self.name, self.session_id,
-                        resp.session_id)
+        if resp.session_id != self.session_id:
+            self.opened += 1
+            if self.session_id:
+                log.warning("%s: session 0x%x re-attached as 0x%x", self.name,
+                            self.session_id, resp.session_id)
         self.session_id, self.passwd = resp.session_id, resp.passwd
         self.timeout_ms = resp.timeout
         self.handshaking = False
