@@ -4,20 +4,26 @@ Apache ZooKeeper 3.8 (Debian's package), a 3-server ensemble on this machine sta
 stopped here, runs the original's two experiments (`--setDatas`, `--getDatas`) driven by
 nodes/zkclient: P client processes x N sessions x K outstanding requests, sessions spread
 over the servers. `measure(connect_string, workload)` runs the same load against any server
-speaking ZooKeeper's protocol, so other systems are rows beside it: `--connect
-rsmkeeper=host:port,host:port,host:port` adds one for a cluster already serving (for
-RSMKeeper: `masonctl serve --system rsmkeeper`). Writes bench-results/zookeeper.json and
-bench-results/zookeeper.md.
+speaking ZooKeeper's protocol, so other systems are rows beside it, in the same run: every
+system of SERVED that `masonctl serve` can start (RSMKeeper: one Raft group of three
+replicas on this machine), and with `--connect name=host:port,...` a cluster already
+serving. Writes bench-results/zookeeper.json and bench-results/zookeeper.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import queue
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -29,11 +35,16 @@ from benchmarks import apache_zk
 from benchmarks.run import write_report
 from nodes.zkclient.counts import read_counts
 from orchestrator.placement import MachineSlot
+from orchestrator.ports import free_port_block
 from orchestrator.render import render
 from orchestrator.spec import ExperimentSpec, SpecError
 from orchestrator.zkworkload import check_zk_workload, zk_client_procs
 
 WORKLOADS = ("setDatas", "getDatas")
+# Systems measured through `masonctl serve` (when it exists), with their row labels.
+SERVED = {"rsmkeeper": "RSMKeeper (one Raft group of 3)"}
+_CONNECT_STRING = re.compile(r"[\w.-]+:\d+(,[\w.-]+:\d+)*")
+SERVE_TIMEOUT_S = 120.0
 console = Console(stderr=True)
 
 
@@ -118,6 +129,54 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
             "reconnects": summary.redirects, "outstanding": shape.outstanding}
 
 
+def can_serve() -> bool:
+    """Whether this code base has `masonctl serve`."""
+    return importlib.util.find_spec("orchestrator.serve") is not None
+
+
+@contextmanager
+def served(system: str, workdir: Path) -> Iterator[str]:
+    """`masonctl serve --system <system>` in a subprocess: its connect string (the last
+    line it prints once serving); SIGTERM stops it, and every process it started, after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve",
+         "--system", system, "--results", str(workdir), "--outdir", system,
+         "--base_port", str(free_port_block(64))],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + SERVE_TIMEOUT_S
+        said: list[str] = []
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"{system}: not serving after {SERVE_TIMEOUT_S:g} s") from None
+            if line is None:
+                raise RuntimeError(f"{system}: masonctl serve exited {proc.wait()}: "
+                                   f"{said[-1] if said else ''}")
+            if _CONNECT_STRING.fullmatch(line):
+                break
+            said.append(line)
+        yield line
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| system | workload | ops/s | p50 us | p99 us | p99.9 us | errors |",
              "|" + "---|" * 7]
@@ -173,6 +232,14 @@ def main(argv: list[str] | None = None) -> None:
                         console.print(f"Apache ZooKeeper 3.8: {workload}")
                         rows.append(measure(zk.connect_string, workload, shape,
                                             label="Apache ZooKeeper 3.8 (3 servers)"))
+        if can_serve():
+            for system, label in SERVED.items():
+                with tempfile.TemporaryDirectory(prefix=f"{system}-") as tmp:
+                    console.print(f"starting {system} (masonctl serve)")
+                    with served(system, Path(tmp)) as hosts:
+                        for workload in WORKLOADS:
+                            console.print(f"{system}: {workload}")
+                            rows.append(measure(hosts, workload, shape, label=label))
         for name, hosts in others:
             for workload in WORKLOADS:
                 console.print(f"{name}: {workload}")
