@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -26,6 +27,7 @@ from orchestrator.zkworkload import (
     zk_client_procs,
     zk_workload,
 )
+from tests.conftest import masonctl
 
 ZERO = {field: 0.0 for field in mix.PERCENT_FIELDS.values()}
 
@@ -144,7 +146,7 @@ def test_renames_are_refused_when_histories_are_recorded() -> None:
         check_zk_workload(spec(**values), records_history=True)
 
 
-def test_the_load_generators_configs_render_and_validate(tmp_path: object) -> None:
+def test_the_load_generators_configs_render_and_validate() -> None:
     settled = check_zk_workload(spec(getdatas=True, nclient_threads=3, client_connections=2,
                                      client_concurrency=4, value_size=100, nkeys=16))
     clients = [MachineSlot(f"client-{j}", "client", j, f"10.0.0.{j + 1}", f"/r/client-{j}")
@@ -178,3 +180,13 @@ def test_a_multis_answers_are_read_in_order() -> None:
         (Op.ERROR, Err.NO_NODE), (Op.ERROR, Err.RUNTIME_INCONSISTENCY)]
     with pytest.raises(JuteError, match="closing header"):
         wire.read_multi_results(Reader(ok[:-9]))
+
+
+def test_the_flags_are_refused_in_one_line_where_they_do_not_apply(tmp_path: Path) -> None:
+    for flags, message in [
+        (["--getDatas"], "error: --getdatas does not apply to --system mason"),
+        (["--read-percent", "50"], "error: --read_percent does not apply to --system mason"),
+    ]:
+        done = masonctl("run", *flags, "--dry-run", cwd=tmp_path, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.strip() == message, done.stderr
