@@ -59,13 +59,14 @@ def serving_mode(port: int) -> str:
 class Ensemble:
     """`n` Apache ZooKeeper servers on 127.0.0.1 (n = 1: a standalone server)."""
 
-    def __init__(self, n: int, workdir: Path, *, heap_mb: int = 512,
+    def __init__(self, n: int, workdir: Path, *, heap_mb: int = 512, force_sync: bool = True,
                  start_timeout_s: float = 120.0) -> None:
         if n < 1:
             raise ValueError("an ensemble needs at least one server")
         self.n = n
         self.workdir = Path(workdir)
         self.heap_mb = heap_mb
+        self.force_sync = force_sync  # fsync the transaction log before acknowledging
         self.start_timeout_s = start_timeout_s
         base = free_port_block(3 * n)
         self.client_ports = [base + i for i in range(n)]
@@ -82,7 +83,7 @@ class Ensemble:
         lines = ["tickTime=2000", "initLimit=10", "syncLimit=5", f"dataDir={data}",
                  f"clientPort={self.client_ports[i]}", "clientPortAddress=127.0.0.1",
                  "admin.enableServer=false", "4lw.commands.whitelist=ruok,srvr",
-                 "maxClientCnxns=0"]
+                 "maxClientCnxns=0", f"forceSync={'yes' if self.force_sync else 'no'}"]
         if self.n > 1:
             lines += [f"server.{k + 1}=127.0.0.1:{self.peer_ports[k]}:"
                       f"{self.election_ports[k]}" for k in range(self.n)]

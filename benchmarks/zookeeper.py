@@ -3,10 +3,12 @@
 Apache ZooKeeper 3.8 (Debian's package), a 3-server ensemble on this machine started and
 stopped here, runs the original's two experiments (`--setDatas`, `--getDatas`) driven by
 nodes/zkclient: P client processes x N sessions x K outstanding requests, sessions spread
-over the servers. `measure(connect_string, workload)` runs the same load against any server
-speaking ZooKeeper's protocol, so other systems are rows beside it, in the same run: every
-system of SERVED that `masonctl serve` can start (RSMKeeper: one Raft group of three
-replicas on this machine), and with `--connect name=host:port,...` a cluster already
+over the servers. The ensemble runs twice: as configured by default (every write's
+transaction log fsynced before it is acknowledged) and with forceSync=no, which shows what
+the CPUs alone allow. `measure(connect_string, workload)` runs the same load against any
+server speaking ZooKeeper's protocol, so other systems are rows beside it, in the same run:
+every system of SERVED that `masonctl serve` can start (RSMKeeper: one Raft group of three
+replicas on this machine) and, with `--connect name=host:port,...`, a cluster already
 serving. Writes bench-results/zookeeper.json and bench-results/zookeeper.md.
 """
 
@@ -225,13 +227,16 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"[yellow]Apache ZooKeeper needs {', '.join(apache_zk.missing())}: "
                           "skipping it (scripts/system-deps.sh installs it)")
         else:
-            with tempfile.TemporaryDirectory(prefix="apache-zk-") as tmp:
-                console.print("starting a 3-server Apache ZooKeeper ensemble")
-                with apache_zk.Ensemble(3, Path(tmp)) as zk:
-                    for workload in WORKLOADS:
-                        console.print(f"Apache ZooKeeper 3.8: {workload}")
-                        rows.append(measure(zk.connect_string, workload, shape,
-                                            label="Apache ZooKeeper 3.8 (3 servers)"))
+            for force_sync in (True, False):
+                label = "Apache ZooKeeper 3.8 (3 servers" + (")" if force_sync else
+                                                              ", forceSync=no)")
+                with tempfile.TemporaryDirectory(prefix="apache-zk-") as tmp:
+                    console.print(f"starting {label}")
+                    with apache_zk.Ensemble(3, Path(tmp), force_sync=force_sync) as zk:
+                        for workload in WORKLOADS:
+                            console.print(f"{label}: {workload}")
+                            rows.append(measure(zk.connect_string, workload, shape,
+                                                label=label))
         if can_serve():
             for system, label in SERVED.items():
                 with tempfile.TemporaryDirectory(prefix=f"{system}-") as tmp:
@@ -250,7 +255,9 @@ def main(argv: list[str] | None = None) -> None:
                  f"{shape.processes} load-generator process(es) x {shape.connections} "
                  f"session(s) x {shape.concurrency} outstanding request(s) "
                  f"({shape.outstanding} in all), {shape.value_size}-byte values, "
-                 f"{shape.nkeys} keys per process; every server and client on this machine.",
+                 f"{shape.nkeys} keys per process; every server and client on this machine. "
+                 "Apache ZooKeeper fsyncs its transaction log before acknowledging a write "
+                 "unless forceSync=no.",
                  rows, table(rows))
 
 
