@@ -23,6 +23,7 @@ test: $(STAMP) system-deps
 bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.recovery
+	$(PY) -m benchmarks.durable
 	$(PY) -m benchmarks.corfu
 	$(PY) -m benchmarks.zookeeper
 	$(PY) -m benchmarks.linearizability

@@ -152,6 +152,12 @@ def run(
     client_connections: int | None = _opt(
         "client_connections", "ZooKeeper systems: sessions per client process, each with "
         "--client_concurrency outstanding requests. [1]"),
+    restart_after: float | None = _opt(
+        "restart_after", "Start every process a fault killed again this many seconds after "
+        "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
+    durable: str | None = typer.Option(
+        None, "--durable", help="Proxies' Raft log on disk: fsync before sending (always), "
+        "every few ms (batch) or never (off). [off]", show_default=False),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",

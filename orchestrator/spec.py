@@ -76,6 +76,8 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     value_size: int = 8
     nkeys: int = 128
     client_connections: int = 1  # ZooKeeper sessions per client process
+    restart_after: float = -1.0  # start every killed process again this many s later; -1 = never
+    durable: str = "off"  # proxies' Raft file: fsync "always", "batch" (every few ms) or "off"
 
     @property
     def ngroups(self) -> int:
