@@ -130,6 +130,13 @@ def run(
     kill_all_leaders: float | None = _opt(
         "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
         "seconds after warm-up."),
+    zk_local_reads: bool | None = typer.Option(
+        None, "--zk-local-reads/--zk-linearizable-reads", "--zk_local_reads",
+        help="rsmkeeper: reads served by the replica a client is connected to "
+        "(sequentially consistent) instead of through the log. [off]", show_default=False),
+    zk_tick_ms: int | None = _opt(
+        "zk_tick_ms", "rsmkeeper: ZooKeeper's tickTime; session timeouts are clamped to "
+        "[2, 20] ticks. [2000]"),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
@@ -213,6 +220,51 @@ def run(
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
     raise typer.Exit(result.code)
+
+
+@app.command()
+def serve(
+    system: str = typer.Option("rsmkeeper", "--system", help="What to serve: rsmkeeper."),
+    base_port: int | None = _opt("base_port", "First TCP port. [31850]"),
+    zk_local_reads: bool | None = typer.Option(
+        None, "--zk-local-reads/--zk-linearizable-reads", "--zk_local_reads",
+        help="Reads served by the replica a client is connected to. [off]",
+        show_default=False),
+    zk_tick_ms: int | None = _opt("zk_tick_ms", "ZooKeeper's tickTime. [2000]"),
+    election_timeout_ms: int | None = _opt(
+        "election_timeout_ms", "Raft election timeout. [300]"),
+    raft_tick_ms: int | None = _opt("raft_tick_ms", "Raft tick. [10]"),
+    outdir: str | None = _opt("outdir", "Logs directory name. [serve-<unix time>]"),
+    results_root: Path = typer.Option(Path("results"), "--results", help="Where it goes."),
+    python: str | None = typer.Option(
+        None, "--python", help="Interpreter that runs the nodes. [this one]"),
+) -> None:
+    """Start a system's servers on this machine, print where clients connect (for
+    rsmkeeper: host:port,host:port,host:port) and serve until Ctrl-C."""
+    from orchestrator import spec as specs
+    from orchestrator.serve import serve_local
+
+    flags = dict(locals())
+    try:
+        chosen = systems.get(system)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    given = {k: v for k, v in flags.items()
+             if v is not None and k in specs.ExperimentSpec.__struct_fields__
+             and k not in ("name", "system")}
+    name = outdir or f"serve-{int(time.time())}"
+    if "/" in name or name in ("", ".", ".."):
+        raise fail(f"--outdir must be a plain directory name, not {name!r}")
+    if (results_root / name).exists() and any((results_root / name).iterdir()):
+        raise fail(f"{results_root / name} is not empty; choose another --outdir")
+    try:
+        spec = specs.build(name, chosen.name, {**chosen.local_defaults, **given,
+                                               "nclients": 0})
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    if type(chosen).connect_string is systems.System.connect_string:
+        raise fail(f"--system {chosen.name} cannot be served for clients of your own")
+    raise typer.Exit(serve_local(spec, results_root / name, out, err))
 
 
 @app.command()
