@@ -56,6 +56,7 @@ class ZkListener:
         self.nonce = secrets.randbits(38)
         self.next_client = 1
         self.system_client = self.new_client_id()  # this replica's pings and ticks
+        self.submitter.register(self.system_client)
         self.system_reqid = 0
         self.conns: dict[int, ZkConnection] = {}  # client id -> connection
         self.sessions: dict[int, ZkConnection] = {}  # session -> its connection here
@@ -96,6 +97,7 @@ class ZkListener:
 
     def opened(self, conn: ZkConnection) -> None:
         self.conns[conn.client_id] = conn
+        self.submitter.register(conn.client_id)
 
     def closed(self, conn: ZkConnection) -> None:
         self.conns.pop(conn.client_id, None)

@@ -66,12 +66,17 @@ class Submitter:
         self.me = replica.conf.replica
         self.loop = asyncio.get_running_loop()
         self.pending: dict[tuple[int, int], Pending] = {}
-        self.acks: dict[int, int] = {}  # client id -> highest reqid applied here
+        # This replica's own clients -> the highest reqid applied here (the others' ops are
+        # applied here too, but acking them is their holder's business).
+        self.acks: dict[int, int] = {}
         self.local = LocalConn(self)
         self.refused = 0
 
     def start(self) -> None:
         self.loop.create_task(self.scanner())
+
+    def register(self, client_id: int) -> None:
+        self.acks[client_id] = -1
 
     def submit(self, client_id: int, reqid: int, payload: bytes) -> None:
         req = wire.OpRequest(client_id, reqid, self.group, self.acks.get(client_id, -1), [],
@@ -83,7 +88,7 @@ class Submitter:
     def applied(self, client_id: int, reqid: int) -> None:
         """The op is in this replica's state: nothing more to send."""
         self.pending.pop((client_id, reqid), None)
-        if reqid > self.acks.get(client_id, -1):
+        if reqid > self.acks.get(client_id, reqid):
             self.acks[client_id] = reqid
 
     def forget(self, client_id: int) -> None:

@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,7 +354,7 @@ def test_fuzzed_frames_close_only_their_connection(group: Served) -> None:
         bystander.close()
 
 
-# ---- leader failure --------------------------------------------------------------------------------
+# ---- leader failure --------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -404,3 +403,71 @@ def _has_role(served: Served, role: str) -> bool:
     except LookupError:
         return False
     return True
+
+
+# ---- local reads -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_reads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from serve(tmp_path_factory.mktemp("rsmkeeper-local"), "--zk-local-reads")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_with_local_reads_a_session_still_answers_the_semantics_suite(
+        local_reads: Served, case: Case) -> None:
+    # One session's reads follow its own writes (the connection serves a read after every
+    # earlier request of the session is applied here), so the suite holds unchanged.
+    empty_tree(local_reads.hosts)
+    driver = KazooDriver(local_reads.hosts, raw_paths=case.raw_paths)
+    try:
+        run_case(driver, case.steps)
+    finally:
+        driver.stop()
+
+
+# ---- zkCli -------------------------------------------------------------------------------------
+
+JAVA = Path("/usr/share/java")
+ZKCLI_JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-nop.jar",
+              "commons-cli.jar"]
+
+
+def zkcli(endpoint: tuple[str, int], *command: str) -> str:
+    done = subprocess.run(
+        ["java", "-cp", ":".join(str(JAVA / j) for j in ZKCLI_JARS),
+         "org.apache.zookeeper.ZooKeeperMain", "-server", f"{endpoint[0]}:{endpoint[1]}",
+         "-waitforconnection", *command],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not all((JAVA / j).exists() for j in ZKCLI_JARS),
+                    reason="zkCli needs Debian's zookeeper package and java")
+def test_zkcli_from_apache_zookeeper_works(group: Served) -> None:
+    a, b, c = group.endpoints
+    assert "Created /zkcli" in zkcli(a, "create", "/zkcli", "hello")
+    created = zkcli(b, "create", "-s", "-e", "/zkcli/e-", "x")
+    assert "Created /zkcli/e-0000000000" in created
+    got = zkcli(c, "get", "-s", "/zkcli")
+    assert "hello" in got and "dataVersion = 0" in got and "numChildren = 1" in got
+    zkcli(a, "set", "/zkcli", "world")
+    stat = zkcli(b, "stat", "/zkcli")
+    assert "dataVersion = 1" in stat and "dataLength = 5" in stat
+    listed = zkcli(c, "ls", "-s", "/zkcli")
+    assert "[e-0000000000]" in listed and "numChildren = 1" in listed
+    zkcli(a, "create", "/zkcli/p", "")
+    zkcli(a, "create", "/zkcli/p/q", "")
+    zkcli(b, "delete", "/zkcli/p/q")
+    observer = kazoo(group.hosts)
+    try:
+        # zkCli with a command exits without closeSession: its ephemeral stays until expiry.
+        stat_e = observer.exists("/zkcli/e-0000000000")
+        assert stat_e is not None and stat_e.ephemeralOwner != 0
+        assert observer.get_children("/zkcli/p") == []
+        zkcli(c, "deleteall", "/zkcli")
+        assert observer.exists("/zkcli") is None
+    finally:
+        observer.stop()
+        observer.close()
