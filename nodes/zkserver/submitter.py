@@ -132,6 +132,11 @@ class Submitter:
     async def scanner(self) -> None:
         while True:
             await asyncio.sleep(SCAN_S)
+            waiting = self.local.waiting
+            if len(waiting) > 2 * len(self.pending) + 100:
+                # The leader answers only the newest send of an op: forget older ones.
+                for rid in [r for r, key in waiting.items() if key not in self.pending]:
+                    del waiting[rid]
             if not self.pending:
                 continue
             now = self.loop.time()
