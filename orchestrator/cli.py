@@ -59,6 +59,31 @@ def _opt(name: str, help: str, *, hidden_default: Any = None) -> Any:
     return typer.Option(hidden_default, *names, help=help, show_default=False)
 
 
+def _system_and_spec_flags(system: str, flags: dict[str, Any]
+                           ) -> tuple[systems.System, dict[str, Any]]:
+    """The chosen system and the experiment fields given on the command line."""
+    from orchestrator import spec as specs
+
+    try:
+        chosen = systems.get(system)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    given = {k: v for k, v in flags.items()
+             if v is not None and k in specs.ExperimentSpec.__struct_fields__
+             and k not in ("name", "system")}
+    return chosen, given
+
+
+def _outdir(outdir: str | None, results_root: Path, prefix: str) -> str:
+    """The run's directory name under results_root: plain, and not holding a run yet."""
+    name = outdir or f"{prefix}-{int(time.time())}"
+    if "/" in name or name in ("", ".", ".."):
+        raise fail(f"--outdir must be a plain directory name, not {name!r}")
+    if (results_root / name).exists() and any((results_root / name).iterdir()):
+        raise fail(f"{results_root / name} already holds a run; choose another --outdir")
+    return name
+
+
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def run(
     nproxies: int | None = _opt("nproxies", "Proxy machines (a multiple of 3). [3]"),
@@ -168,19 +193,8 @@ def run(
     from orchestrator.runner import dry_run as plan_only
     from orchestrator.runner import run_local
 
-    flags = dict(locals())
-    try:
-        chosen = systems.get(system)
-    except specs.SpecError as exc:
-        raise fail(str(exc)) from None
-    given = {k: v for k, v in flags.items()
-             if v is not None and k in specs.ExperimentSpec.__struct_fields__
-             and k not in ("name", "system")}
-    name = outdir or f"results-{int(time.time())}"
-    if "/" in name or name in ("", ".", ".."):
-        raise fail(f"--outdir must be a plain directory name, not {name!r}")
-    if (results_root / name).exists() and any((results_root / name).iterdir()):
-        raise fail(f"{results_root / name} already holds a run; choose another --outdir")
+    chosen, given = _system_and_spec_flags(system, dict(locals()))
+    name = _outdir(outdir, results_root, "results")
     if machine_info is None:
         given.setdefault("record_seqnums", True)  # local runs record every number
     if chosen.applies("record_noops"):
@@ -244,19 +258,8 @@ def serve(
     from orchestrator import spec as specs
     from orchestrator.serve import serve_local
 
-    flags = dict(locals())
-    try:
-        chosen = systems.get(system)
-    except specs.SpecError as exc:
-        raise fail(str(exc)) from None
-    given = {k: v for k, v in flags.items()
-             if v is not None and k in specs.ExperimentSpec.__struct_fields__
-             and k not in ("name", "system")}
-    name = outdir or f"serve-{int(time.time())}"
-    if "/" in name or name in ("", ".", ".."):
-        raise fail(f"--outdir must be a plain directory name, not {name!r}")
-    if (results_root / name).exists() and any((results_root / name).iterdir()):
-        raise fail(f"{results_root / name} is not empty; choose another --outdir")
+    chosen, given = _system_and_spec_flags(system, dict(locals()))
+    name = _outdir(outdir, results_root, "serve")
     try:
         spec = specs.build(name, chosen.name, {**chosen.local_defaults, **given,
                                                "nclients": 0})

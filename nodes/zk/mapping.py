@@ -21,6 +21,16 @@ LOCAL_READS = (rq.GetData, rq.Exists, rq.GetChildren, rq.GetAcl, rq.GetEphemeral
                rq.GetAllChildrenNumber, rq.MultiRead, rq.AddWatch)
 
 
+# Requests that are a path and a watch flag, or a path alone, on both sides.
+_WATCHING_READS: dict[type, type[rq.GetData | rq.Exists | rq.GetChildren]] = {
+    wire.GetDataRequest: rq.GetData, wire.ExistsRequest: rq.Exists,
+    wire.GetChildrenRequest: rq.GetChildren, wire.GetChildren2Request: rq.GetChildren}
+_PATH_ONLY: dict[type, type[rq.GetAcl | rq.Sync | rq.GetEphemerals | rq.GetAllChildrenNumber]] = {
+    wire.GetACLRequest: rq.GetAcl, wire.SyncRequest: rq.Sync,
+    wire.GetEphemeralsRequest: rq.GetEphemerals,
+    wire.GetAllChildrenNumberRequest: rq.GetAllChildrenNumber}
+
+
 def _acls(acls: Sequence[wire.ACL]) -> list[rq.Acl]:
     return [rq.Acl(a.perms, a.scheme, a.id) for a in acls]
 
@@ -61,22 +71,14 @@ def to_request(body: wire.Record) -> rq.Request:
         return _create(body)
     if isinstance(body, (wire.DeleteRequest, wire.SetDataRequest, wire.CheckVersionRequest)):
         return _multi_op(body)
-    if isinstance(body, wire.GetDataRequest):
-        return rq.GetData(body.path, body.watch)
-    if isinstance(body, wire.ExistsRequest):
-        return rq.Exists(body.path, body.watch)
-    if isinstance(body, (wire.GetChildrenRequest, wire.GetChildren2Request)):
-        return rq.GetChildren(body.path, body.watch)
-    if isinstance(body, wire.GetACLRequest):
-        return rq.GetAcl(body.path)
+    if isinstance(body, (wire.GetDataRequest, wire.ExistsRequest, wire.GetChildrenRequest,
+                         wire.GetChildren2Request)):
+        return _WATCHING_READS[type(body)](body.path, body.watch)
+    if isinstance(body, (wire.GetACLRequest, wire.SyncRequest, wire.GetEphemeralsRequest,
+                         wire.GetAllChildrenNumberRequest)):
+        return _PATH_ONLY[type(body)](body.path)
     if isinstance(body, wire.SetACLRequest):
         return rq.SetAcl(body.path, _acls(body.acl), body.version)
-    if isinstance(body, wire.SyncRequest):
-        return rq.Sync(body.path)
-    if isinstance(body, wire.GetEphemeralsRequest):
-        return rq.GetEphemerals(body.path)
-    if isinstance(body, wire.GetAllChildrenNumberRequest):
-        return rq.GetAllChildrenNumber(body.path)
     if isinstance(body, wire.AddWatchRequest):
         try:
             mode = AddWatchMode(body.mode)

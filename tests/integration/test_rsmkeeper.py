@@ -119,14 +119,18 @@ def kazoo(hosts: str, timeout: float = 10.0, **kwargs: object) -> KazooClient:
 # ---- the semantics suite -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_rsmkeeper_answers_the_semantics_suite(group: Served, case: Case) -> None:
-    empty_tree(group.hosts)
-    driver = KazooDriver(group.hosts, raw_paths=case.raw_paths)
+def run_suite_case(hosts: str, case: Case) -> None:
+    empty_tree(hosts)
+    driver = KazooDriver(hosts, raw_paths=case.raw_paths)
     try:
         run_case(driver, case.steps)
     finally:
         driver.stop()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rsmkeeper_answers_the_semantics_suite(group: Served, case: Case) -> None:
+    run_suite_case(group.hosts, case)
 
 
 def test_every_replica_serves_and_all_see_one_tree(group: Served) -> None:
@@ -418,12 +422,7 @@ def test_with_local_reads_a_session_still_answers_the_semantics_suite(
         local_reads: Served, case: Case) -> None:
     # One session's reads follow its own writes (the connection serves a read after every
     # earlier request of the session is applied here), so the suite holds unchanged.
-    empty_tree(local_reads.hosts)
-    driver = KazooDriver(local_reads.hosts, raw_paths=case.raw_paths)
-    try:
-        run_case(driver, case.steps)
-    finally:
-        driver.stop()
+    run_suite_case(local_reads.hosts, case)
 
 
 # ---- zkCli -------------------------------------------------------------------------------------
