@@ -259,14 +259,14 @@ def serve(
     from orchestrator.serve import serve_local
 
     chosen, given = _system_and_spec_flags(system, dict(locals()))
+    if type(chosen).connect_string is systems.System.connect_string:
+        raise fail(f"--system {chosen.name} cannot be served for clients of your own")
     name = _outdir(outdir, results_root, "serve")
     try:
         spec = specs.build(name, chosen.name, {**chosen.local_defaults, **given,
                                                "nclients": 0})
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
-    if type(chosen).connect_string is systems.System.connect_string:
-        raise fail(f"--system {chosen.name} cannot be served for clients of your own")
     raise typer.Exit(serve_local(spec, results_root / name, out, err))
 
 
