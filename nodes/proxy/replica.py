@@ -73,6 +73,9 @@ class Replica:
                 election_ticks=conf.election_ticks,
                 heartbeat_ticks=conf.heartbeat_ticks,
                 seed=conf.group * 7919 + conf.replica * 104729 + time.time_ns() % 1000,
+                # Followers that answer their own clients at apply time learn commits at
+                # once (RSMKeeper's ZooKeeper port), not a heartbeat later.
+                commit_notice=conf.zk_listen is not None,
             )
         )
         self.won_term = 0  # the Raft term this replica won and is settling or serving
