@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -33,6 +33,9 @@ class Common(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SequencerConfig(Common, kw_only=True):
     epoch: int = 1
+    # Sequencers in the run: this one owns epochs epoch, epoch + sequencers, ...
+    # (nodes/sequencer/epochs.py).
+    sequencers: int = 1
     # A standby waits for a TakeOver, then recovers from the groups named here
     # (group id as text -> replica endpoints, index = replica id) and serves epoch `epoch`.
     standby: bool = False
@@ -77,8 +80,10 @@ class ProxyConfig(Common, kw_only=True):
     seq_timeout_ms: int = 500  # resend a sequencer request after this long without answer
     # Sequencer failure detection: a leader that hears nothing for heartbeat_ms sends a
     # heartbeat; after heartbeat_misses silent periods it asks the backup to take over.
-    # Standby sequencers in epoch order: backups[k] serves epoch k + 2 once the sequencer
-    # of epoch k + 1 is reported dead. A new standby can be added for every takeover.
+    # The other sequencers in order: with `sequencer` first they are the run's sequencers,
+    # and epoch e belongs to the ((e - 1) mod n)-th (nodes/sequencer/epochs.py): backups[k]
+    # serves epoch k + 2 once the sequencer of epoch k + 1 is reported dead, and a killed
+    # sequencer that restarted serves its next epoch after that.
     backups: list[Endpoint] = []
     heartbeat_ms: int = 100
     heartbeat_misses: int = 3
@@ -91,6 +96,10 @@ class ProxyConfig(Common, kw_only=True):
     # Write every committed noop to <name>.noops (every replica does, so a noop committed
     # just before its leader died is still on record).
     record_noops: bool = False
+    # Raft's term, vote and log in <name>.raft, replayed when the replica restarts:
+    # "always" fsyncs before sending, "batch" fsyncs every few ms, "off" never fsyncs
+    # (nodes/proxy/durable.py).
+    durable: Literal["always", "batch", "off"] = "off"
     # rsmkeeper: this replica's ZooKeeper client port; reads served by the local replica
     # (sequentially consistent) instead of through the log (linearizable); ZooKeeper's
     # tickTime (session timeouts are clamped to [2, 20] ticks; the leader logs a Tick every

@@ -162,6 +162,12 @@ def run(
     zk_tick_ms: int | None = _opt(
         "zk_tick_ms", "rsmkeeper: ZooKeeper's tickTime; session timeouts are clamped to "
         "[2, 20] ticks. [2000]"),
+    restart_after: float | None = _opt(
+        "restart_after", "Start every process a fault killed again this many seconds after "
+        "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
+    durable: str | None = typer.Option(
+        None, "--durable", help="Proxies' Raft log on disk: fsync before sending (always), "
+        "every few ms (batch) or never (off). [off]", show_default=False),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
@@ -504,6 +510,28 @@ def parse(
         err.print(f"wrote {runs_csv} ({len(table)} run(s)), {medians_csv} "
                   f"({len(medians)} point(s))", soft_wrap=True)
     raise typer.Exit(1 if errors else 0)
+
+
+@app.command("check-linearizable")
+def check_linearizable(
+    history: Path = typer.Argument(
+        ..., help="A run's results directory (its *.history files) or one history file."),
+    max_steps: int = typer.Option(
+        5_000_000, "--max-steps", min=1,
+        help="Search steps per znode before giving up undecided."),
+) -> None:
+    """Check that the ZooKeeper operations clients recorded are linearizable, znode by
+    znode; exit 1 on a violation (or when undecided), 2 on unreadable histories."""
+    from analysis.linearizability import check_file
+    from nodes.zk.history import HistoryFormatError
+
+    try:
+        verdict = check_file(history, max_steps)
+    except HistoryFormatError as exc:
+        raise fail(str(exc)) from None
+    for line in verdict.lines():
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(0 if verdict.ok else 1)
 
 
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PDF and PNG) from results.")

@@ -61,6 +61,8 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_policy: str = "any"  # corfumason reads: "any" replica or only the "leader" serves
     kill_logserver: float = -1.0  # kill -9 the head of chain 0 (needs replication >= 2)
     kill_all_leaders: float = -1.0  # kill -9 the leader of every group
+    restart_after: float = -1.0  # start every killed process again this many s later; -1 = never
+    durable: str = "off"  # proxies' Raft file: fsync "always", "batch" (every few ms) or "off"
     # rsmkeeper: reads served by the replica a client is connected to (sequentially
     # consistent) instead of through the log (linearizable); ZooKeeper's tickTime.
     zk_local_reads: bool = False

@@ -52,7 +52,6 @@ class GroupState:
         self, nspaces: int, epoch: int, seq_host: str, seq_port: int, block: int = 1 << 16,
         service: Service | None = None,
     ) -> None:
-        self.nspaces = nspaces
         self.service: Service = service if service is not None else MasonService(nspaces)
         # What the last applied entry's operations owe the leader (None: nothing).
         self.owed: list[list[Effect]] | None = None
@@ -76,8 +75,7 @@ class GroupState:
     def settle_srid(self, srid: int) -> None:
         if srid <= self.srid_floor:
             return
-        if srid > self.max_srid:
-            self.max_srid = srid
+        self.max_srid = max(self.max_srid, srid)
         self.srids_above.add(srid)
         floor = self.srid_floor
         above = self.srids_above

@@ -161,12 +161,13 @@ async def carry_fill(links: list[GroupLink], fill: wire.FillRequest,
         await link.refused(reply)
 
 
-async def take_over(conf: SequencerConfig, nspaces: int,
+async def take_over(conf: SequencerConfig, epoch: int,
                     carrier: FillCarrier | None = None) -> list[int]:
-    """Run the whole takeover; returns the counters the new epoch starts from.
+    """Run the whole takeover as `epoch`; returns the counters it starts from.
 
     `carrier` outlives a failed attempt, so that a retry never sends the fill to a second
     group while the first may still commit it."""
+    nspaces = conf.nspaces
     started = time.monotonic()
     assert conf.listen is not None
     links = [GroupLink(int(g), eps) for g, eps in sorted(conf.groups.items(),
@@ -174,11 +175,11 @@ async def take_over(conf: SequencerConfig, nspaces: int,
     if carrier is None:
         carrier = FillCarrier(len(links))
     try:
-        switch = wire.SwitchRequest(conf.epoch, conf.listen.host, conf.listen.port)
+        switch = wire.SwitchRequest(epoch, conf.listen.host, conf.listen.port)
         await asyncio.gather(*(link.call(switch, wire.GroupReply) for link in links))
-        log.info("all %d group(s) switched to epoch %d", len(links), conf.epoch)
+        log.info("all %d group(s) switched to epoch %d", len(links), epoch)
         reports = await asyncio.gather(
-            *(link.call(wire.CollectRequest(conf.epoch), wire.CollectReply) for link in links)
+            *(link.call(wire.CollectRequest(epoch), wire.CollectReply) for link in links)
         )
         holes, nexts = plan_fill(
             [(r.bases, r.bitmaps) for r in reports], nspaces
@@ -187,7 +188,7 @@ async def take_over(conf: SequencerConfig, nspaces: int,
         if nholes:
             log.info("filling %d hole number(s) with noops: %s", nholes,
                      [ranges[:3] for ranges in holes])
-            by = await carry_fill(links, wire.FillRequest(conf.epoch, holes), carrier)
+            by = await carry_fill(links, wire.FillRequest(epoch, holes), carrier)
             log.info("group %d committed the fill", by.group)
         log.info("takeover done in %.0f ms; serving from %s",
                  (time.monotonic() - started) * 1000, nexts)

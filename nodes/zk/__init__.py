@@ -14,4 +14,7 @@ checks and error codes, multi, sessions), `watches` (connection-local watch tabl
 ZooKeeper's client protocol, I/O-free too: `jute` (bounds-checked reader and writers),
 `wire` (the handshake, request and reply records by opcode, multi, notifications, the frame
 splitter with its size limit) and `fourletter` (answers to `ruok`, `srvr`, `stat`, `envi`...).
+
+`history` is what a client records of its operations for the linearizability checker
+(analysis/linearizability.py): its writer and its reader.
 """

@@ -28,6 +28,8 @@ def test_bad_values(tmp_path):
         (["--client-concurrency", "0"], "client_concurrency"),
         (["--nproxies", "three"], "--nproxies"),
         (["--kill_leader", "30", "--expduration", "10"], "kill_leader"),
+        (["--durable", "sometimes"], "--durable must be one of always, batch, off"),
+        (["--restart-after", "-2"], "--restart_after must be >= 0"),
     ):
         done = masonctl("run", *args, cwd=tmp_path)
         assert done.returncode != 0, args

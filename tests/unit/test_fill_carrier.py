@@ -8,6 +8,7 @@ every group's failover. Any group may carry it now, but never two groups.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -106,16 +107,16 @@ def test_what_an_answer_proves_about_the_log():
 # ---- the groups' side --------------------------------------------------------------------
 
 
-def proxy_conf(group: int, peers: dict[str, Endpoint] | None = None,
+def proxy_conf(outdir: Path, group: int, peers: dict[str, Endpoint] | None = None,
                port: int = 0) -> ProxyConfig:
-    return ProxyConfig(name=f"p{group}", outdir="/tmp", nspaces=1, group=group, replica=0,
+    return ProxyConfig(name=f"p{group}", outdir=str(outdir), nspaces=1, group=group, replica=0,
                        peers=peers or {}, sequencer=Endpoint("127.0.0.1", 3),
                        listen=Endpoint("127.0.0.1", port) if port else None)
 
 
-def test_a_probe_commits_a_marker_that_changes_nothing():
+def test_a_probe_commits_a_marker_that_changes_nothing(tmp_path):
     async def scenario() -> tuple[list[object], list[object], GroupState, bytes]:
-        replica = Replica(proxy_conf(0))
+        replica = Replica(proxy_conf(tmp_path, 0))
         replica.raft.campaign()  # a group of one leads at once
         replica.won_term = replica.serving_term = replica.raft.term
         before = replica.state.snapshot()
@@ -137,10 +138,10 @@ def test_a_probe_commits_a_marker_that_changes_nothing():
     assert state.fills == {2} and state.noop_numbers == [5]
 
 
-def test_refusals_say_whether_anything_was_proposed():
+def test_refusals_say_whether_anything_was_proposed(tmp_path):
     async def scenario() -> list[list[tuple[bool, bool]]]:
         down = {"1": Endpoint("127.0.0.1", 1), "2": Endpoint("127.0.0.1", 2)}
-        replica = Replica(proxy_conf(0, down))
+        replica = Replica(proxy_conf(tmp_path, 0, down))
         follower, probe, fill = Kept(), Kept(), Kept()
         replica.failover.on_fill(follower, 1, wire.FillRequest(2, [[(0, 4)]]))  # type: ignore[arg-type]
         lead_without_majority(replica)
@@ -168,15 +169,15 @@ def lead_without_majority(replica: Replica) -> None:
 
 
 @pytest.mark.parametrize("left", ["leader without majority", "no leader"])
-def test_a_group_0_that_cannot_commit_does_not_hold_the_fill(left):
+def test_a_group_0_that_cannot_commit_does_not_hold_the_fill(tmp_path, left):
     # Group 0 lost two replicas after collect: the one left still leads (it answers, but
     # can commit nothing) or no longer does. Group 1 (a group of one) carries the fill;
     # group 0's log never holds it.
     async def scenario() -> tuple[int, set[int], list[entries.Entry]]:
         ports = [free_port() for _ in range(4)]
         gone = {str(i): Endpoint("127.0.0.1", ports[i]) for i in (1, 2)}
-        group0 = Replica(proxy_conf(0, gone, ports[0]))
-        group1 = Replica(proxy_conf(1, port=ports[3]))
+        group0 = Replica(proxy_conf(tmp_path, 0, gone, ports[0]))
+        group1 = Replica(proxy_conf(tmp_path, 1, port=ports[3]))
         servers = [await runtime.listen(r.conf, r.handle) for r in (group0, group1)]
         if left == "leader without majority":
             lead_without_majority(group0)

@@ -18,7 +18,7 @@ PERIOD_MS = 50
 MISSES = 3
 
 
-def test_a_leader_from_the_start_calls_the_standby_only_after_the_misses():
+def test_a_leader_from_the_start_calls_the_standby_only_after_the_misses(tmp_path):
     async def scenario() -> float:
         loop = asyncio.get_running_loop()
         asked: list[float] = []
@@ -29,7 +29,7 @@ def test_a_leader_from_the_start_calls_the_standby_only_after_the_misses():
 
         standby_port, silent_port = free_port(), free_port()  # nothing listens on the latter
         server = await rpc.serve("127.0.0.1", standby_port, standby)
-        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+        conf = ProxyConfig(name="p", outdir=str(tmp_path), nspaces=1, group=0, replica=0, peers={},
                            sequencer=Endpoint("127.0.0.1", silent_port),
                            backups=[Endpoint("127.0.0.1", standby_port)],
                            heartbeat_ms=PERIOD_MS, heartbeat_misses=MISSES)
