@@ -55,8 +55,9 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ProxyConfig(Common, kw_only=True):
-    # What the group serves: "mason" (multi-sequence numbers) or "corfumason" (appends to
-    # the shared log in `log`, reads forwarded to a chain's tail).
+    # What the group serves: "mason" (multi-sequence numbers), "corfumason" (appends to
+    # the shared log in `log`, reads forwarded to a chain's tail) or "rsmkeeper" (a
+    # ZooKeeper tree replicated by the group's own log: nspaces 0 and no sequencer).
     service: str = "mason"
     log: ChainConfig | None = None
     # corfumason reads: "any" replica forwards to the tail (the original's behaviour);
@@ -65,7 +66,9 @@ class ProxyConfig(Common, kw_only=True):
     group: int
     replica: int  # Raft node id within the group (0..2)
     peers: dict[str, Endpoint]  # replica id (as text, TOML keys are strings) -> endpoint
-    sequencer: Endpoint
+    # None: the group's operations need no numbers (nspaces 0); batches go straight into
+    # the Raft log and no replica talks to a sequencer.
+    sequencer: Endpoint | None = None
     epoch: int = 1
     designated_leader: bool = False  # campaigns at start-up, as replica 0 did in the original
     batch_timeout_us: int = 200
@@ -97,6 +100,14 @@ class ProxyConfig(Common, kw_only=True):
     # "always" fsyncs before sending, "batch" fsyncs every few ms, "off" never fsyncs
     # (nodes/proxy/durable.py).
     durable: Literal["always", "batch", "off"] = "off"
+    # rsmkeeper: this replica's ZooKeeper client port; reads served by the local replica
+    # (sequentially consistent) instead of through the log (linearizable); ZooKeeper's
+    # tickTime (session timeouts are clamped to [2, 20] ticks; the leader logs a Tick every
+    # half tick, which expires silent sessions).
+    zk_listen: Endpoint | None = None
+    zk_local_reads: bool = False
+    zk_tick_ms: int = 2000
+    zk_max_frame: int = 0xFFFFF  # jute.maxbuffer: a longer frame closes its connection
 
 
 WORKLOADS = ("sequence", "append", "read")

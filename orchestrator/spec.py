@@ -78,6 +78,10 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_connections: int = 1  # ZooKeeper sessions per client process
     restart_after: float = -1.0  # start every killed process again this many s later; -1 = never
     durable: str = "off"  # proxies' Raft file: fsync "always", "batch" (every few ms) or "off"
+    # rsmkeeper: reads served by the replica a client is connected to (sequentially
+    # consistent) instead of through the log (linearizable); ZooKeeper's tickTime.
+    zk_local_reads: bool = False
+    zk_tick_ms: int = 2000
 
     @property
     def ngroups(self) -> int:

@@ -146,6 +146,11 @@ class System:
         """The verdicts over a finished run's records."""
         return []
 
+    def connect_string(self, placed: Placement) -> str:
+        """Where clients of its own reach a served cluster (`masonctl serve`); "" for a
+        system that cannot be served that way."""
+        return ""
+
     def describe(self, spec: ExperimentSpec) -> str:
         """The servers of a run, for its first line ("4 group(s) of 3")."""
         return ""
