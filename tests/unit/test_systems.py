@@ -42,17 +42,15 @@ def test_systems_without_nodes_are_refused_in_one_line(name):
 
 
 def test_rsmkeeper_is_one_group_of_three_without_a_sequencer():
-    from orchestrator.systems.rsmkeeper import has_load_generator
-
     spec = build("x", "rsmkeeper", {"nclients": 0})
     assert (spec.nsequencers, spec.nsequence_spaces, spec.nproxies) == (0, 0, 3)
     with pytest.raises(SpecError, match="--nproxies must be 3"):
         build("x", "rsmkeeper", {"nclients": 0, "nproxies": 6})
     with pytest.raises(SpecError, match="--nsequencers does not apply"):
         build("x", "rsmkeeper", {"nclients": 0, "nsequencers": 2})
-    if not has_load_generator():
-        with pytest.raises(SpecError, match="no ZooKeeper load generator yet"):
-            build("x", "rsmkeeper", {})
+    with pytest.raises(SpecError, match="--kill_sequencer does not apply"):
+        build("x", "rsmkeeper", {"kill_sequencer": 1.0})
+    assert build("x", "rsmkeeper", {"kill_leader": 1.0}).kill_leader == 1.0
 
 
 def test_each_system_names_roles_kinds_and_templates_that_exist():
