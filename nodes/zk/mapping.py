@@ -31,10 +31,6 @@ _PATH_ONLY: dict[type, type[rq.GetAcl | rq.Sync | rq.GetEphemerals | rq.GetAllCh
     wire.GetAllChildrenNumberRequest: rq.GetAllChildrenNumber}
 
 
-def _acls(acls: Sequence[wire.ACL]) -> list[rq.Acl]:
-    return [rq.Acl(a.perms, a.scheme, a.id) for a in acls]
-
-
 def _mode(flags: int) -> CreateMode:
     try:
         return CreateMode(flags)
@@ -48,7 +44,7 @@ def _create(body: wire.CreateRequest) -> rq.Create:
     else:
         mode = _mode(body.flags)
     ttl = body.ttl if isinstance(body, wire.CreateTTLRequest) else 0
-    return rq.Create(body.path, body.data, _acls(body.acl), mode, ttl)
+    return rq.Create(body.path, body.data, list(body.acl), mode, ttl)
 
 
 def _multi_op(body: wire.Record) -> rq.MultiOp:
@@ -78,7 +74,7 @@ def to_request(body: wire.Record) -> rq.Request:
                          wire.GetAllChildrenNumberRequest)):
         return _PATH_ONLY[type(body)](body.path)
     if isinstance(body, wire.SetACLRequest):
-        return rq.SetAcl(body.path, _acls(body.acl), body.version)
+        return rq.SetAcl(body.path, list(body.acl), body.version)
     if isinstance(body, wire.AddWatchRequest):
         try:
             mode = AddWatchMode(body.mode)
@@ -107,10 +103,6 @@ def set_watches(body: wire.SetWatchesRequest) -> rq.SetWatches:
 
 
 # ---- results back to the wire -------------------------------------------------------------
-
-
-def _wire_acls(acls: Sequence[rq.Acl]) -> list[wire.ACL]:
-    return [wire.ACL(a.perms, a.scheme, a.id) for a in acls]
 
 
 def _multi_results(ops: Sequence[wire.Record], results: Sequence[rs.OpResult]
@@ -161,7 +153,7 @@ def reply_body(body: wire.Record, result: rs.Result) -> bytes:
             return wire.children_stat_body(result.children, result.stat)
         return wire.children_body(result.children)
     if isinstance(result, rs.AclResult):
-        return wire.acl_stat_body(_wire_acls(result.acl), result.stat)
+        return wire.acl_stat_body(result.acl, result.stat)
     if isinstance(result, rs.PathResult):
         return wire.path_body(result.path)
     if isinstance(result, rs.PathsResult):
