@@ -25,6 +25,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.recovery
 	$(PY) -m benchmarks.durable
 	$(PY) -m benchmarks.corfu
+	$(PY) -m benchmarks.zookeeper
 	$(PY) -m benchmarks.linearizability
 
 # Not part of `make test`: minutes of planted bugs; the report goes to bench-results/.

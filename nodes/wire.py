@@ -79,6 +79,7 @@ class OpReply(Msg, tag="opr", omit_defaults=True):
 OP_SEQUENCE = 0  # mason: numbers only
 OP_APPEND = 1  # corfumason: append `payload` to the shared log at the number it gets
 OP_READ = 2  # corfumason: read the position in `payload` (8 bytes, little-endian)
+OP_ZK = 3  # rsmkeeper: apply the ZooKeeper transaction in `payload` (nodes/zk/requests.Txn)
 
 OP_OK = 0
 OP_REFUSED = 100  # the service refused the operation (bad payload); `payload` says why

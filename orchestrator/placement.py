@@ -162,7 +162,9 @@ def place_groups(
                     "election_ticks": max(2, spec.election_timeout_ms // spec.raft_tick_ms),
                     "heartbeat_ticks": heartbeat_ticks, "max_log_entries": spec.max_log_size,
                     "record_noops": spec.record_noops, "durable": spec.durable,
-                    "listen": endpoints[(group, replica)], "sequencer": seq_endpoints[0],
+                    "listen": endpoints[(group, replica)],
+                    # None: a group whose operations need no numbers (rsmkeeper).
+                    "sequencer": seq_endpoints[0] if seq_endpoints else None,
                     "peers": peers,
                     "backups": seq_endpoints[1:],
                     "heartbeat_ms": spec.heartbeat_ms, "heartbeat_misses": spec.heartbeat_misses,

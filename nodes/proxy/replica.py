@@ -69,10 +69,17 @@ class Replica:
         self.nspaces = conf.nspaces
         self.loop = asyncio.get_running_loop()
         max_entry = conf.log.max_entry_bytes if conf.log is not None else 0
-        self.service = service or make_service(conf.service, conf.nspaces, max_entry)
+        self.service = service or make_service(conf.service, conf.nspaces, max_entry,
+                                               conf.zk_tick_ms)
         self.direct_kinds = self.service.direct_kinds
-        self.state = GroupState(conf.nspaces, conf.epoch, conf.sequencer.host,
-                                conf.sequencer.port, conf.bitmap_block, self.service)
+        # A group whose operations need no numbers has no sequencer: a closed batch goes
+        # straight into the log, and a new leader serves once its term is settled.
+        self.unsequenced = conf.sequencer is None
+        if self.unsequenced and conf.nspaces:
+            raise ValueError(f"{conf.nspaces} sequence spaces but no sequencer to number them")
+        seq = conf.sequencer
+        self.state = GroupState(conf.nspaces, conf.epoch, seq.host if seq else "",
+                                seq.port if seq else 0, conf.bitmap_block, self.service)
         # Raft's durable state: a replica killed earlier in this run resumes from its file.
         self.raft_file = RaftFile(Path(conf.outdir) / f"{conf.name}.raft", conf.durable)
         self.restarted = self.raft_file.restarted
@@ -84,6 +91,9 @@ class Replica:
                 election_ticks=conf.election_ticks,
                 heartbeat_ticks=conf.heartbeat_ticks,
                 seed=conf.group * 7919 + conf.replica * 104729 + time.time_ns() % 1000,
+                # Followers that answer their own clients at apply time learn commits at
+                # once (RSMKeeper's ZooKeeper port), not a heartbeat later.
+                commit_notice=conf.zk_listen is not None,
             ),
             self.raft_file.storage,
         )
@@ -161,7 +171,8 @@ class Replica:
             self.peers[peer_id] = Peer(
                 endpoint.host, endpoint.port, self.handle, name=f"replica-{peer_id}"
             ).start()
-        self.link.start(self.state.seq_host, self.state.seq_port)
+        if not self.unsequenced:
+            self.link.start(self.state.seq_host, self.state.seq_port)
         self.gc.start(self.handle)
         if self.effects is not None:
             self.effects.start()
@@ -452,7 +463,7 @@ class Replica:
             await asyncio.sleep(self.conf.tick_ms / 1000)
         # 2. Hello to the sequencer: fences older leaders of the group and tells us the
         #    highest srid the group ever used.
-        seq_max = None
+        seq_max = 0 if self.unsequenced else None
         while self.still_gaining(term) and seq_max is None:
             reply = await self.link.call(self.link.request(term, 0, [0] * self.nspaces))
             if reply is not None and reply.status == wire.SEQ_OK:
@@ -573,6 +584,10 @@ class Replica:
         if not self.admission.open.ops:
             return
         batch = self.admission.close()
+        if self.unsequenced:
+            split_ranges(batch, [])  # no spaces: every operation's lasts is []
+            self.log_batch(batch)  # srid 0: no sequencer request to settle
+            return
         batch.srid = self.next_srid
         self.next_srid += 1
         self.link.send(batch)
@@ -599,6 +614,12 @@ class Replica:
             logging.shutdown()
             os._exit(137)
         split_ranges(batch, reply.lasts)
+        self.log_batch(batch)
+
+    def log_batch(self, batch: Batch) -> None:
+        """One Raft entry for a batch whose operations have their numbers (if they need any)."""
+        admission = self.admission
+        assert admission is not None
         records = []
         sequenced = admission.sequenced
         for op in batch.ops:
@@ -654,6 +675,16 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
     server = await runtime.listen(conf, replica.handle)
     replica.start()
     replica.write_role()
+    zk = None
+    if conf.zk_listen is not None:
+        from nodes.zkserver.listener import ZkListener
+
+        try:
+            zk = ZkListener(replica, conf)
+            await zk.start()
+        except (ValueError, OSError) as exc:
+            where = f"{conf.zk_listen.host}:{conf.zk_listen.port}"
+            raise runtime.NodeError(f"cannot serve ZooKeeper clients on {where}: {exc}") from None
     runtime.mark_ready(conf, f"group {conf.group} replica {conf.replica}")
     log.info("group %d replica %d serving (%s)%s", conf.group, conf.replica, conf.service,
              f"; restarted at term {replica.raft.term}, log {replica.raft.first_index}.."
@@ -679,4 +710,6 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
              final.ops_committed, final.noops_committed, final.noop_numbers,
              final.bitmap_bases, final.numbers_committed_twice)
     server.close()
+    if zk is not None:
+        zk.stop()
     replica.stop()

@@ -67,8 +67,10 @@ class SequencerLink:
 
     # ---- connections ---------------------------------------------------------------------
     def start(self, host: str, port: int) -> None:
+        first = self.conf.sequencer
+        assert first is not None, "only a group that needs numbers talks to sequencers"
         self.connect(host, port)
-        for k, b in enumerate([self.conf.sequencer, *self.conf.backups]):
+        for k, b in enumerate([first, *self.conf.backups]):
             self.sequencers.append(Peer(b.host, b.port, self.handler,
                                         name=f"standby sequencer {k}").start())
         self.loop.create_task(self.resender())

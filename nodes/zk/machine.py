@@ -123,6 +123,14 @@ class ZkStateMachine:
             result = self._run(request, txn.session, zxid)
         return Applied(result, self._changes, self._closed, self.last_zxid)
 
+    def read(self, session: int, request: Request) -> Applied:
+        """A read served by one replica on its own (ZooKeeper's local reads): answered from
+        the tree as it is, touching no session and moving no clock, so replicas that serve
+        different reads stay identical."""
+        if isinstance(request, (*WRITES, Ping, Sync)):
+            raise ValueError(f"{type(request).__name__} must go through the log")
+        return Applied(self._run(request, session, self.last_zxid), [], [], self.last_zxid)
+
     def _next_zxid(self, txn: Txn) -> int:
         zxid = txn.zxid or self.last_zxid + 1
         if zxid <= self.last_zxid:

@@ -42,6 +42,7 @@ from nodes.zk.jute import (
     pack_ustring,
     pack_ustring_vector,
 )
+from nodes.zk.requests import OPEN_ACL_UNSAFE, Acl
 from nodes.zk.stat import Stat
 
 JUTE_MAXBUFFER = 0xFFFFF  # ZooKeeper's default jute.maxbuffer: the largest frame accepted
@@ -151,18 +152,9 @@ def decode_connect_response(frame: bytes) -> ConnectResponse:
 # ---- request records ----------------------------------------------------------------
 
 
-class ACL(msgspec.Struct, frozen=True, array_like=True):
-    perms: int
-    scheme: str
-    id: str
 
 
-PERM_ALL = 31  # read | write | create | delete | admin
-# ACLs are accepted and stored nowhere: every node reports this one.
-OPEN_ACL_UNSAFE = (ACL(PERM_ALL, "world", "anyone"),)
-
-
-def _pack_acls(acls: Sequence[ACL]) -> bytes:
+def _pack_acls(acls: Sequence[Acl]) -> bytes:
     return INT.pack(len(acls)) + b"".join(
         INT.pack(a.perms) + pack_ustring(a.scheme) + pack_ustring(a.id) for a in acls)
 
@@ -172,13 +164,13 @@ _OPEN_ACL_BYTES = _pack_acls(OPEN_ACL_UNSAFE)
 _OPEN_ACL_LEN = len(_OPEN_ACL_BYTES)
 
 
-def _read_acls(r: Reader) -> tuple[ACL, ...]:
+def _read_acls(r: Reader) -> tuple[Acl, ...]:
     pos = r.pos
     if r.buf[pos:pos + _OPEN_ACL_LEN] == _OPEN_ACL_BYTES and pos + _OPEN_ACL_LEN <= r.end:
         r.pos = pos + _OPEN_ACL_LEN
         return OPEN_ACL_UNSAFE
     n = r.read_count("ACL vector", _ACL_MIN_SIZE)
-    return tuple([ACL(r.read_int(), r.read_ustring(), r.read_ustring()) for _ in range(n)])
+    return tuple([Acl(r.read_int(), r.read_ustring(), r.read_ustring()) for _ in range(n)])
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, tag=True):
@@ -233,7 +225,7 @@ class CreateRequest(Record, frozen=True):
     OP = Op.CREATE
     path: str
     data: bytes
-    acl: tuple[ACL, ...]
+    acl: tuple[Acl, ...]
     flags: int  # a CreateMode value; the handler rejects others with BAD_ARGUMENTS
 
     @classmethod
@@ -299,7 +291,7 @@ class GetACLRequest(_Path, frozen=True):
 class SetACLRequest(Record, frozen=True):
     OP = Op.SET_ACL
     path: str
-    acl: tuple[ACL, ...]
+    acl: tuple[Acl, ...]
     version: int  # the ACL version (aversion), -1: any
 
     @classmethod
@@ -590,7 +582,7 @@ def children_stat_body(children: Iterable[str], stat: Stat) -> bytes:
     return pack_ustring_vector(children) + pack_stat(stat)
 
 
-def acl_stat_body(acls: Sequence[ACL], stat: Stat) -> bytes:
+def acl_stat_body(acls: Sequence[Acl], stat: Stat) -> bytes:
     """getACL."""
     return _pack_acls(acls) + pack_stat(stat)
 
@@ -709,6 +701,36 @@ def read_stat(r: Reader) -> Stat:
     stat = Stat(*STAT.unpack_from(r.buf, r.pos))
     r.pos += STAT.size
     return stat
+
+
+def read_multi_results(r: Reader) -> list[tuple[int, int]]:
+    """Client direction: a multi reply's results as (type, err) pairs, in request order
+    (type Op.ERROR with the op's code for a rolled-back multi), bodies read past."""
+    results: list[tuple[int, int]] = []
+    while True:
+        if r.remaining < _MULTI_HEADER.size:
+            raise JuteError("multi reply ends without its closing header")
+        op, done, err = _MULTI_HEADER.unpack_from(r.buf, r.pos)
+        r.pos += _MULTI_HEADER.size
+        if done:
+            return results
+        if op == Op.ERROR:
+            err = r.read_int()
+        elif op == Op.CREATE:
+            r.read_ustring()
+        elif op == Op.CREATE2:
+            r.read_ustring()
+            read_stat(r)
+        elif op == Op.SET_DATA:
+            read_stat(r)
+        elif op == Op.GET_DATA:
+            r.read_buffer()
+            read_stat(r)
+        elif op == Op.GET_CHILDREN:
+            r.read_ustring_vector()
+        elif op not in (Op.DELETE, Op.CHECK):
+            raise JuteError(f"multi reply holds a result of unknown type {op}")
+        results.append((op, err))
 
 
 # ---- the byte stream ----------------------------------------------------------------

@@ -84,10 +84,7 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
             f"{spec.ngroups} (leave it out to derive it)"
         )
     check_fault_times(spec, events)
-    if spec.durable not in DURABLE_MODES:
-        raise SpecError(f"--durable must be one of {', '.join(DURABLE_MODES)}, not "
-                        f"{spec.durable!r}")
-    check_restart(spec)
+    check_durability(spec)
     nsequencers = fault_plan.validate(spec)
     if spec.kill_sequencer >= 0 and nsequencers < 2:
         nsequencers = 2
@@ -105,7 +102,11 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
     return derive_gc(spec)
 
 
-def check_restart(spec: ExperimentSpec) -> None:
+def check_durability(spec: ExperimentSpec) -> None:
+    """--durable and --restart_after, for every system whose replicas keep Raft state."""
+    if spec.durable not in DURABLE_MODES:
+        raise SpecError(f"--durable must be one of {', '.join(DURABLE_MODES)}, not "
+                        f"{spec.durable!r}")
     if spec.restart_after != -1.0 and spec.restart_after < 0:
         raise SpecError(f"--restart_after must be >= 0 seconds, not {spec.restart_after}")
 

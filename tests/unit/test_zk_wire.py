@@ -86,13 +86,13 @@ def decoded(frame: bytes) -> wire.Request:
 
 # ---- requests kazoo sends -----------------------------------------------------------
 
-WORLD = (wire.ACL(31, "world", "anyone"),)
+WORLD = (wire.Acl(31, "world", "anyone"),)
 DIGEST = KACL(5, Id("digest", "u:hash"))
 
 KAZOO_REQUESTS = [
     (ks.Create("/a", b"x", OPEN_ACL_UNSAFE, 0), wire.CreateRequest("/a", b"x", WORLD, 0)),
     (ks.Create("/a/b-", None, [DIGEST], 3),
-     wire.CreateRequest("/a/b-", b"", (wire.ACL(5, "digest", "u:hash"),), 3)),
+     wire.CreateRequest("/a/b-", b"", (wire.Acl(5, "digest", "u:hash"),), 3)),
     (ks.Create2("/c", b"\x00\xff", OPEN_ACL_UNSAFE, 1),
      wire.Create2Request("/c", b"\x00\xff", WORLD, 1)),
     (ks.Delete("/a", -1), wire.DeleteRequest("/a", -1)),
@@ -103,7 +103,7 @@ KAZOO_REQUESTS = [
     (ks.SetData("/a", b"v" * 1000, 4), wire.SetDataRequest("/a", b"v" * 1000, 4)),
     (ks.GetACL("/a"), wire.GetACLRequest("/a")),
     (ks.SetACL("/a", [DIGEST, *OPEN_ACL_UNSAFE], -1),
-     wire.SetACLRequest("/a", (wire.ACL(5, "digest", "u:hash"), *WORLD), -1)),
+     wire.SetACLRequest("/a", (wire.Acl(5, "digest", "u:hash"), *WORLD), -1)),
     (ks.GetChildren("/", None), wire.GetChildrenRequest("/", False)),
     (ks.GetChildren2("/a", print), wire.GetChildren2Request("/a", True)),
     (ks.Sync("/a"), wire.SyncRequest("/a")),
@@ -494,7 +494,7 @@ text = st.text(max_size=12)
 i32 = st.integers(-(2**31), 2**31 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 blob = st.binary(max_size=24)
-acls = st.lists(st.builds(wire.ACL, i32, text, text), max_size=3).map(tuple)
+acls = st.lists(st.builds(wire.Acl, i32, text, text), max_size=3).map(tuple)
 paths = st.lists(text, max_size=3).map(tuple)
 creates = [st.builds(cls, text, blob, acls, i32)
            for cls in (wire.CreateRequest, wire.Create2Request, wire.CreateContainerRequest)]
