@@ -356,3 +356,176 @@ def test_the_same_noop_committed_by_two_groups_fails(tmp_path: Path) -> None:
     write_group_noops(tmp_path, "proxy-3-0", 1, [[(2, 2)]])  # another group, same numbers
     v = check_run(tmp_path)
     assert not v.ok and "duplicates in space 0" in v.reason
+
+
+# ---- exact reports, record order, repeats ---------------------------------------------------
+
+
+def test_the_report_of_a_clean_run_line_by_line(tmp_path: Path) -> None:
+    clean_run(tmp_path)
+    assert check_run(tmp_path).lines() == [
+        "records: 2 clients, 5 operations (1 repeated answers), 2 noops (0 repeated)",
+        "space 0: max 9, 7 op + 3 noop numbers, contiguous",
+        "space 1: max 5, 5 op + 1 noop numbers, contiguous",
+        "FIFO: OK (2 clients)",
+        "contiguity: OK",
+    ]
+
+
+def test_the_report_of_a_broken_run_line_by_line(tmp_path: Path) -> None:
+    # Space 0 is contiguous (0..2). Space 1: client 1 gets 0, 2, 1..2; client 2 gets 4..5,
+    # then -1..0 (below 0: left out). Valid numbers 0, 2, 1..2, 4..5: 3 missing, 2 held
+    # twice (by reqid 2's 1..2, sorted first, and reqid 1's 2). Both clients' later reqids
+    # got lower numbers in space 1: two FIFO violations.
+    write_client(
+        tmp_path, "client-0-0", 1,
+        [(0, [(1, 0), (1, 0)]), (1, [(1, 1), (1, 2)]), (2, [(1, 2), (2, 2)])], 2,
+    )
+    write_client(tmp_path, "client-1-0", 2, [(0, [(0, 0), (2, 5)]), (1, [(0, 0), (2, 0)])], 2)
+    v = check_run(tmp_path)
+    assert v.lines() == [
+        "records: 2 clients, 5 operations (0 repeated answers), 0 noops (0 repeated)",
+        "space 0: max 2, 3 op + 0 noop numbers, contiguous",
+        "space 1: max 5, 8 op + 0 noop numbers, 1 missing, 1 duplicated",
+        "  1 ranges reach below 0",
+        "  first gaps: 3",
+        "  duplicate 2: client 1 reqid 2; client 1 reqid 1",
+        "FIFO: 2 violations",
+        "  client 1: space 1: reqid 1 got 2 but later reqid 2 got 1..2",
+        "  client 2: space 1: reqid 0 got 4..5 but later reqid 1 got -1..0",
+        "contiguity: FAILED (2 FIFO violations; gap in space 1: 1 numbers missing; "
+        "duplicates in space 1: 1 extra; space 1: 1 ranges below 0)",
+    ]
+
+
+def test_records_out_of_reqid_order_in_the_file_are_sorted_first(tmp_path: Path) -> None:
+    # Answers are recorded as they arrive: reqid 2 before 1, reqid 1 of client 2 before 0.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (2, [(1, 3)]), (1, [(1, 1)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(1, [(1, 4)]), (0, [(1, 2)])], 1)
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    # Now client 1's reqid 1 gets 3 and reqid 2 gets 1: found however the file is ordered.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (2, [(1, 1)]), (1, [(1, 3)])], 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1
+    assert v.fifo_violations[0].detail == "space 0: reqid 1 got 3 but later reqid 2 got 1"
+
+
+def test_fifo_is_checked_per_client_among_several(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (1, [(1, 3)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(0, [(1, 2)]), (1, [(1, 1)])], 1)  # inverted
+    write_client(tmp_path, "client-2-0", 3, [(0, [(1, 4)]), (1, [(1, 5)])], 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1
+    (f,) = v.fifo_violations
+    assert (f.client_id, f.space, f.reqid_before, f.reqid) == (2, 0, 0, 1)
+
+
+def test_repeats_of_several_reqids_and_clients_are_each_dropped(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
+    # Client 2: reqid 0 twice alike, reqid 1 twice differently, reqid 2 twice alike.
+    write_client(
+        tmp_path, "client-1-0", 2,
+        [(0, [(1, 1)]), (0, [(1, 1)]), (1, [(1, 2)]), (1, [(1, 3)]), (2, [(1, 4)]),
+         (2, [(1, 4)])],
+        1,
+    )
+    v = check_run(tmp_path)
+    assert (v.operations, v.repeated_answers, v.fifo_violation_count) == (5, 2, 1)
+    (f,) = v.fifo_violations
+    assert (f.client_id, f.space, f.reqid_before, f.reqid) == (2, -1, 1, 1)
+    assert f.detail == "reqid 1 answered twice with different numbers: (2) and (3)"
+
+
+def test_repeated_answers_of_two_clients_keep_each_client_in_reqid_order(tmp_path: Path) -> None:
+    # Client 1's reqid 1 (2, recorded twice) comes after its reqid 0 (3): a violation.
+    # Client 2's reqid 0 (1, twice) and reqid 1 (4) are in order. 0 is a noop.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 3)]), (1, [(1, 2)]), (1, [(1, 2)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(0, [(1, 1)]), (0, [(1, 1)]), (1, [(1, 4)])], 1)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 0)]], 1)
+    v = check_run(tmp_path)
+    assert (v.repeated_answers, v.fifo_violation_count) == (2, 1)
+    assert v.fifo_violations[0].detail == "space 0: reqid 0 got 3 but later reqid 1 got 2"
+
+
+def test_negative_and_huge_ids_are_still_ordered_by_client_then_reqid(tmp_path: Path) -> None:
+    # Client 1's reqid -1 got 1, its reqid 0 got 0: a violation, whatever the packing.
+    write_client(tmp_path, "client-0-0", 0, [(5, [(1, 2)])], 1)
+    write_client(tmp_path, "client-1-0", 1, [(-1, [(1, 1)]), (0, [(1, 0)])], 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1 and v.fifo_violations[0].client_id == 1
+    # Ids too wide to pack client and reqid in one int64 key.
+    for p in tmp_path.iterdir():
+        p.unlink()
+    write_client(tmp_path, "client-0-0", 2, [(2**61, [(1, 1)]), (2**61 + 1, [(1, 0)])], 1)
+    write_client(tmp_path, "client-1-0", 1, [(0, [(1, 2)])], 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1 and v.fifo_violations[0].client_id == 2
+
+
+def test_no_noops_and_no_answers_repeat_nothing(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [], 1)
+    v = check_run(tmp_path)
+    assert v.ok and (v.repeated_answers, v.repeated_noops, v.operations) == (0, 0, 0)
+
+
+def test_noop_identity_is_group_and_every_range(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    # Group 0's replicas: X = (2 numbers, last 2) seen twice, Y = (1, 3) seen twice, an empty
+    # noop (count 0) in both files, and Z = (3, 6) beside X in one file only.
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(0, 5)], [(2, 2)], [(1, 3)], [(3, 6)]])
+    write_group_noops(tmp_path, "proxy-1-0", 0, [[(1, 3)], [(0, 5)], [(2, 2)]])
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert (v.noops, v.repeated_noops) == (5, 2)
+
+
+def test_noops_alike_but_for_one_count_are_two_noops(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(2, 5)]])  # 4..5
+    write_group_noops(tmp_path, "proxy-1-0", 0, [[(3, 5)], [(1, 2)]])  # 3..5, 2: 1 missing
+    v = check_run(tmp_path)
+    assert (v.noops, v.repeated_noops) == (3, 0)
+    assert (v.spaces[0].duplicated, v.spaces[0].missing) == (2, 1)
+
+
+def test_a_repeat_found_after_a_different_noop_of_the_same_file(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    # In file 0 the repeated noop is line 1, and file 1 holds it too: seen once per file.
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(1, 1)], [(2, 3)]])
+    write_group_noops(tmp_path, "proxy-1-0", 0, [[(2, 3)]])
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert v.repeated_noops == 1
+
+
+def test_every_double_commit_within_a_file_is_counted(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=1)
+    write_group_noops(tmp_path, "proxy-0-0", 0, [[(1, 1)], [(1, 2)]])
+    # File 1 holds noop 1 once (a repeat of file 0's) and noop 2 three times.
+    write_group_noops(tmp_path, "proxy-1-0", 0, [[(1, 1)], [(1, 2)], [(1, 2)], [(1, 2)]])
+    v = check_run(tmp_path)
+    assert "2 noops committed twice by one replica" in v.reason
+    assert v.repeated_noops == 2
+
+
+def test_two_spaces_noops_of_two_groups_on_one_number_name_both(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (1, 0)])], 2)
+    with NoopRecorder(tmp_path / "proxy-0-0.noops", 2, 0) as r:
+        r.record(1, [1, 1], [1, 2])
+    with NoopRecorder(tmp_path / "proxy-3-0.noops", 2, 1) as r:
+        r.record(1, [1, 1], [1, 1])
+    v = check_run(tmp_path)
+    assert v.spaces[0].duplicates == [
+        (1, ["noop #1 in proxy-0-0.noops", "noop #1 in proxy-3-0.noops"])
+    ]
+    # Across two spaces the noops of one group are compared on all their ranges.
+    for p in tmp_path.glob("*.noops"):
+        p.unlink()
+    with NoopRecorder(tmp_path / "proxy-0-0.noops", 2, 0) as r:
+        r.record(1, [1, 1], [1, 2])  # A
+        r.record(2, [1, 1], [2, 2])  # B: differs from A in space 0 only
+    with NoopRecorder(tmp_path / "proxy-1-0.noops", 2, 0) as r:
+        r.record(1, [1, 1], [1, 2])  # A again
+    v = check_run(tmp_path)
+    assert v.repeated_noops == 1
