@@ -402,7 +402,7 @@ def _check_space(s: int, ops: _Table, noops: _Table, noop_names: list[str]) -> S
     om, nm = oc > 0, nc > 0
     first = np.concatenate([(ol - oc + 1)[om], (nl - nc + 1)[nm]])
     end = np.concatenate([ol[om], nl[nm]])
-    kind = np.concatenate([np.zeros(int(om.sum()), np.int64), np.ones(int(nm.sum()), np.int64)])
+    kind = np.repeat([0, 1], [int(om.sum()), int(nm.sum())])
     row = np.concatenate([np.flatnonzero(om), np.flatnonzero(nm)])
 
     invalid = first < 0

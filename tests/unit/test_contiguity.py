@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.contiguity import NO_SEQNUMS, check_run
+from analysis.contiguity import NO_SEQNUMS, SpaceStats, check_run
 from nodes.metrics import ClientSummary, NoopRecorder, SeqnumRecorder, write_summary
 
 # An operation as recorded: (reqid, [(count, last) per space]).
@@ -529,3 +529,16 @@ def test_two_spaces_noops_of_two_groups_on_one_number_name_both(tmp_path: Path) 
         r.record(1, [1, 1], [1, 2])  # A again
     v = check_run(tmp_path)
     assert v.repeated_noops == 1
+
+
+def test_a_space_without_numbers_and_one_with_only_invalid_ranges(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (0, 0), (2, 0)])], 3)
+    v = check_run(tmp_path)
+    assert v.spaces[1:] == [
+        SpaceStats(1, -1, 0, 0, 0, 0, 0),
+        SpaceStats(2, -1, 2, 0, 0, 0, 0, invalid=1),
+    ]
+    assert v.lines()[2:4] == [
+        "space 1: max -1, 0 op + 0 noop numbers, contiguous",
+        "space 2: max -1, 2 op + 0 noop numbers, 0 missing, 0 duplicated",
+    ]
