@@ -350,14 +350,13 @@ def _order_by_owner_key(owner: IntArray, key: IntArray) -> IntArray:
 def _check_fifo(ops: _Table, nspaces: int) -> tuple[list[FifoViolation], int]:
     """Per client, sorted by reqid (rows are already sorted by client, reqid, ranges)."""
     found: list[FifoViolation] = []
-    total = 0
     rows = ops.rows
     if len(rows) < 2:
         return found, 0
     owner, key = ops.owner, ops.key
     # The same reqid answered with different numbers (identical repeats are already gone).
     twice = np.flatnonzero((owner[1:] == owner[:-1]) & (key[1:] == key[:-1]))
-    total += int(twice.size)
+    total = int(twice.size)
     for i in twice[:MAX_REPORTED]:
         a, b = rows[i], rows[i + 1]
         found.append(

@@ -542,3 +542,56 @@ def test_a_space_without_numbers_and_one_with_only_invalid_ranges(tmp_path: Path
         "space 1: max -1, 0 op + 0 noop numbers, contiguous",
         "space 2: max -1, 2 op + 0 noop numbers, 0 missing, 0 duplicated",
     ]
+
+
+def test_a_range_of_no_numbers_is_not_a_range_whatever_its_last(tmp_path: Path) -> None:
+    # Space 1 of reqid 1 and of the noop: count 0 with last 5. Space 1 holds 0..1 only.
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (2, 1)]), (1, [(1, 1), (0, 5)])], 2)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 2), (0, 5)]], 2)
+    v = check_run(tmp_path)
+    assert v.ok, v.lines()
+    assert (v.spaces[1].max, v.spaces[1].op_numbers, v.spaces[1].noop_numbers) == (1, 2, 0)
+
+
+def test_a_reqid_answered_twice_in_two_spaces_is_shown_with_both_answers(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (2, 1)]), (0, [(1, 1), (0, 0)])], 2)
+    v = check_run(tmp_path)
+    (f,) = v.fifo_violations
+    # In the order of their ranges (counts first): (1, -) has fewer numbers in space 1.
+    assert f.detail == "reqid 0 answered twice with different numbers: (1, -) and (0, 0..1)"
+
+
+def test_fifo_in_a_later_space_when_an_earlier_one_has_a_single_range(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0), (1, 1)]), (1, [(0, 0), (1, 0)])], 2)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1 and v.fifo_violations[0].space == 1
+
+
+def test_overlapping_answers_to_one_reqid_are_one_violation_not_two(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(1, [(2, 3)]), (1, [(1, 3)])], 1)  # 2..3 and 3
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 1 and v.fifo_violations[0].space == -1
+
+
+def test_a_violation_names_the_reqids_and_ranges_on_both_sides(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)]), (1, [(1, 1)]), (2, [(1, 2)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(5, [(2, 10)]), (6, [(3, 8)])], 1)  # 9..10, 6..8
+    v = check_run(tmp_path)
+    (f,) = v.fifo_violations
+    assert (f.client_id, f.space, f.reqid_before, f.reqid) == (2, 0, 5, 6)
+    assert f.detail == "space 0: reqid 5 got 9..10 but later reqid 6 got 6..8"
+
+
+def test_at_most_ten_fifo_violations_are_reported_and_all_are_counted(tmp_path: Path) -> None:
+    # 12 reqids in falling order: 11 violations.
+    write_client(tmp_path, "client-0-0", 1, [(r, [(1, 11 - r)]) for r in range(12)], 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 11 and len(v.fifo_violations) == 10
+    # Also when a reqid answered twice takes the first place.
+    write_client(
+        tmp_path, "client-0-0", 1, [(0, [(1, 12)]), *[(r, [(1, 11 - r)]) for r in range(12)]], 1
+    )
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 12 and len(v.fifo_violations) == 10
+    assert v.fifo_violations[0].space == -1
