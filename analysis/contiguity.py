@@ -397,22 +397,24 @@ def _check_space(s: int, ops: _Table, noops: _Table, noop_names: list[str]) -> S
     oc, ol = ops.counts(s), ops.lasts(s)
     nc, nl = noops.counts(s), noops.lasts(s)
     op_numbers, noop_numbers = int(oc.sum()), int(nc.sum())
-    # Ranges of both kinds; kind 0 = operation, 1 = noop, and the row index, for reports.
+    # Ranges of both kinds, whether each is a noop's, and the row index, for reports.
     om, nm = oc > 0, nc > 0
     first = np.concatenate([(ol - oc + 1)[om], (nl - nc + 1)[nm]])
     end = np.concatenate([ol[om], nl[nm]])
-    kind = np.repeat([0, 1], [int(om.sum()), int(nm.sum())])
+    is_noop = np.repeat([False, True], [int(om.sum()), int(nm.sum())])
     row = np.concatenate([np.flatnonzero(om), np.flatnonzero(nm)])
 
     invalid = first < 0
     n_invalid = int(invalid.sum())
     if n_invalid:
-        first, end, kind, row = first[~invalid], end[~invalid], kind[~invalid], row[~invalid]
+        first, end, is_noop, row = (
+            first[~invalid], end[~invalid], is_noop[~invalid], row[~invalid]
+        )
     if first.size == 0:
         return SpaceStats(s, -1, op_numbers, noop_numbers, 0, 0, 0, invalid=n_invalid)
 
     order = np.lexsort((end, first))
-    first, end, kind, row = first[order], end[order], kind[order], row[order]
+    first, end, is_noop, row = first[order], end[order], is_noop[order], row[order]
     covered = np.maximum.accumulate(end)  # highest number seen up to and including range i
     before = np.concatenate([[-1], covered[:-1]])  # ... up to range i-1
     # Numbers of range i not seen before it: from max(first, before+1) to end.
@@ -429,7 +431,9 @@ def _check_space(s: int, ops: _Table, noops: _Table, noop_names: list[str]) -> S
     duplicates = []
     for number in dup_numbers:
         hold = np.flatnonzero((first <= number) & (end >= number))
-        holders = [_holder(int(kind[h]), int(row[h]), ops, noops, noop_names) for h in hold[:4]]
+        holders = [
+            _holder(bool(is_noop[h]), int(row[h]), ops, noops, noop_names) for h in hold[:4]
+        ]
         if hold.size > 4:
             holders.append(f"{hold.size - 4} more")
         duplicates.append((number, holders))
@@ -464,10 +468,10 @@ def _first_duplicates(lo: IntArray, hi: IntArray) -> list[int]:
     return [int(x) for x in np.unique(numbers)[:MAX_REPORTED]]
 
 
-def _holder(kind: int, row: int, ops: _Table, noops: _Table, noop_names: list[str]) -> str:
-    if kind == 0:
-        return f"client {int(ops.owner[row])} reqid {int(ops.key[row])}"
-    return f"noop #{int(noops.key[row]) + 1} in {noop_names[int(noops.owner[row])]}.noops"
+def _holder(is_noop: bool, row: int, ops: _Table, noops: _Table, noop_names: list[str]) -> str:
+    if is_noop:
+        return f"noop #{int(noops.key[row]) + 1} in {noop_names[int(noops.owner[row])]}.noops"
+    return f"client {int(ops.owner[row])} reqid {int(ops.key[row])}"
 
 
 def _ranges_text(r: IntArray, nspaces: int) -> str:
