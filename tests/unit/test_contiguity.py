@@ -595,3 +595,23 @@ def test_at_most_ten_fifo_violations_are_reported_and_all_are_counted(tmp_path: 
     v = check_run(tmp_path)
     assert v.fifo_violation_count == 12 and len(v.fifo_violations) == 10
     assert v.fifo_violations[0].space == -1
+
+
+def test_a_number_held_many_times_names_four_holders_and_counts_the_rest(tmp_path: Path) -> None:
+    # Number 0 is held by 4 clients, number 1 by 6.
+    for cid in range(6):
+        ops = [(0, [(2, 1)])] if cid < 4 else [(0, [(1, 1)])]
+        write_client(tmp_path, f"client-{cid}-0", cid, ops, 1)
+    v = check_run(tmp_path)
+    assert v.spaces[0].duplicates == [
+        (0, [f"client {c} reqid 0" for c in range(4)]),
+        (1, [f"client {c} reqid 0" for c in range(4)] + ["2 more"]),
+    ]
+
+
+def test_more_than_ten_thousand_duplicate_ranges(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(10_001, 10_000)])], 1)
+    write_client(tmp_path, "client-1-0", 2, [(r, [(1, r)]) for r in range(10_001)], 1)
+    v = check_run(tmp_path)
+    assert v.spaces[0].duplicated == 10_001
+    assert [n for n, _ in v.spaces[0].duplicates] == list(range(10))
