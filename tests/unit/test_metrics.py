@@ -339,3 +339,9 @@ def test_noop_recorder_names_group_0(tmp_path: Path) -> None:
     p = tmp_path / "proxy-0-0.noops"
     NoopRecorder(p, nspaces=1, group=0).close()
     assert p.read_text() == "# noops spaces 1 group 0\n"
+
+
+def test_a_temporary_left_by_a_killed_writer_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "a.hist.tmp").write_text("half a fi")  # the writer was killed mid-write
+    LatencyHistogram().write(tmp_path / "a.hist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hist"]
