@@ -139,7 +139,7 @@ def check_run(run_dir: StrPath) -> Verdict:
         noop_logs = [(p.stem, read_noops(p)) for p in noop_paths]
     except DatFormatError as e:
         # A verdict, not an exception: `masonctl check` prints it like any other failure.
-        name = Path(str(e).split(":", 1)[0]).name
+        name = Path(str(e).partition(":")[0]).name
         return Verdict(ok=False, reason=f"unreadable records in {name}", problems=[str(e)])
     space_counts = {log.nspaces for logs in clients.values() for log in logs}
     space_counts |= {log.nspaces for _, log in noop_logs}

@@ -176,8 +176,9 @@ def test_missing_summary_fails(tmp_path: Path) -> None:
 def test_no_seqnums(tmp_path: Path) -> None:
     (tmp_path / "client-0-0.dat").write_text("1,2,3,4,5,0\n")
     v = check_run(tmp_path)
-    assert not v.ok
+    assert v.ok is False
     assert v.reason == NO_SEQNUMS == "no seqnums recorded (run with --record-seqnums)"
+    assert v.problems == [f"{tmp_path}: no *.seqnums files"]
     assert v.lines()[-1] == "contiguity: FAILED (no seqnums recorded (run with --record-seqnums))"
 
 
@@ -186,7 +187,7 @@ def test_unreadable_records_fail_with_the_line(tmp_path: Path) -> None:
     with open(tmp_path / "client-0-0.seqnums", "a") as f:
         f.write("1 1000 1")  # a client killed in the middle of a write
     v = check_run(tmp_path)
-    assert not v.ok
+    assert v.ok is False
     assert v.reason == "unreadable records in client-0-0.seqnums"
     assert v.problems == [
         f"{tmp_path}/client-0-0.seqnums:3: expected 4 columns for 1 spaces, got 3"
