@@ -455,13 +455,15 @@ def test_negative_and_huge_ids_are_still_ordered_by_client_then_reqid(tmp_path: 
     write_client(tmp_path, "client-1-0", 1, [(-1, [(1, 1)]), (0, [(1, 0)])], 1)
     v = check_run(tmp_path)
     assert v.fifo_violation_count == 1 and v.fifo_violations[0].client_id == 1
-    # Ids too wide to pack client and reqid in one int64 key.
+    # Ids too wide to pack client and reqid in one int64 key (3 + 62 bits): clients 0 and 4
+    # must not be mixed up. Client 4's later reqid got the lower number.
     for p in tmp_path.iterdir():
         p.unlink()
-    write_client(tmp_path, "client-0-0", 2, [(2**61, [(1, 1)]), (2**61 + 1, [(1, 0)])], 1)
-    write_client(tmp_path, "client-1-0", 1, [(0, [(1, 2)])], 1)
+    k = 2**61
+    write_client(tmp_path, "client-0-0", 0, [(k, [(1, 2)]), (k + 1, [(1, 3)])], 1)
+    write_client(tmp_path, "client-1-0", 4, [(k, [(1, 1)]), (k + 1, [(1, 0)])], 1)
     v = check_run(tmp_path)
-    assert v.fifo_violation_count == 1 and v.fifo_violations[0].client_id == 2
+    assert v.fifo_violation_count == 1 and v.fifo_violations[0].client_id == 4
 
 
 def test_no_noops_and_no_answers_repeat_nothing(tmp_path: Path) -> None:
@@ -506,7 +508,7 @@ def test_every_double_commit_within_a_file_is_counted(tmp_path: Path) -> None:
     # File 1 holds noop 1 once (a repeat of file 0's) and noop 2 three times.
     write_group_noops(tmp_path, "proxy-1-0", 0, [[(1, 1)], [(1, 2)], [(1, 2)], [(1, 2)]])
     v = check_run(tmp_path)
-    assert "2 noops committed twice by one replica" in v.reason
+    assert v.reason.startswith("2 noops committed twice by one replica;")
     assert v.repeated_noops == 2
 
 
@@ -599,15 +601,13 @@ def test_at_most_ten_fifo_violations_are_reported_and_all_are_counted(tmp_path: 
 
 
 def test_a_number_held_many_times_names_four_holders_and_counts_the_rest(tmp_path: Path) -> None:
-    # Number 0 is held by 4 clients, number 1 by 6.
+    # Number 0 is held by 4 clients, number 1 by 5, number 2 by 6.
     for cid in range(6):
-        ops = [(0, [(2, 1)])] if cid < 4 else [(0, [(1, 1)])]
+        ops = [(0, [(3, 2)])] if cid < 4 else [(0, [(6 - cid, 2)])]
         write_client(tmp_path, f"client-{cid}-0", cid, ops, 1)
     v = check_run(tmp_path)
-    assert v.spaces[0].duplicates == [
-        (0, [f"client {c} reqid 0" for c in range(4)]),
-        (1, [f"client {c} reqid 0" for c in range(4)] + ["2 more"]),
-    ]
+    four = [f"client {c} reqid 0" for c in range(4)]
+    assert v.spaces[0].duplicates == [(0, four), (1, [*four, "1 more"]), (2, [*four, "2 more"])]
 
 
 def test_more_than_ten_thousand_duplicate_ranges(tmp_path: Path) -> None:
@@ -616,3 +616,55 @@ def test_more_than_ten_thousand_duplicate_ranges(tmp_path: Path) -> None:
     v = check_run(tmp_path)
     assert v.spaces[0].duplicated == 10_001
     assert [n for n, _ in v.spaces[0].duplicates] == list(range(10))
+
+
+def test_at_most_ten_violations_even_when_ten_reqids_were_answered_twice(tmp_path: Path) -> None:
+    ops: list[Op] = []
+    for r in range(10):  # each answered twice, differently
+        ops += [(r, [(1, 2 * r)]), (r, [(1, 2 * r + 1)])]
+    ops += [(10, [(1, 21)]), (11, [(1, 20)])]  # and one inversion
+    write_client(tmp_path, "client-0-0", 1, ops, 1)
+    v = check_run(tmp_path)
+    assert v.fifo_violation_count == 11 and len(v.fifo_violations) == 10
+    assert {f.space for f in v.fifo_violations} == {-1}
+
+
+def test_summaries_unreadable_twice_or_without_records(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1, summary=False)
+    write_client(tmp_path, "client-1-0", 2, [(0, [(1, 1)])], 1, summary=False)
+    (tmp_path / "client-0-0.summary.json").write_text("{")
+    write_summary(tmp_path / "client-1-0.summary.json",
+                  ClientSummary("client-1-0", 2, 1, 1, 0, 1000, 0, 0, 2))
+    # A client that answered nothing left a summary and no records.
+    write_summary(tmp_path / "client-2-0.summary.json",
+                  ClientSummary("client-2-0", 3, 0, 0, 0, 1000, 0, 0, 0, recorded=0))
+    v = check_run(tmp_path)
+    assert v.reason == ("unreadable summary; 2 unanswered operations at 1 clients; "
+                        "1 clients without a summary")
+    assert len(v.problems) == 2 and "client-0-0.summary.json" in v.problems[0]
+    assert v.problems[1] == "no summary.json for clients 1"
+
+
+def test_records_beyond_a_summary_of_zero_fail(tmp_path: Path) -> None:
+    recorded_client(tmp_path, [(0, 0)], recorded=0)
+    v = check_run(tmp_path)
+    assert v.reason == "client 1 records incomplete"
+    assert v.problems == ["client 1: 1 records, its summary says 0"]
+
+
+def test_unanswered_operations_of_a_client_add_up_over_its_summaries(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1, unanswered=2)
+    write_summary(tmp_path / "client-0-1.summary.json",
+                  ClientSummary("client-0-1", 1, 0, 0, 0, 1000, 0, 0, 3))
+    write_client(tmp_path, "client-1-0", 2, [(0, [(1, 1)])], 1, summary=False)
+    write_client(tmp_path, "client-2-0", 3, [(0, [(1, 2)])], 1, summary=False)
+    v = check_run(tmp_path)
+    assert v.unanswered == {1: 5}
+    assert v.problems == ["no summary.json for clients 2, 3"]
+
+
+def test_files_disagreeing_on_spaces_are_named(tmp_path: Path) -> None:
+    write_client(tmp_path, "client-0-0", 1, [(0, [(1, 0)])], 1)
+    write_noops(tmp_path, "proxy-0-0", [[(1, 1), (1, 0)]], 2)
+    v = check_run(tmp_path)
+    assert v.ok is False and v.problems == ["spaces per file: [1, 2]"]
