@@ -313,24 +313,27 @@ def test_every_claim_on_a_position_owned_twice_is_checked(run):
     assert "violations: 2 noops without a hole, 2 owned twice" in v.lines()
 
 
-def test_fifo_counts_each_reqid_answered_twice_and_each_position_that_does_not_rise(run):
-    run.clients["client-0-0"] = (5, [(0, 0), (1, 2), (1, 3), (3, 5), (4, 7)])
-    run.clients["client-0-1"] = (6, [(0, 1), (0, 4), (2, 6)])
+@pytest.mark.parametrize(
+    ("ops5", "ops6", "found"),
+    [
+        (  # a reqid of each client acknowledged at two positions
+            [(0, 0), (1, 2), (1, 3), (3, 5), (4, 7)], [(0, 1), (0, 4), (2, 6)],
+            ["client 5: reqid 1 acknowledged at 2 and 3",
+             "client 6: reqid 0 acknowledged at 1 and 4"],
+        ),
+        (  # falling, then equal positions for rising reqids
+            [(0, 2), (1, 0), (2, 3), (3, 3), (4, 7)], [(0, 1), (1, 4), (2, 6)],
+            ["client 5: reqid 0 at 2 but later reqid 1 at 0",
+             "client 5: reqid 2 at 3 but later reqid 3 at 3"],
+        ),
+    ],
+)
+def test_fifo_counts_each_violation(run, ops5, ops6, found):
+    run.clients["client-0-0"] = (5, ops5)
+    run.clients["client-0-1"] = (6, ops6)
     v = check_log(run.write())
     assert v.fifo_violations == 2
-    assert [e for e in v.examples if e.startswith("client")] == [
-        "client 5: reqid 1 acknowledged at 2 and 3",
-        "client 6: reqid 0 acknowledged at 1 and 4",
-    ]
-    # Falling, then equal positions for rising reqids.
-    run.clients["client-0-0"] = (5, [(0, 2), (1, 0), (2, 3), (3, 3), (4, 7)])
-    run.clients["client-0-1"] = (6, [(0, 1), (1, 4), (2, 6)])
-    v = check_log(run.write())
-    assert v.fifo_violations == 2
-    assert [e for e in v.examples if e.startswith("client")] == [
-        "client 5: reqid 0 at 2 but later reqid 1 at 0",
-        "client 5: reqid 2 at 3 but later reqid 3 at 3",
-    ]
+    assert [e for e in v.examples if e.startswith("client")] == found
     assert v.lines()[3].endswith(", 2 FIFO violations")
 
 
