@@ -104,3 +104,5 @@ def test_union_aligns_at_the_highest_base():
     )
     # (0, 0b1_0000_0000_0010): 1 and 12 (= 8 + 4); (8, 0b0001): 8.
     assert union([(0, (0x1002).to_bytes(2, "little")), (8, b"\x01")]) == (8, 0b10001)
+    # Same base: a plain OR, and number 0, held by neither, stays a hole.
+    assert union([(16, b"\x02"), (16, b"\x04")]) == (16, 0b110)
