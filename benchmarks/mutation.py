@@ -19,8 +19,9 @@ module (``nodes.bitmap.toml`` for nodes/bitmap.py), each entry a ``[[mutant]]`` 
 ``reason`` says why no input can distinguish the mutant (a non-empty sentence). Mutant names
 number the mutations of one function in order, so editing a function renames its mutants:
 an entry that no longer names a surviving mutant is reported as stale (it does not fail the
-module, but should be removed or renamed). The score stays (killed + timed out) / mutants;
-the equivalent column counts the survivors the files explain. Exits 1 when a module fails.
+module, but should be removed or renamed). The score is (killed + timed out) / mutants;
+the equivalent column counts the survivors the files explain. A mutant the run never reached
+("not checked": an interrupted run) fails its module. Exits 1 when a module fails.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import msgspec
 MIN_SCORE = 0.90
 EQUIVALENTS = Path(__file__).with_name("equivalent_mutants")
 CAUGHT = ("killed", "timeout")  # a hang is a caught mutant too
+UNCHECKED = "not checked"  # the run stopped before reaching it: neither caught nor survived
 
 # "nodes.proxy.batching.xǁAdmissionǁadmit__mutmut_3: survived" or "...x_split_ranges__..."
 LINE = re.compile(r"^\s*(?P<name>(?P<module>[\w.]+?)\.x[ǁ_][^:]*):\s*(?P<status>\w[\w ]*)$")
@@ -74,8 +76,13 @@ class ModuleResult:
 
     @property
     def survivors(self) -> list[str]:
-        """Every mutant not caught: survived, but also "no tests", "suspicious", ..."""
-        return sorted(n for s, names in self.statuses.items() if s not in CAUGHT for n in names)
+        """Every checked mutant not caught: survived, but also "no tests", "suspicious", ..."""
+        return sorted(n for s, names in self.statuses.items()
+                      if s not in (*CAUGHT, UNCHECKED) for n in names)
+
+    @property
+    def unchecked(self) -> int:
+        return len(self.statuses.get(UNCHECKED, []))
 
     @property
     def explained(self) -> list[str]:
@@ -93,7 +100,13 @@ class ModuleResult:
 
     @property
     def passed(self) -> bool:
-        return self.score >= MIN_SCORE and not self.unexplained
+        return self.score >= MIN_SCORE and not self.unexplained and not self.unchecked
+
+    @property
+    def verdict(self) -> str:
+        if self.unchecked:
+            return f"FAIL ({self.unchecked} not checked)"
+        return "pass" if self.passed else "FAIL"
 
 
 def mutmut(*args: str) -> str:
@@ -152,13 +165,13 @@ def report(results: list[ModuleResult]) -> tuple[str, dict[str, object]]:
     rows = []
     for r in results:
         counts = Counter({status: len(names) for status, names in r.statuses.items()})
-        verdict = "pass" if r.passed else "FAIL"
         lines.append(f"| {r.module} | {r.total} | {counts['killed']} | {counts['timeout']} | "
-                     f"{len(r.survivors)} | {len(r.explained)} | {r.score:.0%} | {verdict} |")
+                     f"{len(r.survivors)} | {len(r.explained)} | {r.score:.0%} | {r.verdict} |")
         rows.append({"module": r.module, "mutants": r.total, "killed": counts["killed"],
                      "timeout": counts["timeout"], "survived": len(r.survivors),
                      "equivalent": len(r.explained), "score": round(r.score, 4),
-                     "passed": r.passed, "unexplained": r.unexplained, "stale": r.stale,
+                     "not_checked": r.unchecked, "passed": r.passed,
+                     "unexplained": r.unexplained, "stale": r.stale,
                      "equivalents": {n: r.equivalents[n] for n in r.explained}})
     md = "\n".join(lines) + "\n"
     unexplained = [(r.module, n) for r in results for n in r.unexplained]

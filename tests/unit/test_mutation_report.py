@@ -79,3 +79,12 @@ def test_the_equivalents_in_the_repository_are_well_formed():
 
     listed = load_equivalents(EQUIVALENTS)
     assert listed and all(reasons for reasons in listed.values())
+
+
+def test_a_run_that_stopped_early_fails_without_calling_the_rest_survivors(tmp_path):
+    table = parse(RESULTS + "    nodes.bitmap.x_union__mutmut_4: not checked\n")
+    write(tmp_path, "nodes.bitmap", entry("nodes.bitmap.x_union__mutmut_3")
+          + entry("nodes.bitmap.xǁBitmapǁtruncate__mutmut_4"))
+    (result,) = collect(table, load_equivalents(tmp_path))
+    assert result.unexplained == [] and result.unchecked == 1 and not result.passed
+    assert "| FAIL (1 not checked) |" in report([result])[0]
