@@ -23,7 +23,10 @@ test: $(STAMP) system-deps
 bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.recovery
+	$(PY) -m benchmarks.durable
 	$(PY) -m benchmarks.corfu
+	$(PY) -m benchmarks.zookeeper
+	$(PY) -m benchmarks.linearizability
 
 # Not part of `make test`: minutes of planted bugs; the report goes to bench-results/.
 mutation: $(STAMP)

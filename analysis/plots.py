@@ -40,7 +40,10 @@ EVENT_STYLES: dict[str, str] = {
     "kill_leader_mid_batch": "tab:olive",
     "partition": "tab:brown",
     "heal": "tab:green",
+    "restart": "tab:blue",
 }
+# A process coming back is drawn dotted: it ends an outage rather than starting one.
+EVENT_LINESTYLES: dict[str, str] = {"restart": ":"}
 _MARKERS = ("measure_start", "measure_end")
 _DPI = 150
 
@@ -275,7 +278,8 @@ def _mark_events(ax: Axes, events: Sequence[FaultEvent], t0: int) -> int:
         words = e.event.replace("_", " ")
         kind_label = None if e.event in seen_kinds else words
         seen_kinds.add(e.event)
-        ax.axvline(x, color=color, linestyle="--", linewidth=1.2, label=kind_label)
+        ax.axvline(x, color=color, linestyle=EVENT_LINESTYLES.get(e.event, "--"),
+                   linewidth=1.2, label=kind_label)
         text = f"{words} {e.target}" if e.target else words
         for row in range(len(placed) + 1):
             ann = ax.annotate(

@@ -172,14 +172,16 @@ def main(argv: list[str] | None = None) -> None:
                  "machine.", rows, table(rows))
 
 
-def write_report(out: Path, stem: str, title: str, seconds: float, setup: str,
+def write_report(out: Path, stem: str, title: str, seconds: float | None, setup: str,
                  rows: list[dict[str, object]], table_md: str) -> None:
-    """<stem>.json (the rows and how they were measured) and <stem>.md (the table)."""
+    """<stem>.json (the rows and how they were measured) and <stem>.md (the table).
+    ``seconds`` is the measured time per point; None for benchmarks timed per task."""
     meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
             "seconds_per_point": seconds, "unix_time": int(time.time())}
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = (f"# {title}\n\n{meta['cpus']} CPUs, Python {meta['python']}, {seconds:g} s per "
-          f"point. {setup}\n\n" + table_md)
+    per_point = "" if seconds is None else f", {seconds:g} s per point"
+    md = (f"# {title}\n\n{meta['cpus']} CPUs, Python {meta['python']}{per_point}. "
+          f"{setup}\n\n" + table_md)
     (out / f"{stem}.md").write_text(md)
     print(md)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -33,6 +33,9 @@ class Common(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SequencerConfig(Common, kw_only=True):
     epoch: int = 1
+    # Sequencers in the run: this one owns epochs epoch, epoch + sequencers, ...
+    # (nodes/sequencer/epochs.py).
+    sequencers: int = 1
     # A standby waits for a TakeOver, then recovers from the groups named here
     # (group id as text -> replica endpoints, index = replica id) and serves epoch `epoch`.
     standby: bool = False
@@ -52,8 +55,9 @@ class ChainConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ProxyConfig(Common, kw_only=True):
-    # What the group serves: "mason" (multi-sequence numbers) or "corfumason" (appends to
-    # the shared log in `log`, reads forwarded to a chain's tail).
+    # What the group serves: "mason" (multi-sequence numbers), "corfumason" (appends to
+    # the shared log in `log`, reads forwarded to a chain's tail) or "rsmkeeper" (a
+    # ZooKeeper tree replicated by the group's own log: nspaces 0 and no sequencer).
     service: str = "mason"
     log: ChainConfig | None = None
     # corfumason reads: "any" replica forwards to the tail (the original's behaviour);
@@ -62,7 +66,9 @@ class ProxyConfig(Common, kw_only=True):
     group: int
     replica: int  # Raft node id within the group (0..2)
     peers: dict[str, Endpoint]  # replica id (as text, TOML keys are strings) -> endpoint
-    sequencer: Endpoint
+    # None: the group's operations need no numbers (nspaces 0); batches go straight into
+    # the Raft log and no replica talks to a sequencer.
+    sequencer: Endpoint | None = None
     epoch: int = 1
     designated_leader: bool = False  # campaigns at start-up, as replica 0 did in the original
     batch_timeout_us: int = 200
@@ -74,8 +80,10 @@ class ProxyConfig(Common, kw_only=True):
     seq_timeout_ms: int = 500  # resend a sequencer request after this long without answer
     # Sequencer failure detection: a leader that hears nothing for heartbeat_ms sends a
     # heartbeat; after heartbeat_misses silent periods it asks the backup to take over.
-    # Standby sequencers in epoch order: backups[k] serves epoch k + 2 once the sequencer
-    # of epoch k + 1 is reported dead. A new standby can be added for every takeover.
+    # The other sequencers in order: with `sequencer` first they are the run's sequencers,
+    # and epoch e belongs to the ((e - 1) mod n)-th (nodes/sequencer/epochs.py): backups[k]
+    # serves epoch k + 2 once the sequencer of epoch k + 1 is reported dead, and a killed
+    # sequencer that restarted serves its next epoch after that.
     backups: list[Endpoint] = []
     heartbeat_ms: int = 100
     heartbeat_misses: int = 3
@@ -88,6 +96,18 @@ class ProxyConfig(Common, kw_only=True):
     # Write every committed noop to <name>.noops (every replica does, so a noop committed
     # just before its leader died is still on record).
     record_noops: bool = False
+    # Raft's term, vote and log in <name>.raft, replayed when the replica restarts:
+    # "always" fsyncs before sending, "batch" fsyncs every few ms, "off" never fsyncs
+    # (nodes/proxy/durable.py).
+    durable: Literal["always", "batch", "off"] = "off"
+    # rsmkeeper: this replica's ZooKeeper client port; reads served by the local replica
+    # (sequentially consistent) instead of through the log (linearizable); ZooKeeper's
+    # tickTime (session timeouts are clamped to [2, 20] ticks; the leader logs a Tick every
+    # half tick, which expires silent sessions).
+    zk_listen: Endpoint | None = None
+    zk_local_reads: bool = False
+    zk_tick_ms: int = 2000
+    zk_max_frame: int = 0xFFFFF  # jute.maxbuffer: a longer frame closes its connection
 
 
 WORKLOADS = ("sequence", "append", "read")
@@ -132,6 +152,48 @@ class CorfuClientConfig(Common, kw_only=True):
     timeout_ms: int = 1000  # a log server or the sequencer silent this long counts as failed
     drain_s: float = 10.0
     record_seqnums: bool = False  # positions of acknowledged appends, and of filled holes
+    series_bin_ms: int = 10
+
+
+# ZooKeeper workloads: the original's operation kinds, in the order its client walks them
+# when it draws an operation (spec zookeeper.md 4.1).
+ZK_OP_KINDS = ("create", "rename", "setData", "getData", "delete", "exists", "getChildren")
+
+
+class ZkWorkload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """What a ZooKeeper load generator asks for: the operation mix in percent (summing to
+    100, nodes/zkclient/mix.py checks it), over `nkeys` znodes of its own under `prefix`."""
+
+    create_percent: float = 0.0
+    rename_percent: float = 0.0
+    write_percent: float = 100.0  # setData
+    read_percent: float = 0.0  # getData
+    delete_percent: float = 0.0
+    exists_percent: float = 0.0
+    get_children_percent: float = 0.0
+    value_size: int = 8  # bytes of every value written (the original's 8-byte integers)
+    nkeys: int = 128  # znodes per client process (the original: 128 RSMKeeper, 8 ZK-Mason)
+    prefix: str = "/mason"  # every znode of the run lives under it
+    watch: bool = False  # reads leave a watch (the original's RSMKeeper client did)
+    seed: int = 0  # the operation draw's seed (with the client id)
+
+
+class ZkClientConfig(Common, kw_only=True):
+    """A ZooKeeper load generator: `connections` sessions, `concurrency` outstanding
+    requests on each, against any server speaking ZooKeeper's protocol."""
+
+    client_id: int
+    servers: list[Endpoint]  # the connect string; connection c starts at a rotating one
+    connections: int = 1
+    concurrency: int = 32  # outstanding requests per connection
+    workload: ZkWorkload = ZkWorkload()
+    session_timeout_ms: int = 10_000  # requested; pings go out at a third of it
+    timeout_ms: int = 2000  # a request unanswered this long counts the connection lost
+    warmup_s: float = 4.0
+    duration_s: float = 10.0
+    cooldown_s: float = 4.0
+    drain_s: float = 10.0  # at the end, how long to wait for outstanding answers
+    record_history: bool = False  # <name>.history for the linearizability checker
     series_bin_ms: int = 10
 
 

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import msgspec
 
@@ -253,40 +253,22 @@ def write_summary(path: StrPath, s: ClientSummary) -> None:
     write_atomic(path, msgspec.json.encode(s) + b"\n")
 
 
-_R = TypeVar("_R", bound="_RangeRecorder")
+_F = TypeVar("_F", bound="BufferedFile")
 
 
-class _RangeRecorder:
-    """Shared buffered line writer for per-operation number ranges.
+class BufferedFile:
+    """A record file kept open for the life of its writer, through a large write buffer;
+    close() (or the with-block) releases it."""
 
-    Each range is written as ``count last``: the range is ``[last-count+1, last]`` and count 0
-    means no number in that space. Lines go through a large write buffer; the hot path only
-    formats a string.
-    """
-
-    def __init__(self, path: StrPath, header: str, nspaces: int) -> None:
-        if nspaces <= 0:
-            raise ValueError(f"nspaces must be positive, got {nspaces}")
+    def __init__(self, path: StrPath, binary: bool = False) -> None:
         self.path = Path(path)
-        self.nspaces = nspaces
-        # Kept open for the life of the recorder; close() (or the with-block) releases it.
-        self._f: IO[str] | None = open(self.path, "w", encoding="ascii", buffering=1 << 20)
-        self._f.write(header + "\n")
-        self.lines = 0  # records written: the summary says how many, the checker compares
+        self._f: IO[Any] | None = (open(self.path, "wb", buffering=1 << 20) if binary else
+                                   open(self.path, "w", encoding="ascii", buffering=1 << 20))
 
-    def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
-        if len(counts) != self.nspaces or len(lasts) != self.nspaces:
-            raise ValueError(
-                f"expected {self.nspaces} counts and lasts, got {len(counts)} and {len(lasts)}"
-            )
-        f = self._f
-        if f is None:
+    def _file(self) -> IO[Any]:
+        if self._f is None:
             raise ValueError(f"{self.path}: recorder is closed")
-        parts = [head]
-        for c, last in zip(counts, lasts, strict=True):
-            parts.append(f"{c} {last}")
-        f.write(" ".join(parts) + "\n")
-        self.lines += 1
+        return self._f
 
     def flush(self, fsync: bool = False) -> None:
         """Push buffered lines to the OS; with ``fsync`` also to the disk (the original
@@ -302,11 +284,40 @@ class _RangeRecorder:
             self._f.close()
             self._f = None
 
-    def __enter__(self: _R) -> _R:
+    def __enter__(self: _F) -> _F:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _RangeRecorder(BufferedFile):
+    """Shared buffered line writer for per-operation number ranges.
+
+    Each range is written as ``count last``: the range is ``[last-count+1, last]`` and count 0
+    means no number in that space. Lines go through a large write buffer; the hot path only
+    formats a string.
+    """
+
+    def __init__(self, path: StrPath, header: str, nspaces: int) -> None:
+        if nspaces <= 0:
+            raise ValueError(f"nspaces must be positive, got {nspaces}")
+        super().__init__(path)
+        self.nspaces = nspaces
+        self._file().write(header + "\n")
+        self.lines = 0  # records written: the summary says how many, the checker compares
+
+    def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
+        if len(counts) != self.nspaces or len(lasts) != self.nspaces:
+            raise ValueError(
+                f"expected {self.nspaces} counts and lasts, got {len(counts)} and {len(lasts)}"
+            )
+        f = self._file()
+        parts = [head]
+        for c, last in zip(counts, lasts, strict=True):
+            parts.append(f"{c} {last}")
+        f.write(" ".join(parts) + "\n")
+        self.lines += 1
 
 
 class SeqnumRecorder(_RangeRecorder):

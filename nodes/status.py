@@ -2,6 +2,9 @@
 
 - `<name>.role`: a proxy replica's part in its group and its Raft term, rewritten on every
   change (`leader 7`), so the orchestrator can find a group's leader to kill.
+- `<name>.progress.json`: a proxy replica's Raft progress (term, commit and applied index,
+  whether it restarted from its Raft file), rewritten a few times a second, so a test can
+  tell when a restarted replica has caught up.
 - `<name>.node.json`: the final summary a server process (sequencer, proxy, log server)
   writes on a clean stop: counters that tests and the orchestrator read instead of log lines.
 
@@ -11,6 +14,7 @@ Clients keep their own `<name>.summary.json` (nodes/metrics.py), which analysis/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -58,17 +62,43 @@ class NodeSummary(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     entries: int = 0  # log servers: positions holding an entry or a hole
 
 
-def summary_path(outdir: str | Path, name: str) -> Path:
-    return Path(outdir) / f"{name}.node.json"
+class ReplicaProgress(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    restarted: bool  # this incarnation replayed a Raft file an earlier one wrote
+    role: str
+    term: int
+    commit: int
+    applied: int
+    first_index: int
+    last_index: int
+    snapshots_restored: int  # state machine rebuilt from a snapshot (own file or leader's)
 
 
-def write_summary(outdir: str | Path, summary: NodeSummary) -> None:
-    write_atomic(summary_path(outdir, summary.name), msgspec.json.encode(summary) + b"\n")
+StatusT = TypeVar("StatusT", NodeSummary, ReplicaProgress)
 
 
-def read_summary(path: str | Path) -> NodeSummary:
-    """Raises ValueError with a one-line reason when the file is not a NodeSummary."""
-    try:
-        return msgspec.json.decode(Path(path).read_bytes(), type=NodeSummary)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+class _JsonFile(Generic[StatusT]):
+    """`<name><suffix>` in a node's output directory: one Struct as JSON, written atomically."""
+
+    def __init__(self, suffix: str, kind: type[StatusT]) -> None:
+        self.suffix = suffix
+        self.kind: type[StatusT] = kind
+
+    def path(self, outdir: str | Path, name: str) -> Path:
+        return Path(outdir) / f"{name}{self.suffix}"
+
+    def write(self, outdir: str | Path, record: StatusT) -> None:
+        write_atomic(self.path(outdir, record.name), msgspec.json.encode(record) + b"\n")
+
+    def read(self, path: str | Path) -> StatusT:
+        """Raises ValueError with a one-line reason when the file is not a `kind`."""
+        try:
+            return msgspec.json.decode(Path(path).read_bytes(), type=self.kind)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+_SUMMARY = _JsonFile(".node.json", NodeSummary)
+_PROGRESS = _JsonFile(".progress.json", ReplicaProgress)
+summary_path, write_summary, read_summary = _SUMMARY.path, _SUMMARY.write, _SUMMARY.read
+progress_path, write_progress, read_progress = _PROGRESS.path, _PROGRESS.write, _PROGRESS.read

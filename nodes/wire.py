@@ -79,6 +79,7 @@ class OpReply(Msg, tag="opr", omit_defaults=True):
 OP_SEQUENCE = 0  # mason: numbers only
 OP_APPEND = 1  # corfumason: append `payload` to the shared log at the number it gets
 OP_READ = 2  # corfumason: read the position in `payload` (8 bytes, little-endian)
+OP_ZK = 3  # rsmkeeper: apply the ZooKeeper transaction in `payload` (nodes/zk/requests.Txn)
 
 OP_OK = 0
 OP_REFUSED = 100  # the service refused the operation (bad payload); `payload` says why
@@ -151,12 +152,16 @@ class GroupReply(Msg, tag="gr"):
     """A group's answer to a backup's request; `ok` False = not the leader (see `leader`).
 
     `stale`: the group already follows a newer sequencer epoch than the request's; the
-    standby that asked has been superseded and must not serve."""
+    standby that asked has been superseded and must not serve.
+
+    `untouched`: the request was refused before anything was proposed for it (the replica
+    does not lead). Without it, a refused fill may still sit in the group's log."""
 
     group: int
     ok: bool
     leader: int = -1
     stale: bool = False
+    untouched: bool = False
 
 
 class CollectRequest(Msg, tag="co"):
@@ -178,10 +183,13 @@ class FillRequest(Msg, tag="fi"):
     """Commit these holes as noops: per space a list of inclusive (first, last) ranges.
 
     `fill_id` makes it idempotent: a group applies each fill id at most once.
+    `probe`: only ask whether the group can commit now; its leader commits a marker that
+    owns no number and answers ok once it is applied. Nothing of the fill is proposed.
     """
 
     fill_id: int
     holes: list[list[tuple[int, int]]]
+    probe: bool = False
 
 
 class GcToken(Msg, tag="gc"):

@@ -59,6 +59,31 @@ def _opt(name: str, help: str, *, hidden_default: Any = None) -> Any:
     return typer.Option(hidden_default, *names, help=help, show_default=False)
 
 
+def _system_and_spec_flags(system: str, flags: dict[str, Any]
+                           ) -> tuple[systems.System, dict[str, Any]]:
+    """The chosen system and the experiment fields given on the command line."""
+    from orchestrator import spec as specs
+
+    try:
+        chosen = systems.get(system)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    given = {k: v for k, v in flags.items()
+             if v is not None and k in specs.ExperimentSpec.__struct_fields__
+             and k not in ("name", "system")}
+    return chosen, given
+
+
+def _outdir(outdir: str | None, results_root: Path, prefix: str) -> str:
+    """The run's directory name under results_root: plain, and not holding a run yet."""
+    name = outdir or f"{prefix}-{int(time.time())}"
+    if "/" in name or name in ("", ".", ".."):
+        raise fail(f"--outdir must be a plain directory name, not {name!r}")
+    if (results_root / name).exists() and any((results_root / name).iterdir()):
+        raise fail(f"{results_root / name} already holds a run; choose another --outdir")
+    return name
+
+
 @app.command(context_settings={"help_option_names": ["-h", "--help"]})
 def run(
     nproxies: int | None = _opt("nproxies", "Proxy machines (a multiple of 3). [3]"),
@@ -130,6 +155,41 @@ def run(
     kill_all_leaders: float | None = _opt(
         "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
         "seconds after warm-up."),
+    create_percent: float | None = _opt(
+        "create_percent", "ZooKeeper systems: share of creates, in percent (or the "
+        "original's fractions: all shares then sum to 1). [0]"),
+    rename_percent: float | None = _opt("rename_percent", "Share of renames. [0]"),
+    write_percent: float | None = _opt(
+        "write_percent", "Share of setData. [100 when no share is given]"),
+    read_percent: float | None = _opt("read_percent", "Share of getData. [0]"),
+    delete_percent: float | None = _opt("delete_percent", "Share of deletes. [0]"),
+    exists_percent: float | None = _opt("exists_percent", "Share of exists. [0]"),
+    get_children_percent: float | None = _opt(
+        "get_children_percent", "Share of getChildren. [0]"),
+    setdatas: bool | None = typer.Option(
+        None, "--setDatas", help="The setData experiment: 100 % setData.",
+        show_default=False),
+    getdatas: bool | None = typer.Option(
+        None, "--getDatas", help="The getData experiment: 100 % getData.",
+        show_default=False),
+    value_size: int | None = _opt("value_size", "ZooKeeper systems: bytes per value. [8]"),
+    nkeys: int | None = _opt("nkeys", "ZooKeeper systems: znodes per client process. [128]"),
+    client_connections: int | None = _opt(
+        "client_connections", "ZooKeeper systems: sessions per client process, each with "
+        "--client_concurrency outstanding requests. [1]"),
+    zk_local_reads: bool | None = typer.Option(
+        None, "--zk-local-reads/--zk-linearizable-reads", "--zk_local_reads",
+        help="rsmkeeper: reads served by the replica a client is connected to "
+        "(sequentially consistent) instead of through the log. [off]", show_default=False),
+    zk_tick_ms: int | None = _opt(
+        "zk_tick_ms", "rsmkeeper: ZooKeeper's tickTime; session timeouts are clamped to "
+        "[2, 20] ticks. [2000]"),
+    restart_after: float | None = _opt(
+        "restart_after", "Start every process a fault killed again this many seconds after "
+        "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
+    durable: str | None = typer.Option(
+        None, "--durable", help="Proxies' Raft log on disk: fsync before sending (always), "
+        "every few ms (batch) or never (off). [off]", show_default=False),
     base_port: int | None = _opt("base_port", "First TCP port on each machine. [31850]"),
     record_seqnums: bool | None = typer.Option(
         None, "--record-seqnums/--no-record-seqnums", "--record_seqnums",
@@ -161,19 +221,8 @@ def run(
     from orchestrator.runner import dry_run as plan_only
     from orchestrator.runner import run_local
 
-    flags = dict(locals())
-    try:
-        chosen = systems.get(system)
-    except specs.SpecError as exc:
-        raise fail(str(exc)) from None
-    given = {k: v for k, v in flags.items()
-             if v is not None and k in specs.ExperimentSpec.__struct_fields__
-             and k not in ("name", "system")}
-    name = outdir or f"results-{int(time.time())}"
-    if "/" in name or name in ("", ".", ".."):
-        raise fail(f"--outdir must be a plain directory name, not {name!r}")
-    if (results_root / name).exists() and any((results_root / name).iterdir()):
-        raise fail(f"{results_root / name} already holds a run; choose another --outdir")
+    chosen, given = _system_and_spec_flags(system, dict(locals()))
+    name = _outdir(outdir, results_root, "results")
     if machine_info is None:
         given.setdefault("record_seqnums", True)  # local runs record every number
     if chosen.applies("record_noops"):
@@ -213,6 +262,40 @@ def run(
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
     raise typer.Exit(result.code)
+
+
+@app.command()
+def serve(
+    system: str = typer.Option("rsmkeeper", "--system", help="What to serve: rsmkeeper."),
+    base_port: int | None = _opt("base_port", "First TCP port. [31850]"),
+    zk_local_reads: bool | None = typer.Option(
+        None, "--zk-local-reads/--zk-linearizable-reads", "--zk_local_reads",
+        help="Reads served by the replica a client is connected to. [off]",
+        show_default=False),
+    zk_tick_ms: int | None = _opt("zk_tick_ms", "ZooKeeper's tickTime. [2000]"),
+    election_timeout_ms: int | None = _opt(
+        "election_timeout_ms", "Raft election timeout. [300]"),
+    raft_tick_ms: int | None = _opt("raft_tick_ms", "Raft tick. [10]"),
+    outdir: str | None = _opt("outdir", "Logs directory name. [serve-<unix time>]"),
+    results_root: Path = typer.Option(Path("results"), "--results", help="Where it goes."),
+    python: str | None = typer.Option(
+        None, "--python", help="Interpreter that runs the nodes. [this one]"),
+) -> None:
+    """Start a system's servers on this machine, print where clients connect (for
+    rsmkeeper: host:port,host:port,host:port) and serve until Ctrl-C."""
+    from orchestrator import spec as specs
+    from orchestrator.serve import serve_local
+
+    chosen, given = _system_and_spec_flags(system, dict(locals()))
+    if type(chosen).connect_string is systems.System.connect_string:
+        raise fail(f"--system {chosen.name} cannot be served for clients of your own")
+    name = _outdir(outdir, results_root, "serve")
+    try:
+        spec = specs.build(name, chosen.name, {**chosen.local_defaults, **given,
+                                               "nclients": 0})
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(serve_local(spec, results_root / name, out, err))
 
 
 @app.command()
@@ -449,6 +532,28 @@ def parse(
         err.print(f"wrote {runs_csv} ({len(table)} run(s)), {medians_csv} "
                   f"({len(medians)} point(s))", soft_wrap=True)
     raise typer.Exit(1 if errors else 0)
+
+
+@app.command("check-linearizable")
+def check_linearizable(
+    history: Path = typer.Argument(
+        ..., help="A run's results directory (its *.history files) or one history file."),
+    max_steps: int = typer.Option(
+        5_000_000, "--max-steps", min=1,
+        help="Search steps per znode before giving up undecided."),
+) -> None:
+    """Check that the ZooKeeper operations clients recorded are linearizable, znode by
+    znode; exit 1 on a violation (or when undecided), 2 on unreadable histories."""
+    from analysis.linearizability import check_file
+    from nodes.zk.history import HistoryFormatError
+
+    try:
+        verdict = check_file(history, max_steps)
+    except HistoryFormatError as exc:
+        raise fail(str(exc)) from None
+    for line in verdict.lines():
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(0 if verdict.ok else 1)
 
 
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PDF and PNG) from results.")

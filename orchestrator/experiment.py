@@ -119,6 +119,7 @@ class Experiment:
         self.placement: Placement = self.system.place(spec, machines.slots)
         self.running: list[Launched] = []
         self.fault_log = faults.FaultLog(results / "faults.log")
+        self.restarts: list[faults.PendingRestart] = []
 
     # ---- the whole run ---------------------------------------------------------------
     def run(self) -> None:
@@ -160,16 +161,10 @@ class Experiment:
         launched = []
         for proc in procs:
             entry = Launched(proc, self.host_of(proc), self.rundir_of(proc))
-            argv = [entry.host.python, "-m", proc.module, "--config", entry.path(".toml")]
             # A ^C between the spawn and the bookkeeping would orphan a node that no
             # stop_all could find: the interrupt waits until the process is on record.
             with interrupt_deferred():
-                try:
-                    entry.host.spawn(argv, log_path=entry.path(".log"),
-                                     pid_path=entry.path(".pid"))
-                except HostError as exc:
-                    raise RunFailed(f"cannot start {proc.name}: {exc}",
-                                    retryable=True) from None
+                self.spawn(entry)
                 self.running.append(entry)
             launched.append(entry)
         self.wait_until(
@@ -178,6 +173,24 @@ class Experiment:
             what=f"{len(launched)} {kind} process(es) to start",
             watch=launched,
         )
+
+    def spawn(self, entry: Launched) -> None:
+        """Start the entry's process; its log is appended to, so a restart keeps the first
+        incarnation's lines."""
+        argv = [entry.host.python, "-m", entry.proc.module, "--config", entry.path(".toml")]
+        try:
+            entry.host.spawn(argv, log_path=entry.path(".log"), pid_path=entry.path(".pid"))
+        except HostError as exc:
+            raise RunFailed(f"cannot start {entry.proc.name}: {exc}", retryable=True) from None
+
+    def restart(self, entry: Launched) -> None:
+        """Start a process the fault schedule killed again, with the same config and output
+        directory; from now on its death is unexpected again."""
+        with interrupt_deferred():
+            self.spawn(entry)
+            entry.killed = False
+        self.fault_log.mark("restart", entry.proc.name)
+        self.console.print(f"fault: restart -> {entry.proc.name}")
 
     def wait_until(
         self,
@@ -279,6 +292,8 @@ class Experiment:
                     marked_end = True
                 while schedule and now >= measure_start + schedule[0].at:
                     self.inject(schedule.pop(0))
+                for entry in faults.take_due(self.restarts, now):
+                    self.restart(entry)
                 self.check_alive(clients + others)
                 if now > deadline:
                     raise RunFailed("clients did not finish within 60 s of the planned end")
@@ -300,6 +315,12 @@ class Experiment:
             target.host.signal(target.path(".pid"), fault.signal)
             self.fault_log.mark(fault.event, target.proc.name)
             self.console.print(f"fault: {fault.event} -> {how} {target.proc.name}")
+        self.restarts.extend(faults.plan_restarts(self.spec, targets, time.monotonic()))
+        if self.spec.restart_after >= 0:
+            for target in targets:
+                if target.proc.kind not in faults.RESTARTABLE:
+                    self.console.print(f"[yellow]{target.proc.name} stays down: a "
+                                       f"{target.proc.kind} would come back empty")
 
     # ---- stopping and collecting ------------------------------------------------------------
     def stop_all(self) -> None:

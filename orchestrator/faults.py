@@ -4,7 +4,8 @@ Times are seconds after the clients' warm-up, as the original's --kill_leader an
 --kill_sequencer. Which events a run may have is its system's (`System.fault_events`);
 which processes an event kills is said here, once for every system. `faults.log` records
 each event as `unix_ms event target`, with `measure_start`/`measure_end` markers, so plots
-can mark the kills on the time axis.
+can mark the kills on the time axis. With `--restart_after S` a killed process is started
+again S seconds later (`restart target` in `faults.log`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,37 @@ def targets(run: Experiment, fault: Fault) -> list[Launched]:
     else:
         raise ValueError(f"no target rule for fault {fault.event!r}")
     return [leader for leader in leaders if leader is not None]
+
+
+# ---- restarts (--restart_after) ------------------------------------------------------------
+
+# Kinds that come back: a replica replays its Raft file and catches up, a sequencer comes
+# back as a standby of a later epoch. A log server would come back empty, and its chain has
+# been reconfigured without it: it stays down.
+RESTARTABLE = ("proxy", "sequencer")
+
+
+@dataclass
+class PendingRestart:
+    due: float  # time.monotonic() at which to start it again
+    target: Launched
+
+
+def plan_restarts(spec: ExperimentSpec, killed: list[Launched], now: float) -> list[PendingRestart]:
+    """Restarts owed for the processes a fault just killed (none without --restart_after)."""
+    if spec.restart_after < 0:
+        return []
+    return [PendingRestart(now + spec.restart_after, t) for t in killed
+            if t.proc.kind in RESTARTABLE]
+
+
+def take_due(pending: list[PendingRestart], now: float) -> list[Launched]:
+    """Remove and return the targets whose restart is due and that are really gone (a
+    process armed to die mid-batch may still be alive: its restart waits)."""
+    due = [p for p in pending if p.due <= now and not p.target.host.alive(p.target.path(".pid"))]
+    for p in due:
+        pending.remove(p)
+    return [p.target for p in due]
 
 
 class FaultLog:

@@ -105,11 +105,12 @@ def need(slots: dict[str, list[MachineSlot]], role: str, count: int) -> list[Mac
 def sequencer_procs(sequencers: list[MachineSlot], endpoints: list[dict[str, Any]],
                     groups: dict[str, Any], common: dict[str, Any]) -> list[Proc]:
     # Sequencer i serves epoch i + 1; every one after the first is a standby that takes
-    # over when the groups report the one before it dead.
+    # over when the groups report the one before it dead. Epochs go round-robin (i owns
+    # i + 1, i + 1 + n, ...), so every one, the first too once it restarted, may recover.
     return [
         Proc(name=slot.name, kind="sequencer", machine=slot.name,
              context={**common, "name": slot.name, "outdir": slot.rundir, "epoch": i + 1,
-                      "standby": i > 0, "groups": groups if i > 0 else {},
+                      "sequencers": len(sequencers), "standby": i > 0, "groups": groups,
                       "listen": endpoints[i]})
         for i, slot in enumerate(sequencers)
     ]
@@ -160,8 +161,10 @@ def place_groups(
                     "tick_ms": spec.raft_tick_ms,
                     "election_ticks": max(2, spec.election_timeout_ms // spec.raft_tick_ms),
                     "heartbeat_ticks": heartbeat_ticks, "max_log_entries": spec.max_log_size,
-                    "record_noops": spec.record_noops,
-                    "listen": endpoints[(group, replica)], "sequencer": seq_endpoints[0],
+                    "record_noops": spec.record_noops, "durable": spec.durable,
+                    "listen": endpoints[(group, replica)],
+                    # None: a group whose operations need no numbers (rsmkeeper).
+                    "sequencer": seq_endpoints[0] if seq_endpoints else None,
                     "peers": peers,
                     "backups": seq_endpoints[1:],
                     "heartbeat_ms": spec.heartbeat_ms, "heartbeat_misses": spec.heartbeat_misses,

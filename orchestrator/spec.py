@@ -61,6 +61,27 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     read_policy: str = "any"  # corfumason reads: "any" replica or only the "leader" serves
     kill_logserver: float = -1.0  # kill -9 the head of chain 0 (needs replication >= 2)
     kill_all_leaders: float = -1.0  # kill -9 the leader of every group
+    # ZooKeeper workloads (rsmkeeper, zkmason; orchestrator/zkworkload.py): the original's
+    # operation shares, as percentages summing to 100 or its fractions summing to 1 (all 0:
+    # 100 % setData), or one of its two experiments; values and keys per client process.
+    create_percent: float = 0.0
+    rename_percent: float = 0.0
+    write_percent: float = 0.0
+    read_percent: float = 0.0
+    delete_percent: float = 0.0
+    exists_percent: float = 0.0
+    get_children_percent: float = 0.0
+    setdatas: bool = False  # --setDatas: 100 % setData
+    getdatas: bool = False  # --getDatas: 100 % getData
+    value_size: int = 8
+    nkeys: int = 128
+    client_connections: int = 1  # ZooKeeper sessions per client process
+    restart_after: float = -1.0  # start every killed process again this many s later; -1 = never
+    durable: str = "off"  # proxies' Raft file: fsync "always", "batch" (every few ms) or "off"
+    # rsmkeeper: reads served by the replica a client is connected to (sequentially
+    # consistent) instead of through the log (linearizable); ZooKeeper's tickTime.
+    zk_local_reads: bool = False
+    zk_tick_ms: int = 2000
 
     @property
     def ngroups(self) -> int:

@@ -4,13 +4,16 @@
 # need those packages skip themselves with the reason. In CI (CI=true) nothing may be
 # skipped, so a package it cannot install is an error.
 set -euo pipefail
-declare -A wanted=([sshd]=openssh-server [ip]=iproute2 [redis-server]=redis-server [iptables]=iptables)
+declare -A wanted=([sshd]=openssh-server [ip]=iproute2 [redis-server]=redis-server [iptables]=iptables
+                  [java]=default-jre-headless)
 missing=()
 for cmd in "${!wanted[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     missing+=("${wanted[$cmd]}")
   fi
 done
+# Apache ZooKeeper's jars: the reference the ZooKeeper semantics suite is checked against.
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   if [ "${CI:-}" = "true" ]; then

@@ -147,8 +147,7 @@ class LogStore:
                 return wire.LogReply(wire.LOG_OK, p, ch.epoch)
             return wire.LogReply(wire.LOG_WRITTEN, p, ch.epoch, held[0], held[1])
         ch.entries[p] = (msg.kind, msg.data)
-        if p > ch.tail:
-            ch.tail = p
+        ch.tail = max(ch.tail, p)
         return wire.LogReply(wire.LOG_OK, p, ch.epoch)
 
     def _read(self, msg: wire.LogRead) -> wire.LogReply:

@@ -49,6 +49,13 @@ class SwitchSequencer(msgspec.Struct, array_like=True, tag="s"):
     port: int
 
 
+class FillProbe(msgspec.Struct, array_like=True, tag="p"):
+    """A standby's "can you commit now?" before it hands this group its fill: owns no
+    number and changes no state; its commit shows the group has a working majority."""
+
+    fill_id: int
+
+
 def fill_records(holes: list[list[tuple[int, int]]], nspaces: int) -> list[OpRecord]:
     """One noop per hole range, owning numbers in that range's space only.
 
@@ -67,15 +74,15 @@ def fill_records(holes: list[list[tuple[int, int]]], nspaces: int) -> list[OpRec
     return records
 
 
-Entry = Union[BatchEntry, SwitchSequencer]  # noqa: UP007
+Entry = Union[BatchEntry, SwitchSequencer, FillProbe]  # noqa: UP007
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Entry)
 
 
-def encode(entry: BatchEntry | SwitchSequencer) -> bytes:
+def encode(entry: Entry) -> bytes:
     return _encoder.encode(entry)
 
 
-def decode(data: bytes) -> BatchEntry | SwitchSequencer:
+def decode(data: bytes) -> Entry:
     return _decoder.decode(data)

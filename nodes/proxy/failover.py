@@ -6,6 +6,11 @@ ignored, so none of their numbers can enter the log after the switch), collect (
 group's bitmaps, once every earlier commit is applied) and fill (commit the holes as
 noops, at most once per fill id). A replica that does not lead answers "not the leader"
 with its hint, and a leader that steps down answers every request it still holds so.
+
+Any group may carry the fill (nodes/sequencer/fill_carrier.py says which): the standby
+first probes a group (its leader commits a `FillProbe`, which owns no number) and sends
+the fill only to a group that just showed it can commit. A refusal that proposed nothing
+says so (`untouched`), which lets the standby carry the fill through another group.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class SequencerFailover:
         leading: Callable[[], bool],
         settled: Callable[[], bool],
         leader_hint: Callable[[], int],
-        propose: Callable[[entries.BatchEntry | entries.SwitchSequencer], None],
+        propose: Callable[[entries.Entry], None],
     ) -> None:
         self.group = group
         self.replica = replica
@@ -47,9 +52,13 @@ class SequencerFailover:
         self.propose = propose
         self.switch_waiters: list[tuple[int, Conn, int]] = []  # (epoch, conn, rid)
         self.fill_waiters: dict[int, tuple[Conn, int]] = {}
+        self.probe_waiters: dict[int, tuple[Conn, int]] = {}
 
-    def not_leader(self, conn: Conn, rid: int) -> None:
-        conn.reply(rid, wire.GroupReply(self.group, False, self.leader_hint()))
+    def not_leader(self, conn: Conn, rid: int, *, untouched: bool = True) -> None:
+        """`untouched`: nothing was proposed for this request (False for the requests a
+        leader still held when it stepped down: their entries may yet commit)."""
+        conn.reply(rid, wire.GroupReply(self.group, False, self.leader_hint(),
+                                        untouched=untouched))
 
     def superseded(self, conn: Conn, rid: int, epoch: int) -> bool:
         """Answer `stale` to a standby of an epoch older than the one this group follows
@@ -115,20 +124,33 @@ class SequencerFailover:
         if not self.leading():
             self.not_leader(conn, rid)
             return
-        if req.fill_id in self.fill_waiters:
-            self.fill_waiters[req.fill_id] = (conn, rid)
-            return
         if len(req.holes) != self.nspaces or any(
             first < 0 or last < first for ranges in req.holes for first, last in ranges
         ):
             conn.abort(f"malformed fill {req.fill_id}: holes must be ordered, non-negative "
                        f"ranges for {self.nspaces} spaces")
             return
+        if req.probe:
+            # Answered once the marker is applied: the group can commit right now.
+            fresh = req.fill_id not in self.probe_waiters
+            self.probe_waiters[req.fill_id] = (conn, rid)
+            if fresh:
+                self.propose(entries.FillProbe(req.fill_id))
+            return
+        if req.fill_id in self.fill_waiters:
+            self.fill_waiters[req.fill_id] = (conn, rid)
+            return
         ops = entries.fill_records(req.holes, self.nspaces)
         self.fill_waiters[req.fill_id] = (conn, rid)
         log.info("committing %d hole range(s) as noops for the backup sequencer", len(ops))
         self.propose(entries.BatchEntry(0, state.next_batch_id, ops, [], noop=True,
                                         fill_id=req.fill_id))
+
+    def probed(self, fill_id: int) -> None:
+        """A FillProbe entry was applied (on every replica)."""
+        waiter = self.probe_waiters.pop(fill_id, None)
+        if waiter is not None:
+            waiter[0].reply(waiter[1], wire.GroupReply(self.group, True))
 
     def filled(self, fill_id: int) -> None:
         waiter = self.fill_waiters.pop(fill_id, None)
@@ -137,8 +159,11 @@ class SequencerFailover:
 
     def step_down(self) -> None:
         for _, conn, rid in self.switch_waiters:
-            self.not_leader(conn, rid)
+            self.not_leader(conn, rid, untouched=False)
         self.switch_waiters.clear()
         for conn, rid in self.fill_waiters.values():
-            self.not_leader(conn, rid)
+            self.not_leader(conn, rid, untouched=False)
         self.fill_waiters.clear()
+        for conn, rid in self.probe_waiters.values():
+            self.not_leader(conn, rid)  # a probe's marker owns no number
+        self.probe_waiters.clear()

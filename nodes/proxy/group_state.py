@@ -18,7 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from nodes.bitmap import Bitmap
-from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, SwitchSequencer
+from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, Entry, OpRecord, SwitchSequencer
 from nodes.services import Effect, Service
 from nodes.services.mason import MasonService
 
@@ -52,7 +52,6 @@ class GroupState:
         self, nspaces: int, epoch: int, seq_host: str, seq_port: int, block: int = 1 << 16,
         service: Service | None = None,
     ) -> None:
-        self.nspaces = nspaces
         self.service: Service = service if service is not None else MasonService(nspaces)
         # What the last applied entry's operations owe the leader (None: nothing).
         self.owed: list[list[Effect]] | None = None
@@ -76,8 +75,7 @@ class GroupState:
     def settle_srid(self, srid: int) -> None:
         if srid <= self.srid_floor:
             return
-        if srid > self.max_srid:
-            self.max_srid = srid
+        self.max_srid = max(self.max_srid, srid)
         self.srids_above.add(srid)
         floor = self.srid_floor
         above = self.srids_above
@@ -114,7 +112,7 @@ class GroupState:
             self.sequenced[client_id] = reqid
 
     # ---- apply ----------------------------------------------------------------------------
-    def apply(self, entry: BatchEntry | SwitchSequencer) -> list[OpRecord]:
+    def apply(self, entry: Entry) -> list[OpRecord]:
         """Apply one committed entry; returns the operations it committed (noops included).
 
         What they owe (effects the leader must finish before they are done) is left in
@@ -124,6 +122,8 @@ class GroupState:
             if entry.epoch > self.epoch:
                 self.epoch, self.seq_host, self.seq_port = entry.epoch, entry.host, entry.port
             return []
+        if not isinstance(entry, BatchEntry):
+            return []  # a FillProbe: it only shows that the group could commit
         if entry.fill_id:
             if entry.fill_id in self.fills:
                 return []  # a backup's retried fill that was already committed

@@ -29,6 +29,7 @@ from nodes.config import ProxyConfig
 from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
+from nodes.proxy.durable import BATCH_SYNC_S, RaftFile, fsync_and_close
 from nodes.proxy.effects import LogEffects, finished
 from nodes.proxy.failover import SequencerFailover
 from nodes.proxy.gc_ring import GcRing
@@ -41,7 +42,20 @@ log = logging.getLogger("mason.proxy")
 
 RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
 NOT_SERVING = -1  # Raft terms start at 0: no term equals this
+RESTART_GRACE_S = 1.0  # least time a restarted replica waits for a leader before campaigning
+PROGRESS_PERIOD = 0.2  # seconds between rewrites of <name>.progress.json
 EFFECT_RETRY = 0.05  # seconds before an unfinished effect (log unavailable) is tried again
+
+
+def fresh_path(outdir: Path, name: str, suffix: str) -> Path:
+    """`<name><suffix>`, or `<name>.<k><suffix>` with the first k not yet taken: a restarted
+    process keeps what its earlier incarnations wrote."""
+    path = outdir / f"{name}{suffix}"
+    k = 1
+    while path.exists():
+        path = outdir / f"{name}.{k}{suffix}"
+        k += 1
+    return path
 
 
 def refused(reqid: int, reason: str) -> wire.OpReply:
@@ -55,10 +69,21 @@ class Replica:
         self.nspaces = conf.nspaces
         self.loop = asyncio.get_running_loop()
         max_entry = conf.log.max_entry_bytes if conf.log is not None else 0
-        self.service = service or make_service(conf.service, conf.nspaces, max_entry)
+        self.service = service or make_service(conf.service, conf.nspaces, max_entry,
+                                               conf.zk_tick_ms)
         self.direct_kinds = self.service.direct_kinds
-        self.state = GroupState(conf.nspaces, conf.epoch, conf.sequencer.host,
-                                conf.sequencer.port, conf.bitmap_block, self.service)
+        # A group whose operations need no numbers has no sequencer: a closed batch goes
+        # straight into the log, and a new leader serves once its term is settled.
+        self.unsequenced = conf.sequencer is None
+        if self.unsequenced and conf.nspaces:
+            raise ValueError(f"{conf.nspaces} sequence spaces but no sequencer to number them")
+        seq = conf.sequencer
+        self.state = GroupState(conf.nspaces, conf.epoch, seq.host if seq else "",
+                                seq.port if seq else 0, conf.bitmap_block, self.service)
+        # Raft's durable state: a replica killed earlier in this run resumes from its file.
+        self.raft_file = RaftFile(Path(conf.outdir) / f"{conf.name}.raft", conf.durable)
+        self.restarted = self.raft_file.restarted
+        self.syncing = False  # batch mode: an fsync is under way in a worker thread
         self.raft = raft.RaftNode(
             raft.RaftConfig(
                 node_id=conf.replica,
@@ -66,7 +91,11 @@ class Replica:
                 election_ticks=conf.election_ticks,
                 heartbeat_ticks=conf.heartbeat_ticks,
                 seed=conf.group * 7919 + conf.replica * 104729 + time.time_ns() % 1000,
-            )
+                # Followers that answer their own clients at apply time learn commits at
+                # once (RSMKeeper's ZooKeeper port), not a heartbeat later.
+                commit_notice=conf.zk_listen is not None,
+            ),
+            self.raft_file.storage,
         )
         self.won_term = 0  # the Raft term this replica won and is settling or serving
         self.serving_term = NOT_SERVING  # the term in which it serves
@@ -77,14 +106,17 @@ class Replica:
         self.owing: dict[tuple[int, int], Op] = {}
         self.log_refusals: dict[tuple[int, int], str] = {}  # committed, never written
         # Entries this replica proposed as leader, by log index: (term, entry).
-        self.proposed: dict[int, tuple[int, entries.BatchEntry | entries.SwitchSequencer]] = {}
+        self.proposed: dict[int, tuple[int, entries.Entry]] = {}
         self.next_srid = 1
         self.acks: dict[int, int] = {}  # client acks to piggy-back on the next entry
         self.batch_timer: asyncio.TimerHandle | None = None
         self.ready_scheduled = False
         self.peers: dict[int, Peer] = {}
+        # A restarted replica applies the group's noops again: into a file of its own, so the
+        # checker counts them as the group's noops seen twice, not as double commits.
         self.noops = (
-            NoopRecorder(Path(conf.outdir) / f"{conf.name}.noops", conf.nspaces, conf.group)
+            NoopRecorder(fresh_path(Path(conf.outdir), conf.name, ".noops"), conf.nspaces,
+                         conf.group)
             if conf.record_noops
             else None
         )
@@ -93,6 +125,7 @@ class Replica:
             self.noops.flush()
         self.ops_answered = 0
         self.effect_failures = 0
+        self.snapshots_restored = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
         self.link = SequencerLink(
             conf, self.handle, serving=self.serving, leading=self.leading,
@@ -138,12 +171,16 @@ class Replica:
             self.peers[peer_id] = Peer(
                 endpoint.host, endpoint.port, self.handle, name=f"replica-{peer_id}"
             ).start()
-        self.link.start(self.state.seq_host, self.state.seq_port)
+        if not self.unsequenced:
+            self.link.start(self.state.seq_host, self.state.seq_port)
         self.gc.start(self.handle)
         if self.effects is not None:
             self.effects.start()
         self.loop.create_task(self.ticker())
-        if self.conf.designated_leader:
+        self.loop.create_task(self.report_progress())
+        if self.conf.designated_leader and not self.restarted:
+            # A restarted replica rejoins as a follower: campaigning would only depose the
+            # leader the group has now.
             self.loop.create_task(self.campaign_when_connected())
 
     async def campaign_when_connected(self) -> None:
@@ -167,6 +204,7 @@ class Replica:
             self.effects.stop()
         if self.noops is not None:
             self.noops.close()
+        self.raft_file.close()
 
     def handle(self, conn: Conn, rid: int, msg: Any) -> None:
         if isinstance(msg, wire.OpRequest):
@@ -190,10 +228,29 @@ class Replica:
     # ---- Raft driving ------------------------------------------------------------------
     async def ticker(self) -> None:
         period = self.conf.tick_ms / 1000
+        # A restarted replica holds its election timer until it hears from a leader, or for
+        # a grace period: the leader's connection to it is still backing off, and an early
+        # campaign would only depose a healthy leader (its higher term wins the step-down
+        # even though its vote request cannot win the election).
+        grace = max(RESTART_GRACE_S, 3 * self.conf.election_ticks * period)
+        hold_until = self.loop.time() + grace if self.restarted else 0.0
         while True:
             await asyncio.sleep(period)
+            if hold_until and self.raft.leader_id is None and self.loop.time() < hold_until:
+                continue
+            hold_until = 0.0
             self.raft.tick()
             self.schedule_ready()
+
+    async def report_progress(self) -> None:
+        while True:
+            node = self.raft
+            status.write_progress(self.conf.outdir, status.ReplicaProgress(
+                name=self.conf.name, restarted=self.restarted, role=self.role_name(),
+                term=node.term, commit=node.commit_index, applied=node.applied_index,
+                first_index=node.first_index, last_index=node.last_index,
+                snapshots_restored=self.snapshots_restored))
+            await asyncio.sleep(PROGRESS_PERIOD)
 
     def schedule_ready(self) -> None:
         if not self.ready_scheduled:
@@ -205,6 +262,11 @@ class Replica:
         node = self.raft
         while node.has_ready():
             rd = node.ready()
+            # Durable before any message that depends on it leaves (a vote, an ack).
+            self.raft_file.persist()
+            if self.raft_file.unsynced and not self.syncing:
+                self.syncing = True
+                self.loop.create_task(self.sync_raft_file())
             peers = self.peers
             for msg in rd.messages:
                 peer = peers.get(msg.to)
@@ -212,6 +274,7 @@ class Replica:
                     peer.cast(msg)
             if rd.snapshot is not None:
                 self.state.restore(rd.snapshot.data)
+                self.snapshots_restored += 1
             proposed = self.proposed
             for entry in rd.committed:
                 mine = proposed.pop(entry.index, None)
@@ -224,11 +287,29 @@ class Replica:
         if node.applied_index - node.first_index > self.conf.max_log_entries:
             node.compact(node.applied_index, self.state.snapshot())
 
-    def apply(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
+    async def sync_raft_file(self) -> None:
+        """Batch mode's group commit: one fsync, in a worker thread, for every ready written
+        since the last one; at most one in flight and one every BATCH_SYNC_S."""
+        try:
+            while True:
+                wait = self.raft_file.last_sync + BATCH_SYNC_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                fd = self.raft_file.take_unsynced()
+                if fd is None:
+                    return
+                await self.loop.run_in_executor(None, fsync_and_close, fd)
+        finally:
+            self.syncing = False
+
+    def apply(self, entry: entries.Entry) -> None:
         state = self.state
         committed = state.apply(entry)
         if isinstance(entry, entries.SwitchSequencer):
             self.failover.switched(entry)
+            return
+        if isinstance(entry, entries.FillProbe):
+            self.failover.probed(entry.fill_id)
             return
         if entry.fill_id:
             self.failover.filled(entry.fill_id)
@@ -382,7 +463,7 @@ class Replica:
             await asyncio.sleep(self.conf.tick_ms / 1000)
         # 2. Hello to the sequencer: fences older leaders of the group and tells us the
         #    highest srid the group ever used.
-        seq_max = None
+        seq_max = 0 if self.unsequenced else None
         while self.still_gaining(term) and seq_max is None:
             reply = await self.link.call(self.link.request(term, 0, [0] * self.nspaces))
             if reply is not None and reply.status == wire.SEQ_OK:
@@ -503,6 +584,10 @@ class Replica:
         if not self.admission.open.ops:
             return
         batch = self.admission.close()
+        if self.unsequenced:
+            split_ranges(batch, [])  # no spaces: every operation's lasts is []
+            self.log_batch(batch)  # srid 0: no sequencer request to settle
+            return
         batch.srid = self.next_srid
         self.next_srid += 1
         self.link.send(batch)
@@ -529,6 +614,12 @@ class Replica:
             logging.shutdown()
             os._exit(137)
         split_ranges(batch, reply.lasts)
+        self.log_batch(batch)
+
+    def log_batch(self, batch: Batch) -> None:
+        """One Raft entry for a batch whose operations have their numbers (if they need any)."""
+        admission = self.admission
+        assert admission is not None
         records = []
         sequenced = admission.sequenced
         for op in batch.ops:
@@ -546,7 +637,7 @@ class Replica:
         self.acks.clear()
         return acks
 
-    def propose(self, entry: entries.BatchEntry | entries.SwitchSequencer) -> None:
+    def propose(self, entry: entries.Entry) -> None:
         if isinstance(entry, entries.BatchEntry):
             entry.gc_bases = self.state.bases()
             entry.notes = self.service.take_notes()
@@ -576,13 +667,28 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
         replica = Replica(conf)
     except ValueError as exc:
         raise runtime.NodeError(str(exc)) from None
+    except OSError as exc:
+        raise runtime.NodeError(f"cannot open the Raft file in {conf.outdir}: "
+                                f"{exc.strerror}") from None
     asyncio.get_running_loop().add_signal_handler(
         signal.SIGUSR1, lambda: setattr(replica, "die_mid_batch", True))
     server = await runtime.listen(conf, replica.handle)
     replica.start()
     replica.write_role()
+    zk = None
+    if conf.zk_listen is not None:
+        from nodes.zkserver.listener import ZkListener
+
+        try:
+            zk = ZkListener(replica, conf)
+            await zk.start()
+        except (ValueError, OSError) as exc:
+            where = f"{conf.zk_listen.host}:{conf.zk_listen.port}"
+            raise runtime.NodeError(f"cannot serve ZooKeeper clients on {where}: {exc}") from None
     runtime.mark_ready(conf, f"group {conf.group} replica {conf.replica}")
-    log.info("group %d replica %d serving (%s)", conf.group, conf.replica, conf.service)
+    log.info("group %d replica %d serving (%s)%s", conf.group, conf.replica, conf.service,
+             f"; restarted at term {replica.raft.term}, log {replica.raft.first_index}.."
+             f"{replica.raft.last_index}" if replica.restarted else "")
     last_ops = last_batches = 0
     while not stop.requested:
         try:
@@ -604,4 +710,6 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
              final.ops_committed, final.noops_committed, final.noop_numbers,
              final.bitmap_bases, final.numbers_committed_twice)
     server.close()
+    if zk is not None:
+        zk.stop()
     replica.stop()

@@ -53,19 +53,26 @@ class SequencerLink:
         self.on_answer = on_answer
         self.loop = asyncio.get_running_loop()
         self.peer: Peer | None = None
-        self.backups: list[Peer] = []
+        # Every sequencer of the run, by index: epoch e belongs to sequencers[(e-1) % n]
+        # (round-robin, nodes/sequencer/epochs.py), so a killed and restarted sequencer
+        # is asked again when its next epoch comes.
+        self.sequencers: list[Peer] = []
         self.pending: dict[int, Batch] = {}  # srid -> batch waiting for an answer
         self.accept_epoch = conf.epoch
-        self.last_heard = 0.0
+        # Silence is counted from now: a replica that wins its election before the first
+        # heartbeat period must not take the sequencer for dead at once.
+        self.last_heard = self.loop.time()
         self.batches_sent = 0
         self.timeout = conf.seq_timeout_ms / 1000
 
     # ---- connections ---------------------------------------------------------------------
     def start(self, host: str, port: int) -> None:
+        first = self.conf.sequencer
+        assert first is not None, "only a group that needs numbers talks to sequencers"
         self.connect(host, port)
-        for k, b in enumerate(self.conf.backups):
-            self.backups.append(Peer(b.host, b.port, self.handler,
-                                     name=f"standby sequencer epoch {k + 2}").start())
+        for k, b in enumerate([first, *self.conf.backups]):
+            self.sequencers.append(Peer(b.host, b.port, self.handler,
+                                        name=f"standby sequencer {k}").start())
         self.loop.create_task(self.resender())
         self.loop.create_task(self.heartbeats())
 
@@ -87,7 +94,7 @@ class SequencerLink:
         self.last_heard = self.loop.time()
 
     def stop(self) -> None:
-        for peer in self.backups:
+        for peer in self.sequencers:
             peer.stop()
         if self.peer is not None:
             self.peer.stop()
@@ -193,12 +200,16 @@ class SequencerLink:
                     peer.cast(wire.TakeOver(self.group, self.accept_epoch))
 
     def standby_to_ask(self, stage: int) -> tuple[int, Peer] | None:
-        """Which standby to ask after `stage` more silent periods: the next epoch's first,
-        then, while silence goes on, the one after it, and so on. Only connected standbys
-        count: a dead one is skipped at once (else a standby that died unnoticed, or with
-        the sequencer, would stall every group for good)."""
-        later = [(k + 2, peer) for k, peer in enumerate(self.backups)
-                 if k + 2 > self.accept_epoch and peer.up]
+        """Which standby to ask after `stage` more silent periods: the owner of the next
+        epoch first, then, while silence goes on, the owner of the one after it, and so on
+        round the other sequencers. Only connected standbys count: a dead one is skipped
+        at once (else a standby that died unnoticed, or with the sequencer, would stall
+        every group for good)."""
+        peers = self.sequencers
+        n = len(peers)
+        later = [(e, peers[(e - 1) % n]) for e in range(self.accept_epoch + 1,
+                                                         self.accept_epoch + n)]
+        later = [(e, peer) for e, peer in later if peer.up]
         return later[min(stage, len(later) - 1)] if later else None
 
     def on_heartbeat_reply(self, reply: Any) -> None:

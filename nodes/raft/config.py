@@ -29,6 +29,10 @@ class RaftConfig(msgspec.Struct, frozen=True):
     max_append_bytes: int = 1 << 20
     check_quorum: bool = True
     seed: int = 0
+    # A leader whose commit index advances tells every follower at once (an empty append)
+    # rather than with its next entries or heartbeat: for hosts whose followers answer
+    # clients at apply time (RSMKeeper), this saves up to a heartbeat per operation.
+    commit_notice: bool = False
 
     def __post_init__(self) -> None:
         if self.node_id not in self.peers:

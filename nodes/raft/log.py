@@ -7,6 +7,11 @@ itself is gone. Indices below ``offset`` have an unknown term (``term()`` answer
 
 A list with an offset makes append O(1), lookup by index O(1) and compaction one
 ``del entries[:k]``; terms never decrease along a log, so searches by term bisect.
+
+``stable`` is for a host that keeps the log on disk: the last index it has persisted. The
+log never raises it (the host does, after writing); a truncation or a reset lowers it to
+below the first index that changed, so the entries from ``stable + 1`` on are exactly
+what the host still has to write (an entries record from there implies the truncation).
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ def _entry_term(e: Entry) -> int:
 
 
 class RaftLog:
-    __slots__ = ("entries", "offset", "snap_term")
+    __slots__ = ("entries", "offset", "snap_term", "stable")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.offset = 0
         self.snap_term = 0
+        self.stable = 0
 
     @property
     def first_index(self) -> int:
@@ -89,6 +95,8 @@ class RaftLog:
     def truncate_from(self, index: int) -> None:
         """Drop the entries at ``index`` and after."""
         del self.entries[index - self.offset - 1 :]
+        if self.stable >= index:
+            self.stable = index - 1
 
     def compact(self, index: int) -> None:
         """Forget the entries up to and including ``index`` (which must be in the log)."""
@@ -108,6 +116,8 @@ class RaftLog:
         self.entries = []
         self.offset = index
         self.snap_term = term
+        if self.stable > index:
+            self.stable = index
 
     def find_conflict_by_term(self, index: int, term: int) -> int:
         """The largest ``i <= index`` whose term is ``<= term``.

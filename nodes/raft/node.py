@@ -72,7 +72,7 @@ class RaftNode:
         "_id",
         "_others",
         "_quorum",
-        "_max_inflight",
+        "_max_inflight", "_commit_notice",
         "_max_bytes",
         "_snapshot_retry",
         "_storage",
@@ -101,6 +101,7 @@ class RaftNode:
         self._others = tuple(sorted(p for p in set(config.peers) if p != config.node_id))
         self._quorum = (len(self._others) + 1) // 2 + 1
         self._max_inflight = config.max_inflight
+        self._commit_notice = config.commit_notice
         self._max_bytes = config.max_append_bytes
         # Heartbeats to wait for a snapshot's answer before sending it again: a lost
         # snapshot must not leave the follower stranded, but a big one takes a while.
@@ -613,10 +614,24 @@ class RaftNode:
             pr.become_replicate()
         elif pr.match >= pr.pending_snapshot:
             pr.become_replicate()
-        if advanced:
-            self._maybe_commit()
+        committed = advanced and self._maybe_commit()
         while self._send_append(peer, pr, False):
             pass
+        if committed and self._commit_notice:
+            self._notice_commit()
+
+    def _notice_commit(self) -> None:
+        """An empty append at the tip of each follower's pipeline: it follows the entries
+        already sent on the same connection, so the follower can commit all of them."""
+        log = self._log
+        for peer, pr in self._prs.items():
+            if pr.state != REPLICATE:
+                continue
+            prev = pr.next - 1
+            prev_term = log.term(prev)
+            if prev_term is not None:
+                self._msgs.append(AppendRequest(self._id, peer, self._term, prev, prev_term,
+                                                [], self._commit))
 
     def _handle_reject(self, peer: int, pr: Progress, m: AppendResponse) -> None:
         rejected = m.index

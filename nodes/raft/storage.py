@@ -6,6 +6,10 @@ storage: a restarted node is a new ``RaftNode`` built on the same ``MemoryStorag
 object, and the node writes into it synchronously before it hands out any message that
 depends on the write, so whatever the object holds at the moment of a crash is exactly
 what a disk would hold had every write been fsynced before sending.
+
+A host that keeps it on disk (the proxy: nodes/proxy/durable.py) mirrors it after every
+``ready()`` and before sending that ready's messages: the hard state and snapshot by
+comparison, the log from ``RaftLog.stable + 1`` on (a truncation lowers ``stable``).
 """
 
 from __future__ import annotations

@@ -37,12 +37,11 @@ class GroupRecord:
 
 
 class Counters:
-    def __init__(self, nspaces: int, epoch: int = 1, start: list[int] | None = None) -> None:
+    def __init__(self, nspaces: int, epoch: int) -> None:
         self.nspaces = nspaces
         self.epoch = epoch
-        self.next = list(start) if start is not None else [0] * nspaces
+        self.next = [0] * nspaces  # a standby's takeover replaces these with the recovered ones
         self.groups: dict[int, GroupRecord] = {}
-        self.assignments = 0
 
     def table_size(self) -> int:
         return sum(len(g.assigned) for g in self.groups.values())
@@ -83,9 +82,7 @@ class Counters:
             nxt[i] += count
             lasts.append(nxt[i] - 1)
         state.assigned[req.srid] = (req.counts, lasts)
-        if req.srid > state.max_srid:
-            state.max_srid = req.srid
-        self.assignments += 1
+        state.max_srid = max(state.max_srid, req.srid)
         return self._reply(req, state, SEQ_OK, req.counts, lasts, False)
 
     def _lasts(self) -> list[int]:

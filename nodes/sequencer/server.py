@@ -11,27 +11,48 @@ from nodes import runtime, status, wire
 from nodes.config import SequencerConfig
 from nodes.rpc import Conn
 from nodes.sequencer.counters import Counters
+from nodes.sequencer.epochs import EpochRecord, next_owned
+from nodes.sequencer.fill_carrier import FillCarrier
 from nodes.sequencer.recovery import Superseded, take_over
 
 log = logging.getLogger("mason.sequencer")
 
 
 async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
-    counters = Counters(conf.nspaces, conf.epoch)
+    try:
+        record = EpochRecord(Path(conf.outdir) / f"{conf.name}.epoch")
+        next_owned(conf.epoch, conf.sequencers, 0)
+    except (OSError, ValueError) as exc:
+        raise runtime.NodeError(str(exc)) from None
+    standby = conf.standby or record.restarted
+    if record.restarted:
+        log.warning("restarted after serving up to epoch %d: standing by for a later one",
+                    record.highest)
+    if not standby:
+        record.claim(conf.epoch)
+    # A standby answers with epoch 0 until it claims one: no group takes that for a sign of
+    # life of the epoch it follows (a restarted sequencer must not look like its old self).
+    counters = Counters(conf.nspaces, 0 if standby else conf.epoch)
     answered = 0
-    serving = not conf.standby
+    serving = not standby
     takeover: asyncio.Task[None] | None = None
 
-    superseded = False
+    # The epoch this incarnation claimed and recovers, with the carrier of its fill: a
+    # failed attempt is retried as the same epoch (never served, so nothing was lost, and
+    # the carrier keeps the fill to one group), a superseded one is given up.
+    pending: tuple[int, FillCarrier | None] | None = None
 
-    async def recover() -> None:
-        nonlocal serving, takeover, superseded
+    async def recover(epoch: int, carrier: FillCarrier | None) -> None:
+        nonlocal serving, takeover, pending
         try:
-            counters.next = await take_over(conf, conf.nspaces)
+            counters.next = await take_over(conf, epoch, carrier)
         except Superseded as exc:
-            # A later standby took over while this one recovered: it never serves.
-            log.warning("not taking over: %s", exc)
-            superseded = True
+            # A later standby took over while this one recovered: it does not serve this
+            # epoch; a later TakeOver may make it claim a later one.
+            log.warning("not taking over as epoch %d: %s", epoch, exc)
+            counters.epoch = 0
+            pending = None
+            takeover = None
             return
         except Exception:  # a bug must not leave the standby silently stuck
             log.exception("takeover failed; the next TakeOver retries it")
@@ -39,16 +60,31 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             return
         serving = True
 
+    def start_takeover(msg: wire.TakeOver) -> asyncio.Task[None] | None:
+        nonlocal pending
+        if pending is not None and msg.dead_epoch >= pending[0]:
+            pending = None  # the groups are past the epoch this one was recovering
+        if pending is None:
+            epoch = next_owned(conf.epoch, conf.sequencers, max(msg.dead_epoch, record.highest))
+            try:
+                record.claim(epoch)
+            except OSError as exc:
+                log.error("cannot record epoch %d, not taking over: %s", epoch, exc)
+                return None
+            pending = (epoch, FillCarrier(len(conf.groups)) if conf.groups else None)
+            counters.epoch = epoch
+        epoch, carrier = pending
+        log.warning("group %d reports epoch %d dead: taking over as epoch %d",
+                    msg.group, msg.dead_epoch, epoch)
+        return asyncio.get_running_loop().create_task(recover(epoch, carrier))
+
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
         if isinstance(msg, wire.TakeOver):
             # Any older epoch: when the standby in between is dead too, the groups ask
             # this one (the switch fences every epoch below it).
-            if conf.standby and takeover is None and not superseded and \
-                    msg.dead_epoch < conf.epoch:
-                log.warning("group %d reports epoch %d dead: taking over as epoch %d",
-                            msg.group, msg.dead_epoch, conf.epoch)
-                takeover = asyncio.get_running_loop().create_task(recover())
+            if not serving and takeover is None:
+                takeover = start_takeover(msg)
             if rid:
                 conn.reply(rid, wire.Ack())
             return
@@ -82,7 +118,7 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
     server = await runtime.listen(conf, handle)
     runtime.mark_ready(conf, f"epoch {conf.epoch}")
     log.info("serving %d spaces (epoch %d%s)", conf.nspaces, conf.epoch,
-             ", standby" if conf.standby else "")
+             ", standby" if standby else "")
     stats = Path(conf.outdir) / f"{conf.name}.stats"
     with stats.open("a") as out:
         out.write("# unix_s mrps table_size counters\n")

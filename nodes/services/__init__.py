@@ -16,6 +16,11 @@ questions where systems differ, and carries out what the service returns:
   reported done;
 - `snapshot()` / `restore()`: the service's share of the group's snapshot.
 
+A service whose operations need no numbers (RSMKeeper) runs with nspaces 0: `admit`
+returns no counts, the proxy config names no sequencer, and the replica logs each batch
+as soon as it closes. Notes are also how a leader gives every replica a value only it may
+choose (RSMKeeper: the leader's clock, so all replicas apply an entry at the same time).
+
 Effects are plain data (`LogWrite`, `LogRead`); the replica's effect runner owns the
 sockets.
 """
@@ -76,10 +81,11 @@ class Service(Protocol):
     def restore(self, data: bytes) -> None: ...
 
 
-SERVICES = ("mason", "corfumason")
+SERVICES = ("mason", "corfumason", "rsmkeeper")
 
 
-def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096) -> Service:
+def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096,
+                 zk_tick_ms: int = 2000) -> Service:
     """The service object for a proxy config's `service` name."""
     if name == "mason":
         from nodes.services.mason import MasonService
@@ -89,4 +95,10 @@ def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096) -> Servic
         from nodes.services.corfumason import CorfuMasonService
 
         return CorfuMasonService(nspaces, max_entry_bytes)
+    if name == "rsmkeeper":
+        from nodes.services.rsmkeeper import RsmKeeperService
+
+        if nspaces:
+            raise ValueError("rsmkeeper's operations need no numbers: nspaces must be 0")
+        return RsmKeeperService(zk_tick_ms)
     raise ValueError(f"unknown service {name!r}; proxies serve {', '.join(SERVICES)}")

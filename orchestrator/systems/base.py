@@ -44,6 +44,8 @@ PROCESS_KINDS: dict[str, ProcessKind] = {k.name: k for k in (
     ProcessKind("client", "nodes.client", node_config.ClientConfig, "client", client=True),
     ProcessKind("corfuclient", "nodes.corfuclient", node_config.CorfuClientConfig, "client",
                 client=True),
+    ProcessKind("zkclient", "nodes.zkclient", node_config.ZkClientConfig, "client",
+                client=True),
 )}
 
 COUNT_FIELD = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients",
@@ -143,6 +145,11 @@ class System:
     def check(self, run_dir: Path) -> list[Check]:
         """The verdicts over a finished run's records."""
         return []
+
+    def connect_string(self, placed: Placement) -> str:
+        """Where clients of its own reach a served cluster (`masonctl serve`); "" for a
+        system that cannot be served that way."""
+        return ""
 
     def describe(self, spec: ExperimentSpec) -> str:
         """The servers of a run, for its first line ("4 group(s) of 3")."""

@@ -36,3 +36,21 @@ def shared_log(run_dir: Path) -> Check:
 
     verdict = check_log(run_dir)
     return Check(verdict.ok, verdict.lines())
+
+
+def linearizability(run_dir: Path) -> Check:
+    """Every znode's recorded operations fit one sequential order that respects real time
+    (analysis.linearizability over the clients' .history files); none recorded: no verdict."""
+    from analysis.linearizability import HISTORY_SUFFIX, check_file
+    from nodes.zk.history import HistoryFormatError
+
+    if not any(run_dir.glob(f"*{HISTORY_SUFFIX}")):
+        return Check(True, ["linearizability: not recorded (run with --record-seqnums)"])
+    try:
+        verdict = check_file(run_dir)
+    except HistoryFormatError as exc:
+        return Check(False, [f"linearizability: FAILED (unreadable history: {exc})"])
+    # A run has hundreds of znodes: name only those that failed (`masonctl
+    # check-linearizable` lists every one).
+    failed = [line for key in verdict.keys if not key.ok for line in key.lines()]
+    return Check(verdict.ok, failed + verdict.lines()[-1:])

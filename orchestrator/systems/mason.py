@@ -29,8 +29,9 @@ GROUP_FIELDS = frozenset({
     "nsequencers", "nproxies", "nproxy_threads", "nproxy_leaders", "batch_timeout",
     "batch_max_ops", "max_log_size", "election_timeout_ms", "raft_tick_ms", "heartbeat_ms",
     "heartbeat_misses", "gc_interval_ms", "bitmap_block", "record_noops", "kill_leader",
-    "kill_sequencer", "kill_backup", "kill_follower",
+    "kill_sequencer", "kill_backup", "kill_follower", "restart_after", "durable",
 })
+DURABLE_MODES = ("always", "batch", "off")
 GROUP_MACHINES = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients"}
 
 # The original launcher's defaults, for a testbed.
@@ -80,6 +81,7 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
             f"{spec.ngroups} (leave it out to derive it)"
         )
     check_fault_times(spec, events)
+    check_durability(spec)
     nsequencers = spec.nsequencers
     if spec.kill_sequencer >= 0 and nsequencers < 2:
         nsequencers = 2
@@ -87,12 +89,23 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
         if spec.kill_sequencer < 0 or spec.kill_backup <= spec.kill_sequencer:
             raise SpecError("--kill_backup needs an earlier --kill_sequencer (the backup "
                             "serves only after the sequencer died)")
-        nsequencers = max(nsequencers, 3)
+        # A second standby, unless the killed sequencer is back in time to be it.
+        restarted_first = 0 <= spec.restart_after < spec.kill_backup - spec.kill_sequencer
+        nsequencers = max(nsequencers, 2 if restarted_first else 3)
     if not 1 <= nsequencers <= 8:
         raise SpecError(f"--nsequencers must be between 1 and 8, not {nsequencers}")
     check_base_port(spec)
     spec = msgspec.structs.replace(spec, nproxy_leaders=spec.ngroups, nsequencers=nsequencers)
     return derive_gc(spec)
+
+
+def check_durability(spec: ExperimentSpec) -> None:
+    """--durable and --restart_after, for every system whose replicas keep Raft state."""
+    if spec.durable not in DURABLE_MODES:
+        raise SpecError(f"--durable must be one of {', '.join(DURABLE_MODES)}, not "
+                        f"{spec.durable!r}")
+    if spec.restart_after != -1.0 and spec.restart_after < 0:
+        raise SpecError(f"--restart_after must be >= 0 seconds, not {spec.restart_after}")
 
 
 def derive_gc(spec: ExperimentSpec) -> ExperimentSpec:

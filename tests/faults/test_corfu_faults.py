@@ -13,7 +13,16 @@ from analysis.datfiles import read_faults
 from analysis.logcheck import check_log
 from nodes.logserver.dump import read_dump
 from nodes.status import read_summary
+from tests.faults.timing import (
+    ELECTION_RECOVERY_S,
+    LOGSERVER_RECOVERY_S,
+    TAKEOVER_S,
+    run_length,
+)
 from tests.integration.test_corfu_systems import assert_checked, run
+
+FIRST = 1.0
+AFTER_ELECTION = round(FIRST + ELECTION_RECOVERY_S, 2)
 
 
 def events(run_dir: Path) -> set[str]:
@@ -22,8 +31,9 @@ def events(run_dir: Path) -> set[str]:
 
 def test_corfumason_survives_a_leader_kill_then_a_sequencer_kill(tmp_path):
     run_dir, output = run(tmp_path, "cm-both", "--system", "corfumason",
-                          "--kill_leader", "0.7", "--kill_sequencer", "1.6",
-                          "--expduration", "3.5")
+                          "--kill_leader", str(FIRST), "--kill_sequencer",
+                          str(AFTER_ELECTION), "--expduration",
+                          str(run_length(AFTER_ELECTION, TAKEOVER_S)))
     assert_checked(run_dir, output)
     assert {"kill_leader", "kill_sequencer"} <= events(run_dir)
     finals = [read_summary(p) for p in run_dir.glob("proxy-*.node.json")]
@@ -36,7 +46,8 @@ def test_corfumason_survives_a_leader_kill_then_a_sequencer_kill(tmp_path):
 
 def test_corfumason_survives_every_leader_killed_at_once(tmp_path):
     run_dir, output = run(tmp_path, "cm-all", "--system", "corfumason", "--nproxy_threads",
-                          "2", "--kill_all_leaders", "1", "--expduration", "3")
+                          "2", "--kill_all_leaders", str(FIRST),
+                          "--expduration", str(run_length(FIRST, ELECTION_RECOVERY_S)))
     assert_checked(run_dir, output)
     killed = [e for e in read_faults(run_dir / "faults.log") if e.event == "kill_all_leaders"]
     assert len(killed) == 2  # the leader of each group
@@ -48,7 +59,8 @@ def test_a_killed_log_server_is_sealed_out_of_its_chain(tmp_path):
     for system, replication, servers in (("corfu", 2, 2), ("corfumason", 3, 3)):
         run_dir, output = run(tmp_path, f"{system}-ls", "--system", system,
                               "--corfu_replication_factor", str(replication),
-                              "--ncorfu_servers", str(servers), "--kill_logserver", "1")
+                              "--ncorfu_servers", str(servers), "--kill_logserver", str(FIRST),
+                              "--expduration", str(run_length(FIRST, LOGSERVER_RECOVERY_S)))
         assert_checked(run_dir, output)
         assert "kill_logserver" in events(run_dir)
         dumps = [read_dump(p) for p in run_dir.glob("server-*.entries")]
@@ -64,7 +76,8 @@ def test_positions_a_dying_leader_took_are_filled_with_holes(tmp_path):
     # those positions. The new leader probes the srid, commits a noop, and fills each
     # position with a hole marker on every replica of its chain.
     run_dir, output = run(tmp_path, "cm-mid", "--system", "corfumason",
-                          "--kill_leader_mid_batch", "1", "--expduration", "3")
+                          "--kill_leader_mid_batch", str(FIRST), "--expduration",
+                          str(run_length(FIRST, ELECTION_RECOVERY_S)))
     assert_checked(run_dir, output)
     verdict = check_log(run_dir)
     assert verdict.noops > 0 and verdict.holes == verdict.noops, "\n".join(verdict.lines())

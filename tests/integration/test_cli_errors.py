@@ -28,6 +28,8 @@ def test_bad_values(tmp_path):
         (["--client-concurrency", "0"], "client_concurrency"),
         (["--nproxies", "three"], "--nproxies"),
         (["--kill_leader", "30", "--expduration", "10"], "kill_leader"),
+        (["--durable", "sometimes"], "--durable must be one of always, batch, off"),
+        (["--restart-after", "-2"], "--restart_after must be >= 0"),
     ):
         done = masonctl("run", *args, cwd=tmp_path)
         assert done.returncode != 0, args
@@ -86,9 +88,9 @@ def test_bad_values_of_the_corfu_flags(tmp_path):
         assert done.returncode != 0, args
         assert needle in one_error_line(done), args
     # The same checks guard a real run: it fails before anything starts.
-    done = masonctl("run", "--system", "rsmkeeper", "--results", str(tmp_path), cwd=tmp_path)
+    done = masonctl("run", "--system", "zkmason", "--results", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2
-    assert one_error_line(done) == "error: system 'rsmkeeper' is not available yet"
+    assert one_error_line(done) == "error: system 'zkmason' is not available yet"
     assert list(tmp_path.iterdir()) == []
 
 

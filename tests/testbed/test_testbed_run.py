@@ -15,6 +15,7 @@ import pytest
 from analysis.contiguity import check_run
 from orchestrator import testbed
 from tests.conftest import masonctl, our_processes
+from tests.faults.timing import ELECTION_RECOVERY_S, run_length
 from tests.testbed.bed import Bed, require_testbed
 
 pytestmark = pytest.mark.testbed
@@ -68,7 +69,8 @@ def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
 
 
 def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):
-    done = run(bed, "kill-leader", "--kill_leader", "1.5")
+    done = run(bed, "kill-leader", "--kill_leader", "1", "--expduration",
+               str(run_length(1.0, ELECTION_RECOVERY_S)))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "kill_leader" in (bed.results / "kill-leader" / "faults.log").read_text()

@@ -404,3 +404,20 @@ def test_fault_labels_close_in_time_are_stacked_without_overlap() -> None:
     assert len(boxes) == 3
     assert not any(boxes[i].overlaps(boxes[j])
                    for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
+
+
+def test_a_restart_is_marked_dotted_in_its_own_colour() -> None:
+    from matplotlib.colors import to_rgba
+
+    from analysis.plots import EVENT_STYLES, _figure, _mark_events
+
+    fig = _figure(8, 3)
+    ax = fig.add_subplot()
+    ax.set_xlim(0, 30)
+    t0 = 1_000_000
+    _mark_events(ax, [FaultEvent(t0 + 6_000, "kill_follower", "proxy-1-0"),
+                      FaultEvent(t0 + 7_000, "restart", "proxy-1-0")], t0)
+    kill, back = ax.get_lines()
+    assert kill.get_linestyle() == "--" and back.get_linestyle() == ":"
+    assert to_rgba(back.get_color()) == to_rgba(EVENT_STYLES["restart"])
+    assert back.get_label() == "restart"

@@ -251,3 +251,134 @@ def test_dump_reader_names_the_bad_line(tmp_path, body, what):
     with pytest.raises(DumpFormatError, match=what) as err:
         read_dump(path)
     assert "x.entries:" in str(err.value)
+
+
+SIZES = "^nchains and capacity must be positive, sizes not negative$"
+
+
+@pytest.mark.parametrize("chains, nchains, kw, message", [
+    pytest.param([0], 0, {}, SIZES, id="no-chains-in-the-log"),
+    pytest.param([0], -1, {}, SIZES, id="negative-nchains"),
+    pytest.param([0], 1, {"capacity": 0}, SIZES, id="no-capacity"),
+    pytest.param([0], 1, {"max_entry_bytes": -1}, SIZES, id="negative-entry-size"),
+    pytest.param([0], 1, {"prefill": -1}, SIZES, id="negative-prefill"),
+    pytest.param([], 2, {}, "^a log server holds at least one chain$", id="holds-nothing"),
+    pytest.param([0], 1, {"max_entry_bytes": 63, "prefill": 1},
+                 "^prefilled entries of 64 bytes exceed the limit$", id="prefill-too-large"),
+])
+def test_bad_construction_says_what_is_wrong(chains, nchains, kw, message):
+    # The log server turns these into its one-line start-up error.
+    with pytest.raises(ValueError, match=message):
+        LogStore(chains, nchains, **kw)
+
+
+def test_the_smallest_good_sizes_are_taken():
+    s = LogStore([0], 1, capacity=1, max_entry_bytes=0)
+    assert s.handle(W(0, 0, 0, HOLE_K, b"")).status == wire.LOG_OK
+    assert s.handle(W(0, 0, 1, HOLE_K, b"")).data == b"full: slot 1 is beyond the capacity of 1"
+    # Prefill up to the last slot, with entries exactly as large as the limit.
+    s = LogStore([0], 2, capacity=4, max_entry_bytes=64, prefill=8)  # 0, 2, 4, 6
+    assert s.entries == 4 and s.handle(R(0, 0, 6)).data == prefill_value(6)
+
+
+def test_an_entry_may_be_exactly_as_large_as_the_limit():
+    s = store()
+    assert s.handle(W(0, 0, 4, DATA_K, b"x" * 16)).status == wire.LOG_OK
+    default = LogStore([0], 1)  # the chain configuration's default limit
+    assert default.handle(W(0, 0, 0, DATA_K, b"x" * 4096)).status == wire.LOG_OK
+    assert default.handle(W(0, 0, 1, DATA_K, b"x" * 4097)).status == wire.LOG_BAD
+
+
+def test_requests_are_counted_by_type():
+    s = store()
+    for p in (0, 4, 4):
+        s.handle(W(0, 0, p, DATA_K, b"%d" % p))
+    s.handle(W(0, 0, 4, DATA_K, b"other"))
+    s.handle(R(0, 0, 0))
+    s.handle(T(0, 0, 0, False))
+    assert (s.writes, s.reads, s.refused, s.entries) == (4, 1, 1, 1)
+
+
+def test_something_that_is_not_a_log_request_is_a_programming_error():
+    s = store()
+    with pytest.raises(TypeError, match="^not a log request: LogReply$"):
+        s.handle(wire.LogReply(wire.LOG_OK, 0, 0))  # type: ignore[arg-type]
+    assert (s.writes, s.reads, s.refused) == (0, 0, 0)
+
+
+def test_every_reply_names_the_position_and_the_chains_epoch():
+    s = store()
+    s.handle(S(0, 3, [1, 0]))
+    Reply = wire.LogReply
+    assert s.handle(W(0, 3, 4, DATA_K, b"abc")) == Reply(wire.LOG_OK, 4, 3)
+    assert s.handle(W(0, 3, 4, DATA_K, b"abc")) == Reply(wire.LOG_OK, 4, 3)
+    assert s.handle(W(0, 3, 4, DATA_K, b"new")) == Reply(wire.LOG_WRITTEN, 4, 3, DATA_K, b"abc")
+    assert s.handle(R(0, 3, 4)) == Reply(wire.LOG_OK, 4, 3, DATA_K, b"abc")
+    assert s.handle(R(0, 3, 8)) == Reply(wire.LOG_UNWRITTEN, 8, 3)
+    assert s.handle(T(0, 3, 8, False)) == Reply(wire.LOG_OK, 8, 3)
+    assert s.handle(R(0, 3, 8)) == Reply(wire.LOG_TRIMMED, 8, 3)
+    assert s.handle(W(0, 3, 8, HOLE_K, b"")) == Reply(wire.LOG_TRIMMED, 8, 3)
+    assert s.handle(W(0, 2, 12, DATA_K, b"x")) == Reply(wire.LOG_SEALED, 12, 3, members=[1, 0])
+    assert s.handle(T(0, 2, 12, False)) == Reply(wire.LOG_SEALED, 12, 3, members=[1, 0])
+    # A seal names no position (-1) and tells the highest position written here.
+    assert s.handle(S(0, 2, [0])) == Reply(wire.LOG_SEALED, -1, 3, members=[1, 0], tail=4)
+    assert s.handle(S(0, 4, [1])) == Reply(wire.LOG_OK, -1, 4, members=[1], tail=4)
+    assert s.handle(T(0, 4, 12, True)) == Reply(wire.LOG_OK, 12, 4)
+
+
+@pytest.mark.parametrize("msg, position, epoch, reason", [
+    pytest.param(W(0, 3, 4, 7, b"x"), 4, 3, "entry kind 7 is neither data nor hole", id="kind"),
+    pytest.param(W(0, 3, 4, DATA_K, b"x" * 17), 4, 3, "entry of 17 bytes exceeds 16",
+                 id="too-large"),
+    pytest.param(W(0, -1, 4, DATA_K, b"x"), 4, 3, "negative epoch -1", id="negative-epoch"),
+    pytest.param(R(0, 3, -8), -8, 3, "negative position -8", id="negative-position"),
+    pytest.param(R(0, 3, 6), 6, 3, "position 6 belongs to chain 2", id="wrong-chain"),
+    pytest.param(T(0, 3, 400, False), 400, 3, "full: slot 100 is beyond the capacity of 100",
+                 id="full"),
+    pytest.param(R(1, 3, 5), 5, 0, "chain 1 is not held here", id="not-held"),
+    pytest.param(S(1, 3, [0]), -1, 0, "chain 1 is not held here", id="seal-not-held"),
+    pytest.param(S(0, -1, [0]), -1, 3, "negative epoch -1", id="seal-negative-epoch"),
+    pytest.param(S(0, 4, [0, 0]), -1, 3, "members [0, 0] are not distinct replica indices",
+                 id="seal-members"),
+])
+def test_a_malformed_request_is_answered_with_its_position_the_epoch_and_why(
+        msg, position, epoch, reason):
+    # The chain's epoch where the chain is held (0 where not); a seal names no position.
+    s = store()
+    s.handle(S(0, 3, [1, 0]))
+    s.handle(W(0, 3, 4, DATA_K, b"kept"))
+    before = state(s)
+    assert s.handle(msg) == wire.LogReply(wire.LOG_BAD, position, epoch, data=reason.encode())
+    assert state(s) == before and s.refused == 1
+
+
+def test_a_single_trim_at_the_prefix_and_a_prefix_at_a_single_trim_both_hold():
+    s = store()
+    s.handle(T(0, 0, 8, True))  # 0 and 4 are below the prefix
+    assert s.handle(T(0, 0, 8, False)).status == wire.LOG_OK
+    assert s.handle(W(0, 0, 8, DATA_K, b"x")).status == wire.LOG_TRIMMED
+    s.handle(T(0, 0, 16, False))
+    s.handle(T(0, 0, 16, True))  # the prefix lands on the single trim: 16 stays trimmed
+    assert s.handle(W(0, 0, 16, DATA_K, b"x")).status == wire.LOG_TRIMMED
+    assert s.snapshot("x").entries == {16: Held(0, TRIMMED, "-")}
+
+
+def test_a_prefix_trim_from_a_prefix_off_the_chains_positions_frees_every_entry_below():
+    # Chain 0 of 4 holds 0, 4, 8, ...; the first prefix (9) is none of its positions. The
+    # second trim walks the chain's positions from 12: 12 is freed, 16 was never written.
+    s = store()
+    for p in (0, 4, 8, 12, 20, 24, 28, 32, 36):
+        s.handle(W(0, 0, p, DATA_K, b"%d" % p))
+    s.handle(T(0, 0, 9, True))
+    assert s.entries == 6
+    assert s.handle(T(0, 0, 20, True)).status == wire.LOG_OK
+    assert s.entries == 5
+    assert sorted(s.snapshot("x").entries) == [20, 24, 28, 32, 36]
+
+
+def test_a_prefix_trim_far_past_few_entries_keeps_the_entry_at_the_prefix():
+    s = store()
+    s.handle(W(0, 0, 0, DATA_K, b"zero"))
+    s.handle(W(0, 0, 200, DATA_K, b"kept"))
+    s.handle(T(0, 0, 200, True))  # 50 positions to walk, 2 entries: it scans the entries
+    assert s.handle(R(0, 0, 200)).data == b"kept" and s.entries == 1

@@ -57,11 +57,11 @@ def test_a_retried_fill_is_committed_once():
     assert state.bitmaps[0].duplicates == 0 and state.noops_committed == 1
 
 
-def test_answers_from_an_older_sequencer_epoch_are_ignored():
+def test_answers_from_an_older_sequencer_epoch_are_ignored(tmp_path):
     # The original's answer handler did not check which sequencer answered.
     async def scenario() -> tuple[int, bool]:
         conf = ProxyConfig(
-            name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+            name="p", outdir=str(tmp_path), nspaces=1, group=0, replica=0, peers={},
             sequencer=Endpoint("127.0.0.1", 3),
         )
         replica = Replica(conf)
@@ -114,10 +114,10 @@ def test_bitmap_union_ignores_bits_below_the_highest_base():
     assert base == 16 and merged == 0b111
 
 
-def test_a_replica_serves_only_a_term_it_won_and_settled():
+def test_a_replica_serves_only_a_term_it_won_and_settled(tmp_path):
     # Before any election Raft's term is 0: "serving" must not mean "term == my term".
     async def scenario() -> list[bool]:
-        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+        conf = ProxyConfig(name="p", outdir=str(tmp_path), nspaces=1, group=0, replica=0, peers={},
                            sequencer=Endpoint("127.0.0.1", 3))
         replica = Replica(conf)
         seen = [replica.serving()]
@@ -132,12 +132,12 @@ def test_a_replica_serves_only_a_term_it_won_and_settled():
     assert asyncio.run(scenario()) == [False, True, False, True, False]
 
 
-def test_a_batch_sequenced_but_never_committed_leaves_no_mark_for_a_later_term():
+def test_a_batch_sequenced_but_never_committed_leaves_no_mark_for_a_later_term(tmp_path):
     # The leader noted a batch's operations as sequenced when the sequencer answered; its
     # term ended before the entry committed. A later term must still admit the client's
     # retransmission of that reqid rather than drop it as a duplicate.
     async def scenario() -> tuple[dict[int, int], bool]:
-        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=0, replica=0, peers={},
+        conf = ProxyConfig(name="p", outdir=str(tmp_path), nspaces=1, group=0, replica=0, peers={},
                            sequencer=Endpoint("127.0.0.1", 3))
         replica = Replica(conf)
         replica.raft.campaign()

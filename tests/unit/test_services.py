@@ -95,3 +95,65 @@ def test_unknown_services_and_spaces_are_refused_at_start():
         make_service("zk", 1)
     with pytest.raises(ValueError, match="nspaces must be 1"):
         make_service("corfumason", 2)
+
+
+# ---- rsmkeeper -------------------------------------------------------------------------
+
+
+def zk_op(client: int, reqid: int, session: int, request: object) -> OpRecord:
+    from nodes.services.rsmkeeper import encode_txn
+    from nodes.zk.requests import Txn
+
+    return OpRecord(client, reqid, [], [], encode_txn(Txn(session, 0, request)))  # type: ignore[arg-type]
+
+
+def test_rsmkeeper_admits_transactions_without_numbers_only():
+    from nodes.services.rsmkeeper import RsmKeeperService
+    from nodes.zk.requests import Ping
+
+    svc = RsmKeeperService()
+    good = zk_op(1, 0, 0, Ping()).payload
+    assert svc.admit(wire.OpRequest(1, 0, 0, -1, [], wire.OP_ZK, good)) == []
+    for bad in (wire.OpRequest(1, 0, 0, -1, [1], wire.OP_ZK, good),
+                wire.OpRequest(1, 0, 0, -1, [], wire.OP_APPEND, good),
+                wire.OpRequest(1, 0, 0, -1, [], wire.OP_ZK, b"\x93junk")):
+        with pytest.raises(Refused):
+            svc.admit(bad)
+    with pytest.raises(ValueError, match="nspaces must be 0"):
+        make_service("rsmkeeper", 1)
+
+
+def test_rsmkeeper_replicas_apply_entries_at_the_leaders_time_and_agree():
+    """Two replicas apply the same entries; only the leader reads a clock (into the notes),
+    so both give nodes the leader's times and expire the same session at the same entry."""
+    from nodes.services.rsmkeeper import RsmKeeperService
+    from nodes.zk.codes import CreateMode
+    from nodes.zk.requests import Create, CreateSession, Tick
+
+    now = [10_000]
+    leader = RsmKeeperService(clock=lambda: now[0])
+    follower = RsmKeeperService(clock=lambda: 99_999_999)  # never read
+    seen: list[tuple[int, object]] = []
+    follower.listen(lambda op, txn, applied: seen.append((op.reqid, applied.result)),
+                    lambda: None)
+    states = [GroupState(0, 1, "", 0, service=s) for s in (leader, follower)]
+
+    def commit(*ops: OpRecord) -> None:
+        entry = BatchEntry(0, 0, list(ops), [], notes=leader.take_notes())
+        for state in states:
+            state.apply(entry)
+
+    commit(zk_op(5, 0, 0, CreateSession(4000)))
+    session = next(iter(follower.machine.sessions.sessions))
+    commit(zk_op(5, 1, session, Create("/e", b"", mode=CreateMode.EPHEMERAL)))
+    assert follower.machine.tree.get("/e").ctime == 10_000  # type: ignore[union-attr]
+    now[0] = 13_000
+    commit(zk_op(6, 0, 0, Tick()))
+    assert follower.machine.stat("/e") is not None  # silent 3 s of 4: alive
+    now[0] = 14_001
+    commit(zk_op(6, 1, 0, Tick()))
+    assert follower.machine.stat("/e") is None and not follower.machine.sessions.sessions
+    assert leader.snapshot() == follower.snapshot()
+    assert [reqid for reqid, _ in seen] == [0, 1, 0, 1]
+    # The group's dedup state knows every op: a retransmission is answered, not applied.
+    assert states[1].answer(5, 1) == [] and states[1].answer(6, 1) == []

@@ -26,9 +26,9 @@ class Kept:
         self.replies.append(reason)
 
 
-def test_requests_of_a_superseded_epoch_are_answered_stale():
+def test_requests_of_a_superseded_epoch_are_answered_stale(tmp_path):
     async def scenario() -> tuple[list[object], list[object], int]:
-        conf = ProxyConfig(name="p", outdir="/tmp", nspaces=1, group=4, replica=0, peers={},
+        conf = ProxyConfig(name="p", outdir=str(tmp_path), nspaces=1, group=4, replica=0, peers={},
                            sequencer=Endpoint("127.0.0.1", 3))
         replica = Replica(conf)
         replica.raft.campaign()  # a group of one leads at once

@@ -422,3 +422,18 @@ def test_a_local_scale_applies_on_one_machine_only(tmp_path):
     testbed = expand(suite, "appends", Capacity.from_counts(
         {"sequencer": 2, "proxy": 3, "client": 1, "server": 0}))
     assert [p.params["client_concurrency"] for p in testbed.points] == [1, 2, 4]
+
+
+def test_rsmkeeper_sweep_is_the_original_loops_for_both_experiments():
+    suite = load_suite(find_suite("rsmkeeper"))
+    for variant, mix in (("setDatas", "setdatas"), ("getDatas", "getdatas")):
+        exp = expand(suite, variant, machines=Capacity(sequencers=0, proxies=3, clients=1))
+        assert exp.dropped == []
+        assert names(exp.points) == [f"c{c}" for c in (1, 2, 4, 8, 16)]
+        p = exp.points[-1].params
+        assert p[mix] is True and p["client_concurrency"] == 16
+        assert (p["nproxies"], p["nclients"], p["nclient_threads"], p["nkeys"]) == (3, 1, 8, 128)
+        spec = exp.points[0].spec("c1-t1")
+        assert spec.system == "rsmkeeper" and getattr(spec, mix)
+    with pytest.raises(SuiteError, match="--setDatas"):
+        expand(suite)

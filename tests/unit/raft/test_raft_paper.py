@@ -719,3 +719,21 @@ def test_invariant_checker_is_active_in_directed_tests() -> None:
     c.elect(1)
     with pytest.raises(InvariantViolation):
         c.checker.observe_leader(2, 1)
+
+
+# ------------------------------------------------------------------ host options
+
+
+@pytest.mark.parametrize("notice", [False, True])
+def test_commit_notice_tells_followers_of_a_commit_without_waiting_for_a_heartbeat(
+        notice: bool) -> None:
+    c = Cluster(3, commit_notice=notice)
+    c.elect(1)
+    index = c.propose(1, b"x")  # delivered until the network is quiet; no tick happens
+    assert c[1].commit_index == index
+    # Without the notice the followers learn the commit only from the next append or
+    # heartbeat; with it, at once.
+    followers = [c[i].commit_index for i in (2, 3)]
+    assert followers == ([index, index] if notice else [index - 1, index - 1])
+    c.tick_all(5)
+    assert all(c[i].commit_index == index for i in c.ids)

@@ -1,0 +1,441 @@
+"""The linearizability checker (analysis/linearizability.py) on histories with known
+verdicts: hand-built ones, simulated correct registers (with and without a leader kill),
+the same corrupted on purpose, and small random histories decided by brute force."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.linearizability import (
+    LINEARIZABLE,
+    UNDECIDED,
+    VIOLATION,
+    apply,
+    check_key,
+    check_operations,
+)
+from nodes.zk.history import Operation, Outcome, VersionedData
+from tests.unit.register_sim import (
+    INITIAL,
+    NEVER_WRITTEN,
+    Outage,
+    corrupt_pairing,
+    corrupt_value,
+    corrupt_version_skip,
+    ok_gets,
+    pairable_gets,
+    simulate,
+)
+
+K = "/k"
+START = VersionedData(b"x", 0)
+
+
+def op(process: int, kind: str, start: int, end: int | None, *, value: bytes | None = None,
+       version: int | None = None, got: tuple[bytes, int] | int | None = None,
+       error: str | None = None, path: str = K) -> Operation:
+    """An operation on `path`: `end` None = unknown outcome; `error` = a definite failure;
+    `got` = a get's (data, version) or a set's new version."""
+    if kind == "set" and version is None:
+        version = -1
+    if end is None:
+        outcome = Outcome.UNKNOWN
+    elif error is not None:
+        outcome = Outcome.FAIL
+    else:
+        outcome = Outcome.OK
+    result = None
+    if isinstance(got, tuple):
+        result = VersionedData(*got)
+    elif isinstance(got, int):
+        assert value is not None
+        result = VersionedData(value, got)
+    return Operation(process, start, kind, path, start, end, outcome, value, version,
+                     result, error)
+
+
+def status(ops: list[Operation], initial: VersionedData | None = START) -> str:
+    return check_key(K, ops, initial).status
+
+
+# ---- hand-built histories ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("a_first", [True, False])
+def test_concurrent_sets_may_take_effect_in_either_order(a_first: bool) -> None:
+    va, vb = (1, 2) if a_first else (2, 1)
+    last = b"b" if a_first else b"a"
+    ops = [op(1, "set", 0, 10, value=b"a", got=va),
+           op(2, "set", 5, 15, value=b"b", got=vb),
+           op(3, "get", 20, 30, got=(last, 2))]
+    assert status(ops) == LINEARIZABLE
+
+
+@pytest.mark.parametrize("second,read,verdict", [
+    ((5, 15), (20, 30), VIOLATION),  # both sets done before the read: it must see b
+    ((20, 30), (25, 50), LINEARIZABLE),  # the read overlaps the second set
+])
+def test_a_read_of_the_first_of_two_sets(second: tuple[int, int], read: tuple[int, int],
+                                         verdict: str) -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "set", *second, value=b"b", got=2),
+           op(3, "get", *read, got=(b"a", 1))]
+    assert status(ops) == verdict
+
+
+def test_read_of_data_never_written_is_a_violation() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "get", 5, 15, got=(b"zz", 1))]
+    assert status(ops) == VIOLATION
+
+
+def test_stale_read_after_a_completed_write_is_a_violation_and_named() -> None:
+    stale = op(3, "get", 40, 50, got=(b"a", 1))
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "set", 20, 30, value=b"b", got=2),
+           stale]
+    verdict = check_key(K, ops, START)
+    assert verdict.status == VIOLATION
+    assert [o.value for o, _ in verdict.linearized] == [b"a"]
+    assert verdict.linearized[-1][1] == VersionedData(b"a", 1)
+    assert verdict.blocking == ops[1]
+    [(_, answer)] = verdict.candidates
+    assert answer.startswith("v2, but then nothing could answer " + stale.describe())
+    assert any(line.startswith("  cannot place: p2") for line in verdict.lines())
+
+
+def test_lost_update_two_conditional_sets_on_one_version_is_a_violation() -> None:
+    both_read = [op(1, "get", 0, 5, got=(b"x", 0)), op(2, "get", 0, 5, got=(b"x", 0))]
+    lost = [op(1, "set", 10, 20, value=b"a", version=0, got=1),
+            op(2, "set", 12, 22, value=b"b", version=0, got=1)]
+    assert status(both_read + lost) == VIOLATION
+    one_loses = [lost[0], op(2, "set", 12, 22, value=b"b", version=0, error="bad_version")]
+    assert status(both_read + one_loses) == LINEARIZABLE
+
+
+def test_unknown_write_may_take_effect_long_after_its_invocation() -> None:
+    ops = [op(1, "set", 0, None, value=b"a"),
+           op(2, "set", 10, 20, value=b"b", got=1),
+           op(2, "get", 30, 40, got=(b"b", 1)),
+           op(3, "get", 50, 60, got=(b"a", 2))]
+    assert status(ops) == LINEARIZABLE
+
+
+def test_unknown_write_may_never_take_effect() -> None:
+    ops = [op(1, "set", 0, None, value=b"a"), op(2, "get", 50, 60, got=(b"x", 0))]
+    assert status(ops) == LINEARIZABLE
+
+
+def test_unknown_write_cannot_take_effect_before_its_invocation() -> None:
+    ops = [op(2, "get", 0, 5, got=(b"a", 1)), op(1, "set", 10, None, value=b"a")]
+    assert status(ops) == VIOLATION
+
+
+def test_unknown_write_takes_effect_at_most_once() -> None:
+    ops = [op(1, "set", 0, None, value=b"a"),
+           op(2, "get", 10, 20, got=(b"a", 1)),
+           op(2, "set", 30, 40, value=b"b", got=2),
+           op(2, "get", 50, 60, got=(b"a", 3))]
+    assert status(ops) == VIOLATION
+
+
+@pytest.mark.parametrize("error", ["bad_version", "not_applied"])
+def test_value_of_a_failed_write_observed_is_a_violation(error: str) -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", version=5, error=error),
+           op(2, "get", 20, 30, got=(b"a", 1))]
+    assert status(ops) == VIOLATION
+
+
+def test_bad_version_needs_a_version_that_differs() -> None:
+    wrongly_refused = [op(1, "set", 0, 10, value=b"a", version=0, error="bad_version")]
+    assert status(wrongly_refused) == VIOLATION
+    refused = [op(1, "set", 0, 10, value=b"a", version=3, error="bad_version")]
+    assert status(refused) == LINEARIZABLE
+
+
+def test_not_applied_failures_and_unknown_reads_are_left_out() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", error="not_applied"),
+           op(2, "get", 0, None),
+           op(3, "get", 20, 30, got=(b"x", 0))]
+    verdict = check_key(K, ops, START)
+    assert (verdict.status, verdict.operations, verdict.dropped) == (LINEARIZABLE, 1, 2)
+
+
+def test_check_sees_the_current_version() -> None:
+    write = op(1, "set", 0, 10, value=b"a", got=1)
+    assert status([write, op(2, "check", 20, 30, version=1)]) == LINEARIZABLE
+    assert status([write, op(2, "check", 20, 30, version=0)]) == VIOLATION
+    assert status([write, op(2, "check", 20, 30, version=0, error="bad_version")]) \
+        == LINEARIZABLE
+    assert status([write, op(2, "check", 20, 30, version=-1)]) == LINEARIZABLE
+
+
+def test_create_and_delete_on_an_absent_znode() -> None:
+    ops = [op(1, "get", 0, 5, error="no_node"),
+           op(1, "create", 10, 20, value=b"a"),
+           op(2, "get", 30, 40, got=(b"a", 0)),
+           op(2, "create", 50, 60, value=b"b", error="node_exists"),
+           op(1, "delete", 70, 80, version=0),
+           op(2, "set", 90, 100, value=b"c", error="no_node")]
+    assert status(ops, initial=None) == LINEARIZABLE
+    read_after_delete = ops[:5] + [op(2, "get", 90, 100, got=(b"a", 0))]
+    assert status(read_after_delete, initial=None) == VIOLATION
+
+
+def test_touching_intervals_are_concurrent() -> None:
+    write = op(1, "set", 0, 10, value=b"a", got=1)
+    assert status([write, op(2, "get", 10, 20, got=(b"x", 0))]) == LINEARIZABLE
+    assert status([write, op(2, "get", 11, 20, got=(b"x", 0))]) == VIOLATION
+
+
+def test_search_budget_ends_undecided_not_linearizable() -> None:
+    ops = simulate(5, 200, nclients=4)
+    verdict = check_key("/k0", ops, INITIAL, max_steps=10)
+    assert verdict.status == UNDECIDED and not verdict.ok
+    assert check_operations(ops, {"/k0": INITIAL}, max_steps=10).undecided
+
+
+# ---- per-znode partitioning --------------------------------------------------------------
+
+
+def test_a_violation_on_a_small_znode_is_found_beside_a_large_one() -> None:
+    large = simulate(1, 3000, nclients=8, paths=("/a",))
+    small = simulate(2, 40, nclients=3, paths=("/b",))
+    small = corrupt_value(small, ok_gets(small)[-1])
+    verdict = check_operations(large + small, {"/a": INITIAL, "/b": INITIAL})
+    by_path = {k.path: k for k in verdict.keys}
+    assert by_path["/a"].status == LINEARIZABLE and by_path["/a"].operations > 2900
+    assert by_path["/b"].status == VIOLATION
+    assert not verdict.ok
+    assert verdict.lines()[-1] == "linearizability: FAILED on /b"
+
+
+def test_znodes_start_absent_unless_given() -> None:
+    ops = [op(1, "get", 0, 5, got=(b"x", 0), path="/p"),
+           op(1, "get", 0, 5, got=(b"x", 0), path="/q")]
+    verdict = check_operations(ops, {"/p": START})
+    assert [(k.path, k.status) for k in verdict.keys] == [("/p", LINEARIZABLE),
+                                                          ("/q", VIOLATION)]
+
+
+# ---- simulated correct registers, and the same corrupted ---------------------------------
+
+SIM = settings(max_examples=40, deadline=None)
+histories: st.SearchStrategy[dict[str, object]] = st.builds(
+    dict, seed=st.integers(0, 2**32), nops=st.integers(5, 250),
+    nclients=st.integers(1, 6), outstanding=st.integers(1, 3),
+    unknown_rate=st.sampled_from([0.0, 0.02, 0.1]))
+
+
+def _check(ops: list[Operation]) -> str:
+    return check_key("/k0", ops, INITIAL).status
+
+
+def _assert_is_a_linearization(ops: list[Operation]) -> None:
+    """The order the checker returns, checked without the checker: every answered
+    operation is in it, real time is respected, and replaying it gives every answer."""
+    verdict = check_key("/k0", ops, INITIAL)
+    assert verdict.status == LINEARIZABLE, "\n".join(verdict.lines())
+    order = [o for o, _ in verdict.linearized]
+    answered = [o for o in ops if o.outcome is not Outcome.UNKNOWN
+                and o.error != "not_applied"]
+    assert set(map(id, answered)) <= set(map(id, order))
+    for earlier, later in itertools.combinations(order, 2):
+        assert later.response_ns is None or later.response_ns >= earlier.invoke_ns
+    state: tuple[object, int] | None = INITIAL
+    for o in order:
+        result, state = apply(state, o.kind, o.value, o.version)
+        assert _answers(o, result)
+
+
+def _answers(o: Operation, result: tuple[object, ...]) -> bool:
+    if o.outcome is Outcome.UNKNOWN:
+        return True
+    if o.outcome is Outcome.FAIL:
+        return result == (o.error,)
+    if o.kind == "get":
+        assert o.result is not None
+        return result == ("ok", o.result.value, o.result.version)
+    if o.kind == "set":
+        assert o.result is not None
+        return result == ("ok", o.result.version)
+    return result == ("ok",)
+
+
+@SIM
+@given(histories)
+def test_simulated_register_histories_are_linearizable(h: dict[str, object]) -> None:
+    _assert_is_a_linearization(simulate(**h))  # type: ignore[arg-type]
+
+
+@SIM
+@given(histories, st.sampled_from(["value", "version", "pairing"]), st.randoms())
+def test_simulated_histories_corrupted_are_violations(h: dict[str, object], how: str,
+                                                      rnd: random.Random) -> None:
+    ops = simulate(**h)  # type: ignore[arg-type]
+    if how == "value":
+        targets = ok_gets(ops)
+        corrupt = corrupt_value
+    elif how == "pairing":
+        targets = pairable_gets(ops)
+        corrupt = corrupt_pairing
+    else:
+        targets = [i for i, o in enumerate(ops) if o.result is not None]
+        corrupt = corrupt_version_skip
+    if not targets:
+        return
+    assert _check(corrupt(ops, rnd.choice(targets))) == VIOLATION
+
+
+@SIM
+@given(st.integers(0, 2**32), st.integers(1, 4), st.floats(0.0, 1.0))
+def test_histories_across_a_leader_kill_are_linearizable(seed: int, outstanding: int,
+                                                         applied: float) -> None:
+    outage = Outage(start=40_000, end=60_000, applied=applied)
+    ops = simulate(seed, 400, nclients=5, outstanding=outstanding, outage=outage)
+    assert sum(o.outcome is Outcome.UNKNOWN for o in ops) > 0
+    _assert_is_a_linearization(ops)
+
+
+@SIM
+@given(st.integers(0, 2**32), st.sampled_from(["value", "version"]), st.randoms())
+def test_histories_across_a_leader_kill_corrupted_are_violations(
+        seed: int, how: str, rnd: random.Random) -> None:
+    ops = simulate(seed, 400, nclients=5, outage=Outage(start=40_000, end=60_000))
+    after = [i for i in ok_gets(ops) if ops[i].invoke_ns > 60_000]
+    if not after:
+        return
+    corrupt = corrupt_value if how == "value" else corrupt_version_skip
+    assert _check(corrupt(ops, rnd.choice(after))) == VIOLATION
+
+
+def test_a_read_of_never_written_data_is_named_in_the_verdict() -> None:
+    ops = simulate(3, 300, nclients=5, unknown_rate=0.05)
+    target = ok_gets(ops)[100]
+    verdict = check_key("/k0", corrupt_value(ops, target), INITIAL)
+    assert verdict.status == VIOLATION
+    assert verdict.blocking is not None
+    text = "\n".join(verdict.lines())
+    assert NEVER_WRITTEN.decode() in text
+
+
+# ---- small random histories against brute force ------------------------------------------
+
+KINDS = ["get", "get", "set", "set", "set", "check", "create", "delete"]
+ERRORS = {"get": ["no_node"], "set": ["bad_version", "no_node"], "check": ["bad_version"],
+          "create": ["node_exists"], "delete": ["bad_version", "no_node"]}
+
+
+@st.composite
+def small_histories(draw: st.DrawFn) -> tuple[list[Operation], VersionedData | None]:
+    """Up to 6 operations with arbitrary intervals and arbitrary (mostly wrong) answers,
+    on a znode that starts absent or present."""
+    ops = []
+    for n in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(KINDS))
+        start = draw(st.integers(0, 20))
+        end = draw(st.none() | st.integers(start, 25))
+        value = draw(st.sampled_from([b"a", b"b", b"c"])) if kind in ("set", "create") \
+            else None
+        version = draw(st.integers(-1, 2)) if kind in ("set", "check", "delete") else None
+        error = draw(st.none() | st.sampled_from(ERRORS[kind]))
+        got: tuple[bytes, int] | int | None = None
+        if error is None and kind == "get":
+            got = (draw(st.sampled_from([b"x", b"a", b"b", b"c"])), draw(st.integers(0, 3)))
+        elif error is None and kind == "set":
+            got = draw(st.integers(0, 3))
+        ops.append(op(n, kind, start, end, value=value, version=version, got=got,
+                      error=error))
+    return ops, draw(st.sampled_from([START, None]))
+
+
+def brute_force(ops: list[Operation], initial: VersionedData | None) -> bool:
+    """Linearizable iff some subset of the unknown-outcome writes, with every answered
+    operation, has an order that respects real time and gives every answer."""
+    answered = [o for o in ops if o.outcome is not Outcome.UNKNOWN]
+    unknown = [o for o in ops if o.outcome is Outcome.UNKNOWN and o.kind not in ("get", "check")]
+    for k in range(len(unknown) + 1):
+        for chosen in itertools.combinations(unknown, k):
+            for order in itertools.permutations(answered + list(chosen)):
+                if any(b.response_ns is not None and b.response_ns < a.invoke_ns
+                       for a, b in itertools.combinations(order, 2)):
+                    continue
+                state: tuple[object, int] | None = initial
+                fine = True
+                for o in order:
+                    result, state = apply(state, o.kind, o.value, o.version)
+                    if not _answers(o, result):
+                        fine = False
+                        break
+                if fine:
+                    return True
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(small_histories())
+def test_small_histories_agree_with_brute_force(
+        history: tuple[list[Operation], VersionedData | None]) -> None:
+    ops, initial = history
+    expected = LINEARIZABLE if brute_force(ops, initial) else VIOLATION
+    assert status(ops, initial) == expected
+
+
+# ---- the sequential model against the replicated ZooKeeper tree ---------------------------
+
+register_ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.sampled_from([b"a", b"b"]), st.none()),
+    st.tuples(st.just("set"), st.sampled_from([b"c", b"d"]), st.integers(-1, 3)),
+    st.tuples(st.just("get"), st.none(), st.none()),
+    st.tuples(st.just("check"), st.none(), st.integers(-1, 3)),
+    st.tuples(st.just("delete"), st.none(), st.integers(-1, 3))), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(register_ops)
+def test_the_model_answers_as_the_zookeeper_tree_does(
+        ops: list[tuple[str, bytes | None, int | None]]) -> None:
+    from nodes.zk import requests as rq
+    from nodes.zk import results as rs
+    from nodes.zk.codes import Err
+    from nodes.zk.machine import ZkStateMachine
+
+    names = {Err.NO_NODE: "no_node", Err.BAD_VERSION: "bad_version",
+             Err.NODE_EXISTS: "node_exists"}
+    machine = ZkStateMachine()
+    state: tuple[object, int] | None = None
+    for clock, (kind, value, version) in enumerate(ops, start=1):
+        request: rq.Request
+        if kind == "create":
+            assert value is not None
+            request = rq.Create(K, value)
+        elif kind == "set":
+            assert value is not None and version is not None
+            request = rq.SetData(K, value, version)
+        elif kind == "get":
+            request = rq.GetData(K, False)
+        elif kind == "check":
+            assert version is not None
+            request = rq.Multi([rq.Check(K, version)])
+        else:
+            assert version is not None
+            request = rq.Delete(K, version)
+        got = machine.apply(rq.Txn(0, clock, request)).result
+        if isinstance(got, rs.MultiResult):
+            got = got.results[0]
+        if isinstance(got, rs.ErrorResult):
+            answer: tuple[object, ...] = (names[got.err],)
+        elif isinstance(got, rs.DataResult):
+            answer = ("ok", got.data, got.stat.version)
+        elif kind == "set":
+            assert isinstance(got, rs.StatResult)
+            answer = ("ok", got.stat.version)
+        else:
+            answer = ("ok",)
+        expected, state = apply(state, kind, value, version)
+        assert answer == expected, (kind, value, version)
