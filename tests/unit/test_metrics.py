@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nodes.metrics import (
     PERCENTILES,
+    BufferedFile,
     ClientSummary,
     LatencyHistogram,
     NoopRecorder,
@@ -345,3 +346,26 @@ def test_a_temporary_left_by_a_killed_writer_is_replaced(tmp_path: Path) -> None
     (tmp_path / "a.hist.tmp").write_text("half a fi")  # the writer was killed mid-write
     LatencyHistogram().write(tmp_path / "a.hist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hist"]
+
+
+class _BytesWriter(BufferedFile):
+    """A binary record file, as the ZooKeeper history recorder keeps one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, binary=True)
+
+    def write(self, data: bytes) -> None:
+        self._file().write(data)
+
+
+def test_a_binary_record_file_buffers_a_mebibyte_of_bytes(tmp_path: Path) -> None:
+    p = tmp_path / "a.history"
+    line = b"\x00\xff record\n"
+    with _BytesWriter(p) as w:
+        for _ in range(1_000_000 // len(line)):
+            w.write(line)
+        assert p.stat().st_size == 0
+        for _ in range(200_000 // len(line)):
+            w.write(line)
+        assert (1 << 20) - len(line) <= p.stat().st_size <= 1 << 20
+    assert p.read_bytes() == line * (1_000_000 // len(line) + 200_000 // len(line))
