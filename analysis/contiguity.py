@@ -139,7 +139,7 @@ def check_run(run_dir: StrPath) -> Verdict:
         noop_logs = [(p.stem, read_noops(p)) for p in noop_paths]
     except DatFormatError as e:
         # A verdict, not an exception: `masonctl check` prints it like any other failure.
-        name = Path(str(e).split(":", 1)[0]).name
+        name = Path(str(e).partition(":")[0]).name
         return Verdict(ok=False, reason=f"unreadable records in {name}", problems=[str(e)])
     space_counts = {log.nspaces for logs in clients.values() for log in logs}
     space_counts |= {log.nspaces for _, log in noop_logs}
@@ -350,14 +350,13 @@ def _order_by_owner_key(owner: IntArray, key: IntArray) -> IntArray:
 def _check_fifo(ops: _Table, nspaces: int) -> tuple[list[FifoViolation], int]:
     """Per client, sorted by reqid (rows are already sorted by client, reqid, ranges)."""
     found: list[FifoViolation] = []
-    total = 0
     rows = ops.rows
     if len(rows) < 2:
         return found, 0
     owner, key = ops.owner, ops.key
     # The same reqid answered with different numbers (identical repeats are already gone).
     twice = np.flatnonzero((owner[1:] == owner[:-1]) & (key[1:] == key[:-1]))
-    total += int(twice.size)
+    total = int(twice.size)
     for i in twice[:MAX_REPORTED]:
         a, b = rows[i], rows[i + 1]
         found.append(
@@ -398,22 +397,24 @@ def _check_space(s: int, ops: _Table, noops: _Table, noop_names: list[str]) -> S
     oc, ol = ops.counts(s), ops.lasts(s)
     nc, nl = noops.counts(s), noops.lasts(s)
     op_numbers, noop_numbers = int(oc.sum()), int(nc.sum())
-    # Ranges of both kinds; kind 0 = operation, 1 = noop, and the row index, for reports.
+    # Ranges of both kinds, whether each is a noop's, and the row index, for reports.
     om, nm = oc > 0, nc > 0
     first = np.concatenate([(ol - oc + 1)[om], (nl - nc + 1)[nm]])
     end = np.concatenate([ol[om], nl[nm]])
-    kind = np.concatenate([np.zeros(int(om.sum()), np.int64), np.ones(int(nm.sum()), np.int64)])
+    is_noop = np.repeat([False, True], [int(om.sum()), int(nm.sum())])
     row = np.concatenate([np.flatnonzero(om), np.flatnonzero(nm)])
 
     invalid = first < 0
     n_invalid = int(invalid.sum())
     if n_invalid:
-        first, end, kind, row = first[~invalid], end[~invalid], kind[~invalid], row[~invalid]
+        first, end, is_noop, row = (
+            first[~invalid], end[~invalid], is_noop[~invalid], row[~invalid]
+        )
     if first.size == 0:
         return SpaceStats(s, -1, op_numbers, noop_numbers, 0, 0, 0, invalid=n_invalid)
 
     order = np.lexsort((end, first))
-    first, end, kind, row = first[order], end[order], kind[order], row[order]
+    first, end, is_noop, row = first[order], end[order], is_noop[order], row[order]
     covered = np.maximum.accumulate(end)  # highest number seen up to and including range i
     before = np.concatenate([[-1], covered[:-1]])  # ... up to range i-1
     # Numbers of range i not seen before it: from max(first, before+1) to end.
@@ -430,7 +431,9 @@ def _check_space(s: int, ops: _Table, noops: _Table, noop_names: list[str]) -> S
     duplicates = []
     for number in dup_numbers:
         hold = np.flatnonzero((first <= number) & (end >= number))
-        holders = [_holder(int(kind[h]), int(row[h]), ops, noops, noop_names) for h in hold[:4]]
+        holders = [
+            _holder(bool(is_noop[h]), int(row[h]), ops, noops, noop_names) for h in hold[:4]
+        ]
         if hold.size > 4:
             holders.append(f"{hold.size - 4} more")
         duplicates.append((number, holders))
@@ -465,10 +468,10 @@ def _first_duplicates(lo: IntArray, hi: IntArray) -> list[int]:
     return [int(x) for x in np.unique(numbers)[:MAX_REPORTED]]
 
 
-def _holder(kind: int, row: int, ops: _Table, noops: _Table, noop_names: list[str]) -> str:
-    if kind == 0:
-        return f"client {int(ops.owner[row])} reqid {int(ops.key[row])}"
-    return f"noop #{int(noops.key[row]) + 1} in {noop_names[int(noops.owner[row])]}.noops"
+def _holder(is_noop: bool, row: int, ops: _Table, noops: _Table, noop_names: list[str]) -> str:
+    if is_noop:
+        return f"noop #{int(noops.key[row]) + 1} in {noop_names[int(noops.owner[row])]}.noops"
+    return f"client {int(ops.owner[row])} reqid {int(ops.key[row])}"
 
 
 def _ranges_text(r: IntArray, nspaces: int) -> str:

@@ -32,7 +32,10 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain, pairwise
 from pathlib import Path
+
+import numpy as np
 
 from analysis.datfiles import DatFormatError, read_noops, read_seqnums, read_summary
 from nodes.logserver.dump import DATA, HOLE, TRIMMED, DumpFormatError, EntryDump, read_dump
@@ -110,24 +113,24 @@ def check_log(run_dir: StrPath) -> Verdict:
     replicas = _load_dumps(run, layout, v, reasons)
     if replicas is None:
         return _finish(v, reasons)
-    appends, noops = _load_records(run, v, reasons)
-    if appends is None or noops is None:
+    records = _load_records(run, v, reasons)
+    if records is None:
         return _finish(v, reasons)
+    appends, noops = records
 
-    owners: dict[int, list[str]] = defaultdict(list)  # position -> who claims it
-    expected: dict[int, list[tuple[str, str]]] = defaultdict(list)  # position -> (kind, digest)
+    # position -> who claims it and the (kind, digest) it must then hold
+    owners: dict[int, list[tuple[str, tuple[str, str]]]] = defaultdict(list)
     for (cid, reqid, position) in appends:
-        owners[position].append(f"client {cid} reqid {reqid}")
-        expected[position].append((DATA, digest(entry_value(cid, reqid, layout.entry_size))))
+        value = digest(entry_value(cid, reqid, layout.entry_size))
+        owners[position].append((f"client {cid} reqid {reqid}", (DATA, value)))
     for position in noops:
-        owners[position].append("a noop")
-        expected[position].append((HOLE, "-"))
+        owners[position].append(("a noop", (HOLE, "-")))
 
-    top = max(owners, default=-1)
-    for chain in replicas.values():
-        for rep in chain:
-            top = max(top, max(rep.dump.entries, default=-1),
-                      max((st.prefix - 1 for st in rep.dump.chains.values()), default=-1))
+    # The highest position claimed, held, or trimmed by a prefix (every position below a
+    # prefix is trimmed). Every replica's dump holds its chain, so max() is never empty.
+    dumped = [rep.dump for reps in replicas.values() for rep in reps]
+    top = max(chain(owners, *(d.entries for d in dumped),
+                    (st.prefix - 1 for d in dumped for st in d.chains.values())))
     v.positions = top + 1
 
     examples: dict[str, list[str]] = defaultdict(list)
@@ -161,8 +164,8 @@ def check_log(run_dir: StrPath) -> Verdict:
             continue
         if len(claims) > 1:
             v.owned_twice += 1
-            example("owned", f"position {p}: owned by {' and '.join(claims)}")
-        for who, want in zip(claims, expected[p], strict=True):
+            example("owned", f"position {p}: owned by {' and '.join(who for who, _ in claims)}")
+        for who, want in claims:
             if agreed == want or agreed == (TRIMMED, "-"):
                 continue
             found = "nothing agreed" if agreed is None else f"{agreed[0]} {agreed[1]}"
@@ -236,7 +239,7 @@ Append = tuple[int, int, int]  # client id, reqid, position
 
 def _load_records(
     run: Path, v: Verdict, reasons: list[str]
-) -> tuple[list[Append] | None, set[int] | None]:
+) -> tuple[list[Append], set[int]] | None:
     ids: dict[str, int] = {}
     appends: set[Append] = set()
     noops: set[int] = set()
@@ -249,10 +252,9 @@ def _load_records(
             name = path.name.removesuffix(".seqnums")
             if name in ids and ids[name] != cid:
                 reasons.append(f"{path.name} says client {cid}, its summary {ids[name]}")
-            counts, lasts = log.counts[:, 0], log.lasts[:, 0]
             assert log.reqid is not None
-            for reqid, count, last in zip(log.reqid.tolist(), counts.tolist(), lasts.tolist(),
-                                          strict=True):
+            rows = np.column_stack([log.reqid, log.counts[:, 0], log.lasts[:, 0]]).tolist()
+            for reqid, count, last in rows:
                 if count == 0:
                     continue  # no position: not an append
                 if count != 1:
@@ -264,8 +266,7 @@ def _load_records(
                 appends.add(record)
         for path in sorted(run.glob("*.noops")):
             log = read_noops(path)
-            for count, last in zip(log.counts[:, 0].tolist(), log.lasts[:, 0].tolist(),
-                                   strict=True):
+            for count, last in np.column_stack([log.counts[:, 0], log.lasts[:, 0]]).tolist():
                 for p in range(last - count + 1, last + 1):
                     if p in noops:
                         v.repeated += 1
@@ -273,13 +274,13 @@ def _load_records(
     except DatFormatError as exc:
         v.problems.append(str(exc))
         reasons.append("unreadable records")
-        return None, None
+        return None
     negative = sorted(p for p in [*(a[2] for a in appends), *noops] if p < 0)
     if negative:
         reasons.append(f"{len(negative)} records of negative positions")
     v.appends, v.noops = len(appends), len(noops)
     if reasons:
-        return None, None
+        return None
     return sorted(appends), noops
 
 
@@ -287,7 +288,7 @@ def _check_fifo(appends: list[Append], example: Callable[[str, str], None]) -> i
     """Appends sorted by (client, reqid, position): positions must rise with reqid, and one
     reqid owns one position."""
     bad = 0
-    for (cid, reqid, pos), (cid2, reqid2, pos2) in zip(appends, appends[1:], strict=False):
+    for (cid, reqid, pos), (cid2, reqid2, pos2) in pairwise(appends):
         if cid != cid2:
             continue
         if reqid == reqid2:

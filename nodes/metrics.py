@@ -57,10 +57,14 @@ def nearest_rank(p: float, count: int) -> int:
     ``p`` (``0.99`` means 99/100, not the binary double just above it), so that 99 % of 100
     samples is rank 99 and never rank 100 because of a rounding error.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"percentile must lie in [0, 1], got {p!r}")
+    _check_percentile(p)
     # str(float(p)) is the shortest decimal that round-trips, also for numpy scalars.
     return max(1, math.ceil(Fraction(str(float(p))) * count))
+
+
+def _check_percentile(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"percentile must lie in [0, 1], got {p!r}")
 
 
 class LatencyHistogram:
@@ -104,7 +108,7 @@ class LatencyHistogram:
         total = sum(n for _, n in pairs)
         if total == 0:
             for p in ps:
-                nearest_rank(p, 0)  # still reject an out-of-range p
+                _check_percentile(p)  # still reject an out-of-range p
             return [0.0 for _ in ps]
         out = []
         for p in ps:
@@ -140,7 +144,7 @@ class LatencyHistogram:
         counts = hist._counts
         with open(path, encoding="utf-8") as f:
             first = f.readline()
-            if first.rstrip("\r\n").strip() != HIST_HEADER:
+            if first.strip() != HIST_HEADER:
                 raise ValueError(f"{path}:1: expected header {HIST_HEADER!r}, got {first[:60]!r}")
             previous = -1
             for lineno, line in enumerate(f, start=2):
@@ -325,7 +329,6 @@ class SeqnumRecorder(_RangeRecorder):
 
     def __init__(self, path: StrPath, client_id: int, nspaces: int) -> None:
         super().__init__(path, f"# client_id {client_id} spaces {nspaces}", nspaces)
-        self.client_id = client_id
 
     def record(self, reqid: int, unix_us: int, counts: Sequence[int], lasts: Sequence[int]) -> None:
         self._line(f"{reqid} {unix_us}", counts, lasts)
@@ -346,7 +349,7 @@ class NoopRecorder(_RangeRecorder):
 
 
 def _write_text(path: StrPath, text: str) -> None:
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode())  # str.encode is UTF-8 whatever the locale
 
 
 def write_atomic(path: StrPath, data: bytes) -> None:

@@ -10,7 +10,7 @@ from analysis.logcheck import Verdict, check_log
 from nodes import wire
 from nodes.logserver.layout import LAYOUT_FILE, LogLayout, read_layout, write_layout
 from nodes.logserver.store import LogStore
-from nodes.logserver.values import entry_value
+from nodes.logserver.values import digest, entry_value
 from nodes.metrics import ClientSummary, NoopRecorder, SeqnumRecorder, write_summary
 
 SIZE = 64
@@ -251,3 +251,192 @@ def test_layout_round_trip_and_refusals(tmp_path):
             read_layout(tmp_path / LAYOUT_FILE)
     with pytest.raises(ValueError, match="not 2 distinct"):
         LogLayout(nchains=1, replication=2, chains=[["a"]])
+
+
+# ---- exact counts and reports: each violation counted once per position ---------------------
+
+
+def d(cid: int, reqid: int) -> str:
+    """The digest client `cid`'s append `reqid` must leave in the log."""
+    return digest(entry_value(cid, reqid, SIZE))
+
+
+def test_missing_positions_are_counted_and_reported_line_by_line(run):
+    run.drop(3, only="ls-1-1")  # one replica lacks 3
+    run.drop(5)  # no replica holds 5
+    v = check_log(run.write())
+    assert (v.missing, v.wrong_data, v.disagreeing, v.data, v.holes) == (2, 2, 0, 6, 2)
+    assert v.lines() == [
+        "log: 10 positions on 2 chains, 4 chain replicas compared (0 dropped from their chain)",
+        "records: 8 appends, 2 noop positions (0 repeated records)",
+        "entries: 6 data, 2 holes, 0 trimmed",
+        "violations: 2 missing, 2 appends without their bytes",
+        "  position 3: missing on ls-1-1",
+        "  position 5: missing on ls-0-1, ls-1-1",
+        f"  position 3: client 5 reqid 2 appended {d(5, 2)}, log holds nothing agreed",
+        f"  position 5: client 5 reqid 3 appended {d(5, 3)}, log holds nothing agreed",
+        "log: FAILED (2 positions missing; 2 appends not holding their bytes)",
+    ]
+    assert v.ok is False
+
+
+def test_disagreements_and_noops_without_a_hole_are_counted_and_reported(run):
+    run.put(6, wire.ENTRY_DATA, b"other", only="ls-1-0")  # client 6 reqid 2's position
+    run.put(9, wire.ENTRY_DATA, b"x", only="ls-0-1")  # a noop's position, one replica
+    run.put(8, wire.ENTRY_DATA, b"y")  # a noop's position, both replicas
+    v = check_log(run.write())
+    assert (v.disagreeing, v.wrong_data, v.not_holes, v.missing) == (2, 1, 2, 0)
+    assert v.lines()[3:] == [
+        "violations: 2 replicas disagree, 1 appends without their bytes, "
+        "2 noops without a hole",
+        f"  position 6: replicas disagree: ls-0-0 data {d(6, 2)}; ls-1-0 data {digest(b'other')}",
+        f"  position 9: replicas disagree: ls-0-1 data {digest(b'x')}; ls-1-1 hole -",
+        f"  position 6: client 6 reqid 2 appended {d(6, 2)}, log holds nothing agreed",
+        f"  position 8: a noop, log holds data {digest(b'y')}",
+        "  position 9: a noop, log holds nothing agreed",
+        "log: FAILED (2 positions where replicas disagree; 1 appends not holding their bytes; "
+        "2 noops not holding a hole)",
+    ]
+
+
+def test_every_claim_on_a_position_owned_twice_is_checked(run):
+    run.noops += [5, 7]  # positions of client 5's reqids 3 and 4: they hold its data
+    v = check_log(run.write())
+    # The appends' claims hold; the noops' claims on the same positions do not.
+    assert (v.owned_twice, v.not_holes, v.wrong_data) == (2, 2, 0)
+    assert v.examples == [
+        f"position 5: a noop, log holds data {d(5, 3)}",
+        f"position 7: a noop, log holds data {d(5, 4)}",
+        "position 5: owned by client 5 reqid 3 and a noop",
+        "position 7: owned by client 5 reqid 4 and a noop",
+    ]
+    assert "violations: 2 noops without a hole, 2 owned twice" in v.lines()
+
+
+@pytest.mark.parametrize(
+    ("ops5", "ops6", "found"),
+    [
+        (  # a reqid of each client acknowledged at two positions
+            [(0, 0), (1, 2), (1, 3), (3, 5), (4, 7)], [(0, 1), (0, 4), (2, 6)],
+            ["client 5: reqid 1 acknowledged at 2 and 3",
+             "client 6: reqid 0 acknowledged at 1 and 4"],
+        ),
+        (  # falling, then equal positions for rising reqids
+            [(0, 2), (1, 0), (2, 3), (3, 3), (4, 7)], [(0, 1), (1, 4), (2, 6)],
+            ["client 5: reqid 0 at 2 but later reqid 1 at 0",
+             "client 5: reqid 2 at 3 but later reqid 3 at 3"],
+        ),
+    ],
+)
+def test_fifo_counts_each_violation(run, ops5, ops6, found):
+    run.clients["client-0-0"] = (5, ops5)
+    run.clients["client-0-1"] = (6, ops6)
+    v = check_log(run.write())
+    assert v.fifo_violations == 2
+    assert [e for e in v.examples if e.startswith("client")] == found
+    assert v.lines()[3].endswith(", 2 FIFO violations")
+
+
+def test_at_most_five_examples_of_each_kind(run):
+    for p in range(6):
+        run.drop(p, only=CHAINS[p % 2][0])
+    v = check_log(run.write())
+    assert (v.missing, v.wrong_data) == (6, 6)
+    assert [e.split(":")[0] for e in v.examples] == [f"position {p}" for p in range(5)] * 2
+
+
+def test_an_empty_log_with_no_records_passes_with_no_positions(run):
+    run.stores = {name: LogStore([c], 2) for c, names in enumerate(CHAINS) for name in names}
+    run.clients, run.noops = {}, []
+    v = check_log(run.write())
+    assert v.ok and v.positions == 0 and v.lines()[0].startswith("log: 0 positions")
+
+
+def test_a_prefix_trim_beyond_every_entry_counts_its_positions(run):
+    for c, names in enumerate(CHAINS):
+        for name in names:
+            run.stores[name].handle(wire.LogTrim(c, 0, 12, True))  # 0..11 trimmed
+    v = check_log(run.write())
+    assert v.ok, v.reason
+    assert (v.positions, v.trimmed, v.data, v.missing) == (12, 12, 0, 0)
+
+
+def test_repeats_and_answers_without_a_position(run):
+    run.clients["client-0-0"][1].extend([(4, 7), (3, 5)])  # two answers recorded again
+    path = run.write()
+    v = check_log(path)
+    assert v.ok and (v.appends, v.repeated) == (8, 2)
+    # An answer that owns no position (count 0) is skipped, not the end of the file.
+    lines = (path / "client-0-0.seqnums").read_text().splitlines(keepends=True)
+    lines.insert(1, "9 999 0 0\n")
+    (path / "client-0-0.seqnums").write_text("".join(lines))
+    v = check_log(path)
+    assert v.ok and v.appends == 8
+
+
+def test_bad_records_are_all_reported(run):
+    path = run.write()
+    (path / "client-0-0.seqnums").write_text("# client_id 5 spaces 1\n0 1 2 3\n1 1 2 4\n")
+    v = check_log(path)
+    assert v.reason == ("client-0-0.seqnums: reqid 0 owns 2 positions; "
+                        "client-0-0.seqnums: reqid 1 owns 2 positions")
+    (path / "client-0-0.seqnums").write_text("# client_id 5 spaces 1\n0 1 1 -3\n")
+    (path / "proxy-0-0.noops").write_text("# noops spaces 1\n2000000 2 0\n")  # -1 and 0
+    v = check_log(path)
+    assert v.reason == "2 records of negative positions"
+    (path / "client-0-0.seqnums").write_text("# client_id 5 spaces 1\n0 x 1 2\n")
+    v = check_log(path)
+    assert v.reason == "unreadable records"
+    assert len(v.problems) == 1 and "client-0-0.seqnums:2" in v.problems[0]
+
+
+def test_bad_dumps_are_all_reported(run, tmp_path):
+    v = check_log(tmp_path)
+    assert v.ok is False and v.reason == f"no usable {LAYOUT_FILE}"
+    assert v.problems == [f"{tmp_path / LAYOUT_FILE}: [Errno 2] No such file or directory: "
+                          f"'{tmp_path / LAYOUT_FILE}'"]
+    v = check_log(run.write(dumps=[]))
+    assert v.reason == "no log server left a dump (*.entries)"
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.entries").write_text(f"# mason log-server entries of {name}\n")
+    v = check_log(tmp_path)
+    assert v.reason == (f"a.entries is from no log server of {LAYOUT_FILE}; "
+                        f"b.entries is from no log server of {LAYOUT_FILE}; "
+                        "no log server left a dump (*.entries)")
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.entries").unlink()
+    # Every dumped replica of both chains holds the other chain instead.
+    for c, names in enumerate(CHAINS):
+        for name in names:
+            (tmp_path / f"{name}.entries").write_text(
+                f"chain {1 - c} epoch 0 members - prefix 0\n")
+    v = check_log(tmp_path)
+    assert v.reason == ("chain 0: dumps of ls-0-0, ls-1-0 do not hold it; "
+                        "chain 1: dumps of ls-0-1, ls-1-1 do not hold it")
+    # Unusable dumps end the check: the records are not even read.
+    assert v.lines()[1] == "records: 0 appends, 0 noop positions (0 repeated records)"
+
+
+def test_a_chain_without_a_replica_of_its_final_view_fails_alone(run):
+    for p in run.path.glob("*.entries"):
+        p.unlink()
+    v = check_log(run.write(dumps=["ls-0-0", "ls-1-0"]))
+    assert v.reason == "chain 1: no replica of its final view left a dump"
+
+
+def test_replicas_dropped_from_both_chains_add_up(run):
+    run.drop(7, only="ls-0-1")
+    run.drop(6, only="ls-0-0")
+    for c in (0, 1):
+        st = run.stores[CHAINS[c][1]].chains[c]
+        st.epoch, st.members = 1, [1]
+    v = check_log(run.write())
+    assert v.ok, v.reason
+    assert (v.dumps, v.dropped) == (2, 2)
+
+
+def test_an_acknowledged_append_above_everything_the_log_holds_fails(run):
+    run.clients["client-0-0"][1].append((5, 10))  # acknowledged, then lost everywhere
+    v = check_log(run.write())
+    assert (v.positions, v.missing, v.wrong_data) == (11, 1, 1)
+    assert v.reason == "1 positions missing; 1 appends not holding their bytes"

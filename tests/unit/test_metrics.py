@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nodes.metrics import (
     PERCENTILES,
+    BufferedFile,
     ClientSummary,
     LatencyHistogram,
     NoopRecorder,
@@ -245,3 +246,126 @@ def test_metrics_imports_only_stdlib_and_msgspec() -> None:
 def test_percentiles_constant() -> None:
     # The four the original reported, in the .dat column order.
     assert PERCENTILES == (0.5, 0.99, 0.999, 0.9999)
+
+
+# ---- exact refusals, file edge cases, recorder bookkeeping ----------------------------------
+
+
+def test_bad_arguments_are_refused_with_the_value() -> None:
+    with pytest.raises(ValueError, match=r"^percentile must lie in \[0, 1\], got 1\.5$"):
+        nearest_rank(1.5, 10)
+    with pytest.raises(ValueError, match="^bin_ms must be positive, got 0$"):
+        ThroughputSeries(bin_ms=0)
+    assert ThroughputSeries(bin_ms=1).bin_ms == 1
+
+
+def test_hist_read_accepts_zero_latency_and_blank_lines(tmp_path: Path) -> None:
+    p = tmp_path / "a.hist"
+    p.write_text("# latency_us count\r\n0 2\n\n5 1\n")
+    assert LatencyHistogram.read(p).items() == [(0, 2), (5, 1)]
+
+
+def test_hist_read_refuses_a_latency_listed_twice(tmp_path: Path) -> None:
+    p = tmp_path / "a.hist"
+    p.write_text("# latency_us count\n5 1\n5 2\n")
+    with pytest.raises(ValueError, match="a.hist:3: latencies not strictly ascending$"):
+        LatencyHistogram.read(p)
+
+
+def test_hist_read_quotes_the_first_60_characters_of_a_wrong_header(tmp_path: Path) -> None:
+    p = tmp_path / "a.hist"
+    p.write_text("x" * 70 + "\n")
+    with pytest.raises(ValueError) as e:
+        LatencyHistogram.read(p)
+    assert str(e.value) == f"{p}:1: expected header '# latency_us count', got '{'x' * 60}'"
+
+
+def test_the_default_series_bin_is_10_ms() -> None:
+    s = ThroughputSeries()
+    for t_ms in (0, 9, 10, 25):
+        s.record(t_ms * 1_000_000)
+    assert s.rows() == [(0, 2), (10, 1), (20, 1)]
+
+
+def test_write_dat_rate_for_windows_of_any_length(tmp_path: Path) -> None:
+    p = tmp_path / "client-0-0.dat"
+    write_dat(p, ops=3_000_000, seconds=1.0, hist=LatencyHistogram(), retransmits=0)
+    assert p.read_text().split(",")[0] == "3.000000"
+    write_dat(p, ops=1_000_000, seconds=0.5, hist=LatencyHistogram(), retransmits=0)
+    assert p.read_text().split(",")[0] == "2.000000"
+
+
+def test_recorders_refuse_bad_shapes_with_the_counts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="^nspaces must be positive, got 0$"):
+        SeqnumRecorder(tmp_path / "a.seqnums", 1, 0)
+    r = SeqnumRecorder(tmp_path / "b.seqnums", 1, 2)
+    with pytest.raises(ValueError, match="^expected 2 counts and lasts, got 2 and 1$"):
+        r.record(0, 0, [1, 1], [5])
+    with pytest.raises(ValueError, match="^expected 2 counts and lasts, got 1 and 2$"):
+        r.record(0, 0, [1], [5, 6])
+    r.close()
+    with pytest.raises(ValueError, match="b.seqnums: recorder is closed$"):
+        r.record(0, 0, [1, 1], [5, 6])
+    r.flush()  # a closed recorder has nothing to flush
+
+
+def test_recorders_count_their_lines_and_flush_them(tmp_path: Path) -> None:
+    p = tmp_path / "a.seqnums"
+    r = SeqnumRecorder(p, 3, 1)
+    assert r.lines == 0
+    for reqid in range(3):
+        r.record(reqid, 0, [1], [reqid])
+    assert r.lines == 3
+    assert p.read_text() == ""  # still buffered
+    r.flush()
+    assert p.read_text() == "# client_id 3 spaces 1\n0 0 1 0\n1 0 1 1\n2 0 1 2\n"
+    r.close()
+
+
+def test_a_recorder_buffers_a_mebibyte_of_lines(tmp_path: Path) -> None:
+    # The hot path formats a line; the OS sees one write per MiB.
+    p = tmp_path / "a.noops"
+    line_bytes = len("1700000000000000 1 123456\n")
+    with NoopRecorder(p, 1) as r:
+        for _ in range(1_000_000 // line_bytes):
+            r.record(1_700_000_000_000_000, [1], [123456])
+        assert p.stat().st_size == 0
+        for _ in range(200_000 // line_bytes):
+            r.record(1_700_000_000_000_000, [1], [123456])
+        # Whole buffers only (less the text layer's own chunk of at most 8 KiB).
+        assert (1 << 20) - 8192 <= p.stat().st_size <= 1 << 20
+
+
+def test_noop_recorder_names_group_0(tmp_path: Path) -> None:
+    p = tmp_path / "proxy-0-0.noops"
+    NoopRecorder(p, nspaces=1, group=0).close()
+    assert p.read_text() == "# noops spaces 1 group 0\n"
+
+
+def test_a_temporary_left_by_a_killed_writer_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "a.hist.tmp").write_text("half a fi")  # the writer was killed mid-write
+    LatencyHistogram().write(tmp_path / "a.hist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hist"]
+
+
+class _BytesWriter(BufferedFile):
+    """A binary record file, as the ZooKeeper history recorder keeps one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, binary=True)
+
+    def write(self, data: bytes) -> None:
+        self._file().write(data)
+
+
+def test_a_binary_record_file_buffers_a_mebibyte_of_bytes(tmp_path: Path) -> None:
+    p = tmp_path / "a.history"
+    line = b"\x00\xff record\n"
+    with _BytesWriter(p) as w:
+        for _ in range(1_000_000 // len(line)):
+            w.write(line)
+        assert p.stat().st_size == 0
+        for _ in range(200_000 // len(line)):
+            w.write(line)
+        assert (1 << 20) - len(line) <= p.stat().st_size <= 1 << 20
+    assert p.read_bytes() == line * (1_000_000 // len(line) + 200_000 // len(line))
