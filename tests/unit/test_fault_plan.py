@@ -181,3 +181,14 @@ def test_the_nemesis_command_refuses_partitions_without_machines(tmp_path: Path)
     done = masonctl("nemesis", "--net", "--count", "1", cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert "--net needs --machine-info" in done.stderr
+
+
+def test_a_sequencer_restarted_before_the_backup_dies_is_the_next_standby():
+    # Killed at 1 s, back at 2 s, the backup killed at 3 s: the restarted sequencer takes
+    # over, so two sequencers suffice; restarted too late (3.5 s), a third is needed.
+    from orchestrator.spec import build
+
+    kills = {"kill_sequencer": 1.0, "kill_backup": 3.0, "nsequencers": 2}
+    assert build("x", "mason", {**kills, "restart_after": 1.0}).nsequencers == 2
+    assert build("x", "mason", {**kills, "restart_after": 2.5}).nsequencers == 3
+    assert build("x", "mason", kills).nsequencers == 3
