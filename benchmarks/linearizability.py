@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from analysis.linearizability import check_operations, load_history
+from benchmarks.register_sim import INITIAL, Outage, corrupt_value, ok_gets, simulate
 from benchmarks.run import write_report
-from tests.unit.register_sim import INITIAL, Outage, corrupt_value, ok_gets, simulate
 from tests.unit.test_zk_history import write_run
 
 

@@ -19,8 +19,7 @@ from analysis.linearizability import (
     check_key,
     check_operations,
 )
-from nodes.zk.history import Operation, Outcome, VersionedData
-from tests.unit.register_sim import (
+from benchmarks.register_sim import (
     INITIAL,
     NEVER_WRITTEN,
     Outage,
@@ -31,6 +30,7 @@ from tests.unit.register_sim import (
     pairable_gets,
     simulate,
 )
+from nodes.zk.history import Operation, Outcome, VersionedData
 
 K = "/k"
 START = VersionedData(b"x", 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.linearizability import check_file, load_history
+from benchmarks.register_sim import INITIAL, corrupt_value, ok_gets, simulate
 from nodes.zk.codes import Err
 from nodes.zk.history import (
     ERRORS,
@@ -21,7 +22,6 @@ from nodes.zk.history import (
     recorded_error,
 )
 from tests.conftest import masonctl
-from tests.unit.register_sim import INITIAL, corrupt_value, ok_gets, simulate
 
 CLOCK = "monotonic:test-boot"
 
