@@ -119,25 +119,3 @@ class FaultLog:
             self._file.close()
             self._file = None
 
-
-REPLICA_FAULTS = ("kill_leader", "kill_follower", "kill_leader_mid_batch")
-
-
-def seeded_schedule(seed: int, expduration: float) -> dict[str, float]:
-    """A reproducible random failure schedule for soak runs: which faults, and when.
-
-    At most one replica of group 0 dies (a group of three survives one failure; two would
-    take its majority, and with it availability), and/or the sequencer dies once (there is
-    one backup). Times fall in the first four fifths of the measured window, so every run
-    also shows recovery. The result maps spec fields to seconds.
-    """
-    import random
-
-    rng = random.Random(seed)
-    kinds = []
-    if rng.random() < 0.8:
-        kinds.append(rng.choice(REPLICA_FAULTS))
-    if not kinds or rng.random() < 0.5:
-        kinds.append("kill_sequencer")
-    latest = expduration * 0.8
-    return {kind: round(rng.uniform(0.5, latest), 2) for kind in kinds}
