@@ -33,7 +33,6 @@ FIRST = 1.0
 # recoveries show separately.
 AFTER_ELECTION = round(FIRST + ELECTION_RECOVERY_S, 2)
 AFTER_TAKEOVER = round(FIRST + TAKEOVER_S, 2)
-LONGEST_RECOVERY = max(TAKEOVER_S, ELECTION_RECOVERY_S)
 
 
 def run(root: Path, name: str, *faults: str, duration: float):
