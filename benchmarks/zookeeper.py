@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import queue
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -35,9 +30,9 @@ from rich.console import Console
 from analysis.aggregate import summarize_run
 from benchmarks import apache_zk
 from benchmarks.run import write_report
+from benchmarks.serving import served
 from nodes.zkclient.counts import read_counts
 from orchestrator.placement import MachineSlot
-from orchestrator.ports import free_port_block
 from orchestrator.render import render
 from orchestrator.spec import ExperimentSpec, SpecError
 from orchestrator.zkworkload import check_zk_workload, zk_client_procs
@@ -45,7 +40,6 @@ from orchestrator.zkworkload import check_zk_workload, zk_client_procs
 WORKLOADS = ("setDatas", "getDatas")
 # Systems measured through `masonctl serve` (when it exists), with their row labels.
 SERVED = {"rsmkeeper": "RSMKeeper (one Raft group of 3)"}
-_CONNECT_STRING = re.compile(r"[\w.-]+:\d+(,[\w.-]+:\d+)*")
 SERVE_TIMEOUT_S = 120.0
 console = Console(stderr=True)
 
@@ -136,49 +130,6 @@ def can_serve() -> bool:
     return importlib.util.find_spec("orchestrator.serve") is not None
 
 
-@contextmanager
-def served(system: str, workdir: Path) -> Iterator[str]:
-    """`masonctl serve --system <system>` in a subprocess: its connect string (the last
-    line it prints once serving); SIGTERM stops it, and every process it started, after."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve",
-         "--system", system, "--results", str(workdir), "--outdir", system,
-         "--base_port", str(free_port_block(64))],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line.strip())
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        said: list[str] = []
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise RuntimeError(f"{system}: not serving after {SERVE_TIMEOUT_S:g} s") from None
-            if line is None:
-                raise RuntimeError(f"{system}: masonctl serve exited {proc.wait()}: "
-                                   f"{said[-1] if said else ''}")
-            if _CONNECT_STRING.fullmatch(line):
-                break
-            said.append(line)
-        yield line
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| system | workload | ops/s | p50 us | p99 us | p99.9 us | errors |",
              "|" + "---|" * 7]
@@ -241,10 +192,12 @@ def main(argv: list[str] | None = None) -> None:
             for system, label in SERVED.items():
                 with tempfile.TemporaryDirectory(prefix=f"{system}-") as tmp:
                     console.print(f"starting {system} (masonctl serve)")
-                    with served(system, Path(tmp)) as hosts:
+                    with served(system, Path(tmp), outdir=system,
+                                timeout_s=SERVE_TIMEOUT_S) as serving:
                         for workload in WORKLOADS:
                             console.print(f"{system}: {workload}")
-                            rows.append(measure(hosts, workload, shape, label=label))
+                            rows.append(measure(serving.hosts, workload, shape,
+                                                label=label))
         for name, hosts in others:
             for workload in WORKLOADS:
                 console.print(f"{name}: {workload}")

@@ -15,18 +15,17 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from benchmarks.serving import Serving, served
 from nodes.status import parse_role
 from nodes.zk import wire
 from nodes.zk.codes import CreateMode
-from tests.conftest import REPO, free_port_block, our_processes, wait_for
+from tests.conftest import our_processes, wait_for
 from tests.zk_semantics import CASES, Case, run_case
 
 pytest.importorskip("kazoo")
@@ -44,15 +43,8 @@ CONNECT_LINE = re.compile(r"^(127\.0\.0\.1:\d+,){2}127\.0\.0\.1:\d+$")
 START_S = 90.0
 
 
-@dataclass
-class Served:
-    hosts: str  # the connect string serve printed
-    run_dir: Path
-    proc: subprocess.Popen[str]
-
-    @property
-    def endpoints(self) -> list[tuple[str, int]]:
-        return [(h, int(p)) for h, p in (e.split(":") for e in self.hosts.split(","))]
+class Served(Serving):
+    """A served group, and where its replicas stand."""
 
     def replica_of(self, role: str) -> int:
         """The index (in the connect string) of a replica in `role` now."""
@@ -68,41 +60,12 @@ class Served:
 
 
 def serve(root: Path, *extra: str) -> Iterator[Served]:
-    name = "served"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli import main; main()", "serve",
-         "--system", "rsmkeeper", "--base_port", str(free_port_block(8)), "--outdir", name,
-         "--results", str(root), *extra],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)},
-    )
-    lines: list[str] = []
-    found: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if CONNECT_LINE.match(line.strip()):
-                found.append(line.strip())
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        wait_for(lambda: bool(found) or proc.poll() is not None, START_S,
-                 "masonctl serve to print the connect string")
-        assert found, "".join(lines)
-        yield Served(found[0], root / name, proc)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(5)
-    assert proc.returncode == 0, "".join(lines)
-    assert not our_processes(str(root / name)), "serve left processes behind"
+    with served("rsmkeeper", root, *extra, timeout_s=START_S) as serving:
+        assert CONNECT_LINE.match(serving.hosts), serving.hosts  # three local replicas
+        yield Served(serving.hosts, serving.run_dir, serving.proc, serving.output)
+    output = "".join(serving.output)
+    assert serving.proc.returncode == 0, output
+    assert not our_processes(str(serving.run_dir)), "serve left processes behind"
 
 
 @pytest.fixture(scope="module")
