@@ -222,17 +222,12 @@ def planned(spec: ExperimentSpec) -> list[Event]:
     return sorted(events, key=lambda e: e.at)
 
 
-def validate(spec: ExperimentSpec) -> int:
-    """Check the spec's schedule; returns the sequencers it needs. SpecError (one line)."""
+def validate(spec: ExperimentSpec, flagged: int = 0) -> int:
+    """Check the spec's schedule; returns the sequencers it needs, counting `flagged`
+    standbys that the system's own kill flags spend. SpecError (one line)."""
     events = planned(spec)
     for event in events:
         check_event(event, spec)
-    # The kill flags' sequencer faults need their standbys too (checked in systems/). With
-    # --restart_after the killed sequencer comes back as a standby, so the pair of kills
-    # spends only one.
-    flagged = (spec.kill_sequencer >= 0) + (spec.kill_backup >= 0)
-    if spec.restart_after >= 0:
-        flagged = min(flagged, 1)
     nsequencers = max(spec.nsequencers, sequencers_needed(events) + flagged)
     why = check_invariant(events, spec.nproxy_threads, nsequencers)
     if why:

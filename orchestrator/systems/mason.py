@@ -85,21 +85,24 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpe
         )
     check_fault_times(spec, events)
     check_durability(spec)
-    nsequencers = fault_plan.validate(spec)
-    if spec.kill_sequencer >= 0 and nsequencers < 2:
-        nsequencers = 2
-    if spec.kill_backup >= 0:
-        if spec.kill_sequencer < 0 or spec.kill_backup <= spec.kill_sequencer:
-            raise SpecError("--kill_backup needs an earlier --kill_sequencer (the backup "
-                            "serves only after the sequencer died)")
-        # A second standby, unless the killed sequencer is back in time to be it.
-        restarted_first = 0 <= spec.restart_after < spec.kill_backup - spec.kill_sequencer
-        nsequencers = max(nsequencers, 2 if restarted_first else 3)
+    nsequencers = fault_plan.validate(spec, kill_flag_standbys(spec))
     if not 1 <= nsequencers <= 8:
         raise SpecError(f"--nsequencers must be between 1 and 8, not {nsequencers}")
     check_base_port(spec)
     spec = msgspec.structs.replace(spec, nproxy_leaders=spec.ngroups, nsequencers=nsequencers)
     return derive_gc(spec)
+
+
+def kill_flag_standbys(spec: ExperimentSpec) -> int:
+    """The standbys --kill_sequencer and --kill_backup spend: one each, except that a
+    sequencer restarted (--restart_after) before the backup dies is the next standby."""
+    if spec.kill_backup >= 0:
+        if spec.kill_sequencer < 0 or spec.kill_backup <= spec.kill_sequencer:
+            raise SpecError("--kill_backup needs an earlier --kill_sequencer (the backup "
+                            "serves only after the sequencer died)")
+        restarted_first = 0 <= spec.restart_after < spec.kill_backup - spec.kill_sequencer
+        return 1 if restarted_first else 2
+    return 1 if spec.kill_sequencer >= 0 else 0
 
 
 def check_durability(spec: ExperimentSpec) -> None:
