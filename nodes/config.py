@@ -108,6 +108,11 @@ class ProxyConfig(Common, kw_only=True):
     zk_local_reads: bool = False
     zk_tick_ms: int = 2000
     zk_max_frame: int = 0xFFFFF  # jute.maxbuffer: a longer frame closes its connection
+    # zkmason: the shards' replicas (shard k, ordered by space k, -> its replicas' endpoints)
+    # and this replica's index in the shards' `proxies` list (where they send watch events).
+    zk_shards: list[list[Endpoint]] = []
+    zk_origin: int = -1
+    zk_shard_timeout_ms: int = 1000  # a shard replica silent this long is asked again
 
 
 WORKLOADS = ("sequence", "append", "read")
@@ -206,6 +211,21 @@ class LogServerConfig(Common, kw_only=True):
     capacity: int = 1 << 24  # positions held per chain; a write beyond is refused, never wrapped
     prefill: int = 0  # reads: positions [0, prefill) of its chains start written
     dump_entries: bool = False  # at a clean stop write <name>.entries for the log checker
+
+
+class ZkShardConfig(Common, kw_only=True):
+    """One replica of one ZK-Mason shard (nodes/zkshard): executes the sub-operations of
+    space `shard` in number order. nspaces is the number of shards."""
+
+    shard: int
+    replica: int
+    # Every proxy replica's endpoint, by origin index: where watch events for the
+    # connections that replica holds are sent.
+    proxies: list[Endpoint] = []
+    # Decided results kept for leaders that re-drive an operation (by number, newest).
+    result_cache: int = 1 << 16
+    zk_tick_ms: int = 2000
+    record_exec: bool = True  # <name>.exec: the executed numbers, for the shard checker
 
 
 ConfigT = TypeVar("ConfigT", bound=Common)
