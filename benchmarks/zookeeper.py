@@ -88,7 +88,7 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
         run_dir = Path(root or tmp) / spec.name
         run_dir.mkdir(parents=True, exist_ok=True)
         slot = MachineSlot("client-0", "client", 0, "127.0.0.1", str(run_dir))
-        procs = zk_client_procs(spec, [slot], servers_of(connect_string))
+        procs = zk_client_procs(spec, [slot], [servers_of(connect_string)])
         started = []
         try:
             for proc in procs:

@@ -204,8 +204,18 @@ def run(
         help="rsmkeeper: reads served by the replica a client is connected to "
         "(sequentially consistent) instead of through the log. [off]", show_default=False),
     zk_tick_ms: int | None = _opt(
-        "zk_tick_ms", "rsmkeeper: ZooKeeper's tickTime; session timeouts are clamped to "
-        "[2, 20] ticks. [2000]"),
+        "zk_tick_ms", "ZooKeeper systems: ZooKeeper's tickTime; session timeouts are clamped "
+        "to [2, 20] ticks. [2000]"),
+    nzk_servers: int | None = typer.Option(
+        None, "--nzk-servers", "--nzk_servers", "--nservers",
+        help="zkmason: shard replicas (server machines), a multiple of 3; each triple is one "
+        "shard, ordered by its own sequence space. [3 per --nsequence_spaces]",
+        show_default=False),
+    zk_replication_factor: int | None = _opt(
+        "zk_replication_factor", "zkmason: replicas per shard; only 3 runs. [3]"),
+    kill_zk_server: float | None = _opt(
+        "kill_zk_server", "zkmason: kill -9 a replica of shard 0 this many seconds after "
+        "warm-up (the shard goes on with the other two)."),
     restart_after: float | None = _opt(
         "restart_after", "Start every process a fault killed again this many seconds after "
         "its kill (proxies rejoin their group, a sequencer comes back as a standby)."),
@@ -288,8 +298,17 @@ def run(
 
 @app.command()
 def serve(
-    system: str = typer.Option("rsmkeeper", "--system", help="What to serve: rsmkeeper."),
+    system: str = typer.Option(
+        "rsmkeeper", "--system", help="What to serve: rsmkeeper or zkmason."),
     base_port: int | None = _opt("base_port", "First TCP port. [31850]"),
+    nproxies: int | None = _opt(
+        "nproxies", "zkmason: proxy machines, a multiple of 3 (one group each). [3]"),
+    nzk_servers: int | None = typer.Option(
+        None, "--nzk-servers", "--nzk_servers", "--nservers",
+        help="zkmason: shard replicas, a multiple of 3 (a shard each triple). [3]",
+        show_default=False),
+    nsequence_spaces: int | None = _opt(
+        "nsequence_spaces", "zkmason: sequence spaces = shards. [--nzk_servers / 3]"),
     zk_local_reads: bool | None = typer.Option(
         None, "--zk-local-reads/--zk-linearizable-reads", "--zk_local_reads",
         help="Reads served by the replica a client is connected to. [off]",
@@ -303,8 +322,9 @@ def serve(
     python: str | None = typer.Option(
         None, "--python", help="Interpreter that runs the nodes. [this one]"),
 ) -> None:
-    """Start a system's servers on this machine, print where clients connect (for
-    rsmkeeper: host:port,host:port,host:port) and serve until Ctrl-C."""
+    """Start a system's servers on this machine, print where clients connect
+    (host:port,host:port,host:port: rsmkeeper's group, or a zkmason group's; with several
+    groups every one is listed before it) and serve until Ctrl-C."""
     from orchestrator import spec as specs
     from orchestrator.serve import serve_local
 
@@ -638,6 +658,23 @@ def check_linearizable(
         verdict = check_file(history, max_steps)
     except HistoryFormatError as exc:
         raise fail(str(exc)) from None
+    for line in verdict.lines():
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command("check-shards")
+def check_shards(
+    results: Path = typer.Argument(..., help="A zkmason run's results directory."),
+) -> None:
+    """Check that every ZK-Mason shard replica executed its space's numbers once each, in
+    order, that the replicas of a shard agree, and that a majority of each shard reached
+    the highest number handed out; exit 1 on a violation."""
+    from analysis.zkshards import check_run
+
+    if not results.is_dir():
+        raise fail(f"{results}: no such results directory")
+    verdict = check_run(results)
     for line in verdict.lines():
         out.print(line, soft_wrap=True)
     raise typer.Exit(0 if verdict.ok else 1)

@@ -58,6 +58,9 @@ def targets(run: Experiment, fault: Fault) -> list[Launched]:
         index = 0 if fault.event == "kill_sequencer" else 1
         sequencers = [p.name for p in run.placement.by_kind("sequencer")][index:index + 1]
         return [e for e in alive if e.proc.name in sequencers]
+    elif fault.event == "kill_zk_server":
+        # One replica of shard `group` (ZK-Mason): its shard goes on with the other two.
+        return [e for e in alive if e.proc.kind == "zkshard" and e.proc.group == fault.group][:1]
     elif fault.event == "kill_logserver":
         # The head of chain 0: its writers must go on with the rest of the chain.
         log = run.placement.log
@@ -72,7 +75,8 @@ def targets(run: Experiment, fault: Fault) -> list[Launched]:
 
 # Kinds that come back: a replica replays its Raft file and catches up, a sequencer comes
 # back as a standby of a later epoch. A log server would come back empty, and its chain has
-# been reconfigured without it: it stays down.
+# been reconfigured without it: it stays down. So does a ZK-Mason shard replica, which
+# keeps its partial tree in memory only.
 RESTARTABLE = ("proxy", "sequencer")
 
 

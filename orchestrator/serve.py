@@ -63,6 +63,8 @@ def serve_local(spec: ExperimentSpec, results: Path, out: Console, err: Console)
             if run is None:
                 return 130
             out.print(f"{spec.system} serving ({system.describe(spec)}); logs in {results}")
+            for line in system.serve_notes(run.placement):
+                out.print(line, soft_wrap=True, highlight=False)
             # The connect string alone on the last line, for scripts to read.
             out.print(system.connect_string(run.placement), soft_wrap=True, highlight=False)
             sys.stdout.flush()

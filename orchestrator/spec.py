@@ -94,6 +94,12 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # consistent) instead of through the log (linearizable); ZooKeeper's tickTime.
     zk_local_reads: bool = False
     zk_tick_ms: int = 2000
+    # zkmason: shard replicas on `server-*` machines, consecutive triples of them one shard
+    # (shard k ordered by space k); 0 = 3 per sequence space. The replication factor is
+    # the original's recorded-only flag: 3 is the one this code base runs.
+    nzk_servers: int = 0
+    zk_replication_factor: int = 3
+    kill_zk_server: float = -1.0  # kill -9 a replica of shard 0
 
     @property
     def ngroups(self) -> int:
@@ -106,6 +112,9 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 def build(name: str, system: str, values: dict[str, object]) -> ExperimentSpec:
     """A validated spec from flag values (typed by msgspec, so a wrong type is a SpecError)."""
+    from orchestrator import systems
+
+    values = systems.get(system).fill_given(values)
     try:
         spec = msgspec.convert({"name": name, "system": system, **values}, ExperimentSpec)
     except msgspec.ValidationError as exc:

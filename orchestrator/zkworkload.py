@@ -2,7 +2,7 @@
 zkmason): the flags, their check, and the load-generator processes (nodes/zkclient).
 
 A system plugs it in with three lines: `fields |= ZK_WORKLOAD_FIELDS`, `check_zk_workload`
-in its `check_fields`, and `zk_client_procs` in its `place` with the servers' ZooKeeper
+in its `check_fields`, and `zk_client_procs` in its `place` with each group's ZooKeeper
 endpoints; its start order ends with CLIENT_KIND.
 """
 
@@ -69,22 +69,27 @@ def zk_workload(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def zk_client_procs(spec: ExperimentSpec, clients: list[MachineSlot],
-                    servers: list[dict[str, Any]], record_history: bool = False,
+                    groups: list[list[dict[str, Any]]], record_history: bool = False,
                     ) -> list[Proc]:
     """`nclient_threads` load generators per client machine, each with
     `client_connections` sessions of `client_concurrency` outstanding requests to the
-    servers (endpoints {host, port}; each session starts at a different one)."""
-    if not servers:
+    servers of one group (a group's endpoints {host, port}; each session starts at a
+    different one). Processes go round-robin over the groups as Mason's clients do
+    (orchestrator/placement.py): thread t of client machine j uses group
+    (j * nproxy_threads + t) mod len(groups)."""
+    if not groups or not all(groups):
         raise SpecError("the ZooKeeper load generators need at least one server")
     work = zk_workload(spec)
     procs = []
     for j, slot in enumerate(clients):
         for thread in range(spec.nclient_threads):
             name = f"{slot.name}-{thread}"
-            procs.append(Proc(name=name, kind=CLIENT_KIND, machine=slot.name, context={
+            group = (j * spec.nproxy_threads + thread) % len(groups)
+            procs.append(Proc(name=name, kind=CLIENT_KIND, machine=slot.name, group=group,
+                              context={
                 "name": name, "outdir": slot.rundir,
                 "client_id": j * spec.nclient_threads + thread,
-                "servers": servers, "connections": spec.client_connections,
+                "servers": groups[group], "connections": spec.client_connections,
                 "concurrency": spec.client_concurrency, "warmup_s": spec.warmup,
                 "duration_s": spec.expduration, "cooldown_s": spec.cooldown,
                 "timeout_ms": spec.client_timeout_ms, "record_history": record_history,

@@ -41,6 +41,7 @@ PROCESS_KINDS: dict[str, ProcessKind] = {k.name: k for k in (
     ProcessKind("sequencer", "nodes.sequencer", node_config.SequencerConfig, "sequencer"),
     ProcessKind("proxy", "nodes.proxy", node_config.ProxyConfig, "proxy"),
     ProcessKind("logserver", "nodes.logserver", node_config.LogServerConfig, "server"),
+    ProcessKind("zkshard", "nodes.zkshard", node_config.ZkShardConfig, "server"),
     ProcessKind("client", "nodes.client", node_config.ClientConfig, "client", client=True),
     ProcessKind("corfuclient", "nodes.corfuclient", node_config.CorfuClientConfig, "client",
                 client=True),
@@ -104,6 +105,11 @@ class System:
 
     # ---- the spec ----------------------------------------------------------------------
 
+    def fill_given(self, values: Mapping[str, object]) -> dict[str, object]:
+        """The flags given (before typing and defaults), with those that follow from the
+        others when left out (zkmason: the sequence spaces from its shard servers)."""
+        return dict(values)
+
     def validate(self, spec: ExperimentSpec) -> ExperimentSpec:
         """Check the spec and fill derived values; raises SpecError naming the bad flag."""
         return self.check_fields(self.only_applicable(spec))
@@ -150,6 +156,11 @@ class System:
         """Where clients of its own reach a served cluster (`masonctl serve`); "" for a
         system that cannot be served that way."""
         return ""
+
+    def serve_notes(self, placed: Placement) -> list[str]:
+        """Lines `masonctl serve` prints before the connect string (zkmason: every group's,
+        when there are several)."""
+        return []
 
     def describe(self, spec: ExperimentSpec) -> str:
         """The servers of a run, for its first line ("4 group(s) of 3")."""

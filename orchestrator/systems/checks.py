@@ -54,3 +54,13 @@ def linearizability(run_dir: Path) -> Check:
     # check-linearizable` lists every one).
     failed = [line for key in verdict.keys if not key.ok for line in key.lines()]
     return Check(verdict.ok, failed + verdict.lines()[-1:])
+
+
+def zk_shards(run_dir: Path) -> Check:
+    """Every ZK-Mason shard replica executed its space's numbers once each, in order; the
+    replicas of a shard agree on each number; a majority reached the highest number handed
+    out (analysis.zkshards over the replicas' .exec files)."""
+    from analysis.zkshards import check_run
+
+    verdict = check_run(run_dir)
+    return Check(verdict.ok, verdict.lines())

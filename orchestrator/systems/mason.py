@@ -53,14 +53,16 @@ TESTBED_BASE: dict[str, object] = {
 }
 
 
-def check_groups(spec: ExperimentSpec, events: tuple[str, ...]) -> ExperimentSpec:
+def check_groups(spec: ExperimentSpec, events: tuple[str, ...],
+                 served: bool = False) -> ExperimentSpec:
     """Proxy groups, the sequencer chain and the client load; derives the group count,
-    the sequencers a fault schedule needs and the bitmap/GC settings."""
+    the sequencers a fault schedule needs and the bitmap/GC settings. `served`: clients
+    of the user's own (`masonctl serve`), so no load generators (--nclients 0)."""
     if spec.nproxies < 3 or spec.nproxies % 3:
         raise SpecError(f"--nproxies must be a positive multiple of 3, not {spec.nproxies}")
     check_positive({
         "--nproxy_threads": spec.nproxy_threads,
-        "--nclients": spec.nclients,
+        **({} if served else {"--nclients": spec.nclients}),
         "--nclient_threads": spec.nclient_threads,
         "--client_concurrency": spec.client_concurrency,
         "--nsequence_spaces": spec.nsequence_spaces,

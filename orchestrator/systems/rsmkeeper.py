@@ -93,7 +93,7 @@ class RSMKeeper(System):
         servers = [p.context["zk_listen"]
                    for p in sorted(placed.by_kind("proxy"), key=lambda p: p.replica)]
         clients = placement.need(slots, "client", spec.nclients)
-        placed.procs += zk_client_procs(spec, clients, servers,
+        placed.procs += zk_client_procs(spec, clients, [servers],
                                         record_history=spec.record_seqnums)
         return placed
 

@@ -152,7 +152,7 @@ def test_the_load_generators_configs_render_and_validate() -> None:
     clients = [MachineSlot(f"client-{j}", "client", j, f"10.0.0.{j + 1}", f"/r/client-{j}")
                for j in range(2)]
     servers = [{"host": "10.0.1.1", "port": 2181}, {"host": "10.0.1.2", "port": 2181}]
-    procs = zk_client_procs(settled, clients, servers, record_history=True)
+    procs = zk_client_procs(settled, clients, [servers], record_history=True)
     assert [p.name for p in procs] == [f"client-{j}-{t}" for j in range(2) for t in range(3)]
     confs = [node_config.parse(render(p.kind, p.context), node_config.ZkClientConfig)
              for p in procs]
