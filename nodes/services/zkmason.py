@@ -36,8 +36,14 @@ from nodes.services.rsmkeeper import AppliedListener, wall_clock_ms
 from nodes.zk import snapshot as zk_snapshot
 from nodes.zk.codes import Err
 from nodes.zk.machine import Applied, ZkStateMachine
-from nodes.zk.requests import CloseSession, CreateSession, Ping, Tick, Txn
-from nodes.zk.results import ErrorResult, Result, SessionResult
+from nodes.zk.requests import CloseSession, CreateSession, Multi, Ping, Tick, Txn
+from nodes.zk.results import (
+    ErrorResult,
+    MultiReadResult,
+    MultiResult,
+    Result,
+    SessionResult,
+)
 from nodes.zk.shards import counts, plan
 
 _GROUP_BITS = 7  # session ids carry the group, so two groups never open the same id
@@ -244,6 +250,11 @@ class ZkMasonService:
         elif isinstance(request, CloseSession):
             machine.sessions.close(txn.session)
             self._closed([txn.session])
+        if not numbers:
+            # An empty multi touches no shard: its answer needs none.
+            result = MultiResult([]) if isinstance(request, Multi) else MultiReadResult([])
+            answer = encode_answer(Answer(result, txn.zxid))
+            return [self._owe(ZkCall(key, None, (), False, zop.origin, (), answer))]
         local = len(numbers) == 1
         return [self._owe(ZkCall(key, txn, numbers, local, zop.origin))]
 

@@ -97,6 +97,11 @@ class ShardEffects:
         except _Refused as exc:
             log.error("shards refused %s: %s", effect.key, exc)
             return ShardResult(BAD)
+        except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # A shard's answer that makes no sense, or an operation the coordinator cannot
+            # run: never retried (it would fail alike), never the end of the replica.
+            log.error("cannot carry %s to the shards: %s", effect.key, exc)
+            return ShardResult(BAD)
 
     async def _run(self, call: ZkCall) -> ShardResult:
         if call.noops or call.txn is None:
