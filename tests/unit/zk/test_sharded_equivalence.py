@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from nodes.zk import requests as rq
 from nodes.zk import results as rs
-from nodes.zk.codes import CreateMode
+from nodes.zk.codes import CreateMode, Err
 from nodes.zk.machine import Applied, ZkStateMachine
 from nodes.zk.shards import shard_of
+from nodes.zk.stat import Stat
 from tests.unit.zk.sharded_sim import ShardedSim, tree_nodes
 from tests.unit.zk.tree_driver import TreeDriver
 from tests.zk_semantics import CASES, Case, run_case
@@ -147,3 +148,34 @@ def run_log(nshards: int, log: Sequence[tuple[str, str, Any]]) -> None:
 @given(log=st.lists(steps, max_size=40))
 def test_random_logs_agree_with_one_machine(nshards: int, log: list) -> None:
     run_log(nshards, log)
+
+
+def _apart(nshards: int) -> str:
+    """A parent whose sequential children live on another shard than it."""
+    return next(p for p in (f"/p{i}" for i in range(100))
+                if shard_of(p, nshards) != shard_of(p + "/s0000000000", nshards))
+
+
+@pytest.mark.parametrize("nshards", [2, 3, 4])
+def test_a_sequential_name_collides_with_a_child_on_another_shard(nshards: int) -> None:
+    # The name is fixed by the parent's cversion at the coordinator; only the parent's
+    # children set says that it is taken.
+    parent = _apart(nshards)
+    pair = Lockstep(nshards)
+    pair.entry(0, rq.Create(parent))
+    pair.entry(0, rq.Create(parent + "/s0000000001"))
+    made = pair.entry(0, rq.Create(parent + "/s", mode=CreateMode.PERSISTENT_SEQUENTIAL))
+    assert made.result == rs.ErrorResult(Err.NODE_EXISTS)
+    multi = rq.Multi([rq.Create(parent + "/x"),
+                      rq.Create(parent + "/s", mode=CreateMode.PERSISTENT_SEQUENTIAL)])
+    assert pair.entry(0, multi).result == rs.MultiResult([rs.CreateResult(
+        parent + "/x", made_stat(pair, parent + "/x")), rs.CreateResult(
+        parent + "/s0000000002", made_stat(pair, parent + "/s0000000002"))])
+    assert pair.sim.coordinated >= 3
+    pair.check_state()
+
+
+def made_stat(pair: Lockstep, path: str) -> Stat:
+    stat = pair.single.stat(path)
+    assert stat is not None
+    return stat
