@@ -14,6 +14,7 @@ from nodes.zk import results as rs
 from nodes.zk.codes import Err
 from nodes.zk.coordinate import TxnRun
 from nodes.zk.machine import Applied, Change
+from nodes.zk.sessions import DEFAULT_TICK_MS, SessionTable
 from nodes.zk.shard_machine import (
     Decision,
     Executed,
@@ -23,7 +24,6 @@ from nodes.zk.shard_machine import (
     ViewRequest,
 )
 from nodes.zk.shards import plan, shard_of
-from nodes.zk.sessions import DEFAULT_TICK_MS, SessionTable
 from nodes.zk.tree import DataTree
 
 T = TypeVar("T")
