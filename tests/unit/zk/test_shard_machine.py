@@ -132,8 +132,17 @@ def test_the_coordinator_checks_what_it_is_fed() -> None:
         with pytest.raises(ValueError, match="no view is awaited"):
             run.feed(absent, ViewReply([], [], 0, []))
     k = next(iter(wanted))
-    with pytest.raises(ValueError, match="not asked for"):
-        run.feed(k, ViewReply([NodeView("/elsewhere", None)], [], 0, []))
+    asked = [NodeView(p, None) for p in wanted[k].paths]
+    with pytest.raises(ValueError, match="not the nodes asked"):
+        run.feed(k, ViewReply([*asked, NodeView("/elsewhere", None)], [], 0, []))
+    if asked:
+        with pytest.raises(ValueError, match="not the nodes asked"):
+            run.feed(k, ViewReply(asked[1:], [], 0, []))
+    foreign = next(p for p in (f"/f{i}" for i in range(50)) if shard_of(p, n) != k)
+    with pytest.raises(ValueError, match="ephemerals it does not hold"):
+        run.feed(k, ViewReply(asked, [foreign], 0, []))
+    run.feed(k, ViewReply(asked, [], 0, []))
+    assert k not in run.wanted()
     with pytest.raises(ValueError, match="needs its zxid"):
         TxnRun(rq.Txn(0, 1, rq.Create("/a")), n)
     with pytest.raises(ValueError, match="touches no shard"):

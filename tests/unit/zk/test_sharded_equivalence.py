@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from nodes.zk import requests as rq
 from nodes.zk import results as rs
-from nodes.zk.codes import CreateMode, Err
+from nodes.zk.codes import AddWatchMode, CreateMode, Err
 from nodes.zk.machine import Applied, ZkStateMachine
 from nodes.zk.shards import shard_of
 from nodes.zk.stat import Stat
@@ -82,7 +82,7 @@ def test_semantics_cases_agree_with_one_machine(case: Case, nshards: int) -> Non
 
 NAMES = ["a", "b", "s"]
 PATHS = ["/a", "/b", "/a/b", "/a/s", "/b/a", "/a/b/s", "/s", "/a/s0000000000",
-         "/a/s0000000001", "/s/a", "/a/", "/a//b"]
+         "/a/s0000000001", "/s/a", "/a/", "/a//b", "a", "/a/."]
 MODES = list(CreateMode)[:4]
 SESSIONS = ["x", "y", "z"]
 
@@ -100,6 +100,8 @@ reads = st.one_of(
     st.builds(rq.GetChildren, paths_), st.builds(rq.GetAcl, paths_),
     st.builds(rq.GetAllChildrenNumber, st.sampled_from(["/", "/a", "/b", "/nope", "/a/"])),
     st.builds(rq.GetEphemerals, st.sampled_from(["/", "/a", "/s"])),
+    checks, st.builds(rq.Sync, paths_),
+    st.builds(rq.AddWatch, paths_, st.sampled_from(list(AddWatchMode))),
     st.builds(rq.MultiRead, st.lists(st.one_of(st.builds(rq.GetData, paths_),
                                                st.builds(rq.GetChildren, paths_)),
                                      max_size=3)),
@@ -108,7 +110,7 @@ set_acls = st.builds(rq.SetAcl, paths_, st.just(list(rq.OPEN_ACL_UNSAFE)), versi
 # Weighted by hand (one_of would flatten `reads` into many branches and mostly read).
 tree_ops = st.sampled_from([creates] * 5 + [deletes] * 2 + [sets] * 2 + [multis] * 3
                            + [reads, set_acls]).flatmap(lambda ops: ops)
-kinds = st.sampled_from(["op"] * 8 + ["close", "expire"])  # mostly tree ops: the tree grows
+kinds = st.sampled_from(["op"] * 8 + ["close", "expire", "tick"])  # mostly tree ops: the tree grows
 steps = st.tuples(kinds, st.sampled_from(SESSIONS), tree_ops)
 
 
@@ -128,6 +130,8 @@ def run_log(nshards: int, log: Sequence[tuple[str, str, Any]]) -> None:
     for kind, name, request in log:
         if kind == "op":
             pair.entry(session(name), request)
+        elif kind == "tick":
+            pair.entry(0, rq.Tick())  # nobody silent long enough: expires nobody
         elif kind == "close":
             pair.entry(session(name), rq.CloseSession())
             ids.pop(name)
