@@ -153,9 +153,12 @@ class TxnRun:
             raise ValueError(f"no view is awaited from shard {shard}")
         owned = set(self._owned_by(shard, asked.paths))
         shown = {v.path: v.node for v in reply.nodes}
-        if not shown.keys() <= owned:
-            raise ValueError(f"shard {shard} showed nodes it was not asked for: "
-                             f"{sorted(shown.keys() - owned)}")
+        if shown.keys() != owned:
+            raise ValueError(f"shard {shard} showed {sorted(shown)}, "
+                             f"not the nodes asked of it: {sorted(owned)}")
+        foreign = [p for p in reply.ephemerals if shard_of(p, self.nshards) != shard]
+        if foreign:
+            raise ValueError(f"shard {shard} showed ephemerals it does not hold: {foreign}")
         del self._pending[shard]
         for path in owned:
             self.views[path] = shown.get(path)

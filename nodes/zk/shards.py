@@ -128,6 +128,10 @@ def plan(request: Request, nshards: int) -> Plan:
     if nshards < 1:
         raise ValueError(f"nshards must be at least 1, not {nshards}")
     shards, wanted = _touches(request, nshards)
+    if not shards and isinstance(request, (Multi, MultiRead)):
+        # An empty multi touches no node, but it is answered (and a Multi takes a zxid):
+        # it runs at the root's shard.
+        shards = {shard_of(paths.ROOT, nshards)}
     ordered = tuple(sorted(shards))
     return Plan(ordered, len(ordered) == 1, tuple(wanted))
 
