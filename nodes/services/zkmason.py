@@ -36,14 +36,8 @@ from nodes.services.rsmkeeper import AppliedListener, wall_clock_ms
 from nodes.zk import snapshot as zk_snapshot
 from nodes.zk.codes import Err
 from nodes.zk.machine import Applied, ZkStateMachine
-from nodes.zk.requests import CloseSession, CreateSession, Multi, Ping, Tick, Txn
-from nodes.zk.results import (
-    ErrorResult,
-    MultiReadResult,
-    MultiResult,
-    Result,
-    SessionResult,
-)
+from nodes.zk.requests import CloseSession, CreateSession, Ping, Tick, Txn
+from nodes.zk.results import ErrorResult, Result, SessionResult
 from nodes.zk.shards import counts, plan
 
 _GROUP_BITS = 7  # session ids carry the group, so two groups never open the same id
@@ -227,8 +221,8 @@ class ZkMasonService:
             # The id's low bits carry the group, so no two groups ever open the same id.
             self.opened += 1
             tag = ((self.opened << _GROUP_BITS) | self.group) & 0x7F_FFFF
-            session = machine.sessions.open(request.timeout_ms, tag, now)
-            result = SessionResult(session.id, session.timeout_ms, session.password)
+            opened = machine.sessions.open(request.timeout_ms, tag, now)
+            result = SessionResult(opened.id, opened.timeout_ms, opened.password)
             self._tell(op, txn, Applied(result, [], [], machine.last_zxid))
             return []
         if isinstance(request, Ping):
@@ -239,8 +233,8 @@ class ZkMasonService:
         txn = msgspec.structs.replace(txn, zxid=zxid_of(op.lasts))
         if isinstance(request, Tick):
             expired = machine.sessions.expired(now)
-            for session in expired:
-                machine.sessions.close(session)
+            for sid in expired:
+                machine.sessions.close(sid)
             self._closed(expired)
             txn = msgspec.structs.replace(txn, request=Tick(sessions=expired))
         elif txn.session and not machine.sessions.touch(txn.session, now):
@@ -250,11 +244,6 @@ class ZkMasonService:
         elif isinstance(request, CloseSession):
             machine.sessions.close(txn.session)
             self._closed([txn.session])
-        if not numbers:
-            # An empty multi touches no shard: its answer needs none.
-            result = MultiResult([]) if isinstance(request, Multi) else MultiReadResult([])
-            answer = encode_answer(Answer(result, txn.zxid))
-            return [self._owe(ZkCall(key, None, (), False, zop.origin, (), answer))]
         local = len(numbers) == 1
         return [self._owe(ZkCall(key, txn, numbers, local, zop.origin))]
 

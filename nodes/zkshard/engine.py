@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -333,7 +334,7 @@ _KIND_NAMES = {wire.SHARD_NOOP: "noop", wire.SHARD_EXEC: "exec", wire.SHARD_HOLD
                wire.SHARD_READ: "read", wire.SHARD_DECIDE: "decide"}
 
 
-def _decode(decoder: msgspec.msgpack.Decoder, data: bytes, what: str):  # type: ignore[no-untyped-def]
+def _decode(decoder: msgspec.msgpack.Decoder, data: bytes, what: str) -> Any:
     try:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

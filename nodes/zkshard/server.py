@@ -56,10 +56,11 @@ async def run(conf: ZkShardConfig, stop: runtime.Stop) -> None:
         if not isinstance(msg, wire.ShardCall):
             conn.abort(f"unexpected {type(msg).__name__}")
             return
-        if rid:
-            engine.receive(msg, lambda answer: conn.reply(rid, answer))
-        else:
-            engine.receive(msg, lambda answer: None)
+        def reply(answer: wire.ShardReply) -> None:
+            if rid:
+                conn.reply(rid, answer)
+
+        engine.receive(msg, reply)
 
     server = await runtime.listen(conf, handle)
     runtime.mark_ready(conf, f"shard {conf.shard} of {conf.nspaces}")
