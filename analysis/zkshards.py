@@ -191,7 +191,8 @@ def _disagreements(names: list[str], seen: list[_Executed]) -> list[tuple[int, s
                 if other is not None:
                     if x < y and other != owner:
                         found.append((number, f"number {number}: {names[x]} ran "
-                                              f"{_what(owner)}, {names[y]} {_what(other)}"))
+                                              f"{_what(owner)}, {names[y]} ran "
+                                              f"{_what(other)}"))
                 elif seen[y].noop_at(number):
                     found.append((number, f"number {number}: {names[x]} ran {_what(owner)}, "
                                           f"{names[y]} a noop"))
