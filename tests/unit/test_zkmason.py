@@ -16,34 +16,19 @@ from nodes import config as node_config
 from orchestrator import faults, render, systems
 from orchestrator.experiment import Experiment, Launched, RunMachines
 from orchestrator.hosts import LocalHost
-from orchestrator.placement import MachineSlot, Placement
+from orchestrator.placement import Placement
 from orchestrator.spec import ExperimentSpec, SpecError, build, from_toml, to_toml
 from orchestrator.sweep import Capacity, expand
 from suites.loader import SuiteError, find_suite, load_suite
+from tests.unit.test_placement import configs, machines
 
 ZK = systems.get("zkmason")
-
-
-def machines(counts: dict[str, int], shared_address: bool) -> list[MachineSlot]:
-    slots = []
-    for role, n in counts.items():
-        for i in range(n):
-            address = "127.0.0.1" if shared_address else f"198.18.2.{len(slots) + 1}"
-            slots.append(MachineSlot(f"{role}-{i}", role, i, address, f"/w/{role}-{i}"))
-    return slots
 
 
 def placed(values: dict[str, Any], shared_address: bool = True
            ) -> tuple[ExperimentSpec, Placement]:
     spec = build("z", "zkmason", values)
     return spec, ZK.place(spec, machines(ZK.machines_needed(spec), shared_address))
-
-
-def configs(placement: Placement) -> dict[str, Any]:
-    """Every process's rendered config, parsed back with the node's own Struct."""
-    return {p.name: node_config.parse(render.render(p.kind, p.context),
-                                      systems.PROCESS_KINDS[p.kind].config)
-            for p in placement.procs}
 
 
 def ep(endpoint: node_config.Endpoint | None) -> tuple[str, int]:
@@ -292,3 +277,21 @@ def test_the_local_suite_is_one_triple_and_one_client_machine_per_shard():
     p = exp.points[-1].params
     assert (p["nproxies"], p["nzk_servers"], p["nsequence_spaces"], p["nclients"],
             p["nproxy_threads"], p["nclient_threads"]) == (6, 6, 2, 2, 1, 2)
+
+
+def test_serve_refuses_bad_flags_before_starting_anything(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    for args, message in (
+        (["--nservers", "4"], "--nzk_servers must be a positive multiple of 3, not 4"),
+        (["--nzk_servers", "6", "--nsequence_spaces", "3"],
+         "--nzk_servers 6 makes 2 shard(s), but --nsequence_spaces is 3"),
+        (["--zk-local-reads"], "--zk_local_reads does not apply to --system zkmason"),
+    ):
+        done = CliRunner().invoke(app, ["serve", "--system", "zk-mason", *args,
+                                        "--results", str(tmp_path)])
+        assert done.exit_code == 2, done.output
+        assert message in " ".join(done.output.split()), done.output
+    assert list(tmp_path.iterdir()) == []
