@@ -19,6 +19,9 @@ Claims, per shard k (ordered by space k):
 (c) a majority of the shard's replicas executed through the highest number the sequencers
     handed out in space k. Without a sequencer summary (one killed and none restarted, or
     an older run) the figure is unknown: the verdict says so and rests on (a) and (b).
+    The claim is exact for a run whose proxies drove everything they were handed before
+    the stop; a number handed out at the very moment of the stop and never logged shows
+    up here as a majority short of the figure.
 """
 
 from __future__ import annotations

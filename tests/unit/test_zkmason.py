@@ -295,3 +295,16 @@ def test_serve_refuses_bad_flags_before_starting_anything(tmp_path: Path):
         assert done.exit_code == 2, done.output
         assert message in " ".join(done.output.split()), done.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_testbed_defaults_are_the_launchers_fitted_to_the_machines():
+    big = ZK.testbed_defaults({"sequencer": 2, "proxy": 48, "client": 16, "server": 24})
+    spec = build("z", "zkmason", big)
+    assert (spec.nproxies, spec.nproxy_threads, spec.ngroups, spec.nclients,
+            spec.nclient_threads, spec.client_concurrency, spec.nkeys) == (6, 8, 16, 2, 16, 8, 8)
+    assert (spec.nsequencers, spec.nzk_servers, spec.nsequence_spaces) == (2, 3, 1)
+    small = build("z", "zkmason", ZK.testbed_defaults(
+        {"sequencer": 1, "proxy": 3, "client": 1, "server": 3}))
+    assert (small.nproxies, small.nclients, small.nsequencers) == (3, 1, 1)
+    # A shard count given alone brings its servers.
+    assert build("z", "zkmason", {**big, "nsequence_spaces": 4}).nzk_servers == 12
