@@ -268,6 +268,56 @@ class LogReply(Msg, tag="lrp"):
     tail: int = -1  # with a seal: the highest position written on this replica
 
 
+# ---- ZK-Mason: proxy leader <-> shard replica ------------------------------------------
+
+# ShardCall kinds.
+SHARD_NOOP = 0  # [number, last] are noops: advance over them
+SHARD_EXEC = 1  # run the transaction in `body` (nodes/zk/requests.Txn) whole at `number`
+SHARD_HOLD = 2  # a multi-shard transaction (`body`: Txn) at `number`: stop there, answer
+#                 the views its `view` asks for (nodes/zk/shard_machine.ViewRequest)
+SHARD_READ = 3  # more views of the number the replica holds (`view`)
+SHARD_DECIDE = 4  # `body`: the transaction's whole outcome (nodes/zk/coordinate.TxnOutcome):
+#                   apply this shard's part at `number` and go on
+SHARD_KINDS = 5
+
+# ShardReply statuses.
+SHARD_OK = 0  # body: the result (EXEC), views (HOLD/READ), nothing (NOOP/DECIDE)
+SHARD_DECIDED = 1  # HOLD/READ of a number already decided: body is the outcome it applied
+SHARD_FORGOTTEN = 2  # executed so long ago that its result is no longer kept
+SHARD_BAD = 3  # not this shard's, malformed, or in conflict with what it executed: `body`
+#                says why in one line
+MAX_NOOP_RUN = 1 << 32
+
+
+class ShardCall(Msg, tag="sc", omit_defaults=True):
+    shard: Id
+    number: Id
+    last: Id  # == number, except for a noop run
+    kind: Annotated[int, msgspec.Meta(ge=0, lt=SHARD_KINDS)]
+    client_id: int = 0  # the operation's owner, for the execution record (-1: a noop)
+    reqid: Id = 0
+    origin: Annotated[int, msgspec.Meta(ge=-1)] = -1  # proxy replica holding the session
+    body: bytes = b""
+    view: bytes = b""
+
+
+class ShardReply(Msg, tag="scr", omit_defaults=True):
+    status: int
+    body: bytes = b""
+    # The highest number whose watch events this shard sent to the call's origin before
+    # answering: the origin delivers the answer only after it has that event.
+    event_floor: int = -1
+
+
+class ShardEvents(Msg, tag="se"):
+    """Cast from a shard replica to the proxy replica that holds the watching sessions: the
+    changes the operation at `number` made to watched paths of this shard."""
+
+    shard: Id
+    number: Id
+    changes: bytes  # msgpack list of nodes.zk.machine.Change
+
+
 Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs
     OpRequest,
     OpReply,
@@ -288,6 +338,9 @@ Message = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Struc
     LogTrim,
     LogSeal,
     LogReply,
+    ShardCall,
+    ShardReply,
+    ShardEvents,
     RaftMessage,
 ]
 

@@ -100,6 +100,7 @@ class GroupState:
         if ack <= self.acked.get(client_id, -1):
             return
         self.acked[client_id] = ack
+        self.service.acked(client_id, ack)
         per_client = self.results.get(client_id)
         if not per_client:
             return

@@ -21,6 +21,7 @@ import os
 import signal
 import time
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from nodes.metrics import NoopRecorder
 from nodes.proxy import entries
 from nodes.proxy.batching import Admission, Batch, Op, split_ranges
 from nodes.proxy.durable import BATCH_SYNC_S, RaftFile, fsync_and_close
-from nodes.proxy.effects import LogEffects, finished
+from nodes.proxy.effects import EffectRunner, LogEffects
 from nodes.proxy.failover import SequencerFailover
 from nodes.proxy.gc_ring import GcRing
 from nodes.proxy.group_state import GroupState
@@ -70,7 +71,7 @@ class Replica:
         self.loop = asyncio.get_running_loop()
         max_entry = conf.log.max_entry_bytes if conf.log is not None else 0
         self.service = service or make_service(conf.service, conf.nspaces, max_entry,
-                                               conf.zk_tick_ms)
+                                               conf.zk_tick_ms, conf.group)
         self.direct_kinds = self.service.direct_kinds
         # A group whose operations need no numbers has no sequencer: a closed batch goes
         # straight into the log, and a new leader serves once its term is settled.
@@ -138,7 +139,16 @@ class Replica:
             propose=self.propose,
         )
         self.gc = GcRing(conf, lambda: self.state.bitmaps, self.serving)
-        self.effects = LogEffects(conf.log, name=conf.name) if conf.log is not None else None
+        self.effects: EffectRunner | None = None
+        if conf.log is not None:
+            self.effects = LogEffects(conf.log, name=conf.name)
+        elif conf.zk_shards:
+            from nodes.zkserver.shard_client import ShardEffects
+
+            self.effects = ShardEffects(conf.zk_shards, conf.name,
+                                        conf.zk_shard_timeout_ms / 1000)
+        # ZK-Mason's shard replicas send watch events here; its ZooKeeper port takes them.
+        self.on_shard_events: Callable[[wire.ShardEvents], None] = lambda msg: None
         # Fault injection (SIGUSR1): die between a sequencer answer and its Raft entry, the
         # moment that leaves numbers owned by nobody.
         self.die_mid_batch = False
@@ -220,6 +230,8 @@ class Replica:
             self.failover.on_collect(conn, rid, msg)
         elif isinstance(msg, wire.FillRequest):
             self.failover.on_fill(conn, rid, msg)
+        elif isinstance(msg, wire.ShardEvents):
+            self.on_shard_events(msg)
         elif isinstance(msg, wire.Ack):
             pass
         else:
@@ -353,18 +365,23 @@ class Replica:
                 owing[(op.client_id, op.reqid)] = op
         self.loop.create_task(self.settle(self.raft.term, owed))
 
-    async def run_effects(self, effects: list[Effect], failed: set[int]) -> list[Effect]:
-        """Run effects once; returns those to try again (their log was unavailable) and
-        adds to `failed` the ids of those that can never succeed (a position holding other
-        content): their operations are not answered as done."""
-        assert self.effects is not None, "a service owes effects but the proxy has no log"
-        results = await asyncio.gather(*(self.effects.run(e) for e in effects))
+    async def run_effects(self, effects: list[Effect], failed: set[int],
+                          answers: dict[int, bytes]) -> list[Effect]:
+        """Run effects once; returns those to try again (their log or shard was unavailable)
+        and adds to `failed` the ids of those that can never succeed (a position holding
+        other content): their operations are not answered as done. Where the runner's
+        results are answers (ZK-Mason), they go to `answers` by effect id."""
+        runner = self.effects
+        assert runner is not None, "a service owes effects but the proxy has no runner"
+        results = await asyncio.gather(*(runner.run(e) for e in effects))
         again = []
         for effect, result in zip(effects, results, strict=True):
-            if not finished(effect, result):
+            if not runner.finished(effect, result):
                 again.append(effect)
                 continue
-            if result.status != wire.LOG_OK:
+            if runner.answers:
+                answers[id(effect)] = result.data
+            if runner.failed(result):
                 self.effect_failures += 1
                 failed.add(id(effect))
                 log.error("%s at position %s: status %d", type(effect).__name__,
@@ -374,12 +391,14 @@ class Replica:
 
     async def settle(self, term: int, owed: list[tuple[Op | None, list[Effect]]]) -> None:
         failed: set[int] = set()
-        todo = await self.run_effects([e for _, effects in owed for e in effects], failed)
+        answers: dict[int, bytes] = {}
+        todo = await self.run_effects([e for _, effects in owed for e in effects], failed,
+                                      answers)
         while todo:
             if not (self.serving() and self.raft.term == term):
                 return  # the next leader re-drives what is still owed
             await asyncio.sleep(EFFECT_RETRY)
-            todo = await self.run_effects(todo, failed)
+            todo = await self.run_effects(todo, failed, answers)
         if not self.serving():
             return
         answer = self.state.answer
@@ -395,7 +414,8 @@ class Replica:
                 self.log_refusals[(op.client_id, op.reqid)] = "the log refused the write"
                 op.conn.reply(op.rid, refused(op.reqid, "the log refused the write"))
             else:
-                op.conn.reply(op.rid, wire.OpReply(op.reqid, lasts))
+                payload = b"".join(answers.get(id(e), b"") for e in effects)
+                op.conn.reply(op.rid, wire.OpReply(op.reqid, lasts, payload=payload))
                 self.ops_answered += 1
 
     def redrive(self) -> None:
@@ -407,11 +427,23 @@ class Replica:
         redriven: list[tuple[Op | None, list[Effect]]] = []
         for effect in owed:
             op = None
-            if isinstance(effect, LogWrite) and effect.owner[0] != entries.NOOP_CLIENT:
-                client_id, reqid = effect.owner
-                op = Op(client_id, reqid, [], None, 0)
+            owner = effect.owner if isinstance(effect, LogWrite) else getattr(effect, "key", None)
+            if owner is not None and owner[0] != entries.NOOP_CLIENT:
+                op = Op(owner[0], owner[1], [], None, 0)
             redriven.append((op, [effect]))
         self.owe(redriven)
+
+    def answer_again(self, conn: Conn, rid: int, req: wire.OpRequest) -> None:
+        """A committed operation whose answer is an effect's result, asked again (its
+        holder missed the answer): run its call again; the shards answer from what they
+        kept."""
+        call_of = getattr(self.service, "call_of", None)
+        call = call_of(req.client_id, req.reqid) if call_of is not None else None
+        if call is None:
+            conn.reply(rid, refused(req.reqid, "the answer is no longer kept"))
+            return
+        op = Op(req.client_id, req.reqid, [], conn, rid)
+        self.owe([(op, [call])])
 
     async def serve_direct(self, conn: Conn, rid: int, reqid: int, effect: Effect) -> None:
         assert self.effects is not None
@@ -530,6 +562,8 @@ class Replica:
                 conn.reply(rid, refused(req.reqid, self.log_refusals[key]))
             elif owing is not None:
                 owing.conn, owing.rid = conn, rid  # answered once its effects are done
+            elif self.effects is not None and self.effects.answers:
+                self.answer_again(conn, rid, req)
             else:
                 conn.reply(rid, wire.OpReply(req.reqid, answer))
             return

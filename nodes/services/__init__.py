@@ -14,6 +14,8 @@ questions where systems differ, and carries out what the service returns:
   through the log, so every replica knows what a new leader would still owe;
 - `pending()`: what a new leader re-drives: effects of committed operations never
   reported done;
+- `acked(client, ack)`: the client holds every answer up to `ack` (ZK-Mason forgets the
+  calls it kept to answer them again);
 - `snapshot()` / `restore()`: the service's share of the group's snapshot.
 
 A service whose operations need no numbers (RSMKeeper) runs with nspaces 0: `admit`
@@ -28,7 +30,7 @@ sockets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, Union
 
 from nodes import wire
 from nodes.proxy.entries import OpRecord
@@ -55,7 +57,10 @@ class LogRead:
     position: int
 
 
-Effect = LogWrite | LogRead
+if TYPE_CHECKING:
+    from nodes.services.zkmason import ZkCall
+
+Effect = Union[LogWrite, LogRead, "ZkCall"]  # noqa: UP007 - a forward reference
 
 
 class Service(Protocol):
@@ -76,16 +81,18 @@ class Service(Protocol):
 
     def pending(self) -> list[Effect]: ...
 
+    def acked(self, client_id: int, ack: int) -> None: ...
+
     def snapshot(self) -> bytes: ...
 
     def restore(self, data: bytes) -> None: ...
 
 
-SERVICES = ("mason", "corfumason", "rsmkeeper")
+SERVICES = ("mason", "corfumason", "rsmkeeper", "zkmason")
 
 
 def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096,
-                 zk_tick_ms: int = 2000) -> Service:
+                 zk_tick_ms: int = 2000, group: int = 0) -> Service:
     """The service object for a proxy config's `service` name."""
     if name == "mason":
         from nodes.services.mason import MasonService
@@ -101,4 +108,8 @@ def make_service(name: str, nspaces: int, max_entry_bytes: int = 4096,
         if nspaces:
             raise ValueError("rsmkeeper's operations need no numbers: nspaces must be 0")
         return RsmKeeperService(zk_tick_ms)
+    if name == "zkmason":
+        from nodes.services.zkmason import ZkMasonService
+
+        return ZkMasonService(nspaces, group, zk_tick_ms)
     raise ValueError(f"unknown service {name!r}; proxies serve {', '.join(SERVICES)}")

@@ -108,6 +108,9 @@ class CorfuMasonService:
         for position in _notes_decoder.decode(notes):
             unwritten.pop(position, None)
 
+    def acked(self, client_id: int, ack: int) -> None:
+        pass
+
     def pending(self) -> list[Effect]:
         return [self.unwritten[p] for p in sorted(self.unwritten)]
 

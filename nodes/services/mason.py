@@ -43,6 +43,9 @@ class MasonService:
     def apply_notes(self, notes: bytes) -> None:
         pass
 
+    def acked(self, client_id: int, ack: int) -> None:
+        pass
+
     def pending(self) -> list[Effect]:
         return []
 

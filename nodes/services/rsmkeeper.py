@@ -105,6 +105,9 @@ class RsmKeeperService:
         if len(notes) == _TIME_BYTES:
             self.entry_time_ms = int.from_bytes(notes, "big", signed=True)
 
+    def acked(self, client_id: int, ack: int) -> None:
+        pass
+
     def pending(self) -> list[Effect]:
         return []
 

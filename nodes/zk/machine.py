@@ -116,12 +116,17 @@ class ZkStateMachine:
             result = self._session_entry(request, txn)
         elif txn.session and not self.sessions.touch(txn.session, self.now_ms):
             result = ErrorResult(Err.SESSION_EXPIRED)
-        elif isinstance(request, CloseSession):
-            result = self._close_session(txn.session, self._next_zxid(txn))
         else:
-            zxid = self._next_zxid(txn) if isinstance(request, WRITES) else self.last_zxid
-            result = self._run(request, txn.session, zxid)
+            result = self._execute(txn)
         return Applied(result, self._changes, self._closed, self.last_zxid)
+
+    def _execute(self, txn: Txn) -> Result:
+        """A tree entry whose session is live (or that has none)."""
+        request = txn.request
+        if isinstance(request, CloseSession):
+            return self._close_session(txn.session, self._next_zxid(txn))
+        zxid = self._next_zxid(txn) if isinstance(request, WRITES) else self.last_zxid
+        return self._run(request, txn.session, zxid)
 
     def read(self, session: int, request: Request) -> Applied:
         """A read served by one replica on its own (ZooKeeper's local reads): answered from
@@ -152,7 +157,9 @@ class ZkStateMachine:
             # The zxid (and the entry's time) name the session, so every replica agrees.
             session = self.sessions.open(request.timeout_ms, self._next_zxid(txn), self.now_ms)
             return SessionResult(session.id, session.timeout_ms, session.password)
-        expired = self.sessions.expired(self.now_ms)
+        return self._expire(self.sessions.expired(self.now_ms), txn)
+
+    def _expire(self, expired: list[int], txn: Txn) -> TickResult:
         if expired:
             zxid = self._next_zxid(txn)  # a tick that expires nobody changes nothing
             for session_id in expired:

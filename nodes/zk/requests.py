@@ -142,7 +142,12 @@ class Ping(_Request, frozen=True):
 class Tick(_Request, frozen=True):
     """The leader's clock, in the log: expires every session silent for longer than its
     timeout at the entry's time, so every replica expires the same sessions at the same
-    log position."""
+    log position.
+
+    A sharded service decides the expiry where the sessions live and carries the sessions
+    to close in `sessions`; the single machine decides it itself and ignores the field."""
+
+    sessions: list[SessionId] = []
 
 
 Request = Union[  # noqa: UP007 - msgspec needs a real Union of the tagged Structs

@@ -145,6 +145,22 @@ class DataTree:
         self.nodes[path] = node
         self._index(path, node)
 
+    # ----- whole nodes, placed as they are (a partial tree: a shard's, a coordinator's)
+
+    def place(self, path: str, node: Znode) -> None:
+        """Put a whole node at `path`, replacing any there, leaving its parent alone (the
+        parent may live elsewhere; its children set already names this node)."""
+        old = self.nodes.get(path)
+        if old is not None:
+            self._unindex(path, old)
+        self.nodes[path] = node
+        self._index(path, node)
+
+    def unplace(self, path: str) -> None:
+        node = self.nodes.pop(path, None)
+        if node is not None:
+            self._unindex(path, node)
+
     # ----- the multi journal
 
     def begin(self) -> None:

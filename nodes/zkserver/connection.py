@@ -76,6 +76,7 @@ class ZkConnection(asyncio.Protocol):
         self.waiting: dict[int, Slot] = {}  # reqid -> the slot its applied entry fills
         self.next_reqid = 0
         self.closed = False
+        self.closing_session = False  # its client asked to close the session
 
     # ---- the socket ------------------------------------------------------------------------
 
@@ -229,6 +230,7 @@ class ZkConnection(asyncio.Protocol):
         self.queue.append(slot)
         if isinstance(request, rq.CloseSession):
             slot.close_after = True
+            self.closing_session = True
         self.submit(slot, self.session, request)
 
     def read_here(self, xid: int, body: wire.Record, request: rq.Request) -> bytes:
@@ -255,7 +257,7 @@ class ZkConnection(asyncio.Protocol):
         return wire.reply_frame(xid, self.zxid(), 0 if found else Err.NO_WATCHER)
 
     def zxid(self) -> int:
-        return self.listener.machine.last_zxid
+        return self.listener.zxid()
 
     # ---- answers -------------------------------------------------------------------------
 

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 from nodes.config import ProxyConfig
 from nodes.proxy.entries import OpRecord
 from nodes.services.rsmkeeper import RsmKeeperService, encode_txn
+from nodes.services.zkmason import ZkMasonService, encode_op
 from nodes.zk import requests as rq
 from nodes.zk.fourletter import ServerFacts
 from nodes.zk.machine import Applied, ZkStateMachine
 from nodes.zk.watches import Notification, WatchTable
 from nodes.zkserver.connection import ZkConnection
+from nodes.zkserver.shard_answers import ShardAnswers
 from nodes.zkserver.submitter import Submitter
 
 if TYPE_CHECKING:
@@ -42,12 +44,15 @@ _CLIENT_BITS = 24  # connections per process before ids wrap into the next nonce
 class ZkListener:
     def __init__(self, replica: Replica, conf: ProxyConfig) -> None:
         service = replica.service
-        if not isinstance(service, RsmKeeperService):
-            raise ValueError(f"a ZooKeeper port needs the rsmkeeper service, not {service.name}")
+        if not isinstance(service, (RsmKeeperService, ZkMasonService)):
+            raise ValueError(f"a ZooKeeper port needs the rsmkeeper or zkmason service, not "
+                             f"{service.name}")
         self.replica = replica
         self.service = service
         self.conf = conf
-        self.local_reads = conf.zk_local_reads
+        # ZK-Mason's replicas hold no tree: every read goes to the shards.
+        self.sharded = isinstance(service, ZkMasonService)
+        self.local_reads = conf.zk_local_reads and not self.sharded
         self.max_frame = conf.zk_max_frame
         self.keepalive_s = conf.zk_tick_ms / 2000
         self.submitter = Submitter(replica)
@@ -65,7 +70,14 @@ class ZkListener:
         self.received = 0
         self.sent = 0
         self.server: asyncio.AbstractServer | None = None
-        service.listen(self.on_applied, self.on_restored)
+        self.shards: ShardAnswers | None = None
+        if isinstance(service, ZkMasonService):
+            self.shards = ShardAnswers(self)
+            service.listen(self.on_applied, self.on_restored, self.on_closed)
+            replica.on_shard_events = self.shards.on_events
+            self.submitter.answered = self.shards.on_answer
+        else:
+            service.listen(self.on_applied, self.on_restored)
 
     @property
     def machine(self) -> ZkStateMachine:
@@ -102,6 +114,8 @@ class ZkListener:
     def closed(self, conn: ZkConnection) -> None:
         self.conns.pop(conn.client_id, None)
         self.submitter.forget(conn.client_id)
+        if self.shards is not None:
+            self.shards.forget(conn.client_id)
         if conn.session and self.sessions.get(conn.session) is conn:
             del self.sessions[conn.session]
             # As a ZooKeeper server does: watches die with the connection; a client that
@@ -122,7 +136,13 @@ class ZkListener:
     # ---- into the log ----------------------------------------------------------------------
 
     def submit(self, client_id: int, reqid: int, session: int, request: rq.Request) -> None:
-        self.submitter.submit(client_id, reqid, encode_txn(rq.Txn(session, 0, request)))
+        txn = rq.Txn(session, 0, request)
+        if self.shards is not None:
+            self.shards.asked(client_id, reqid, txn)
+            payload = encode_op(txn, self.conf.zk_origin)
+        else:
+            payload = encode_txn(txn)
+        self.submitter.submit(client_id, reqid, payload)
 
     def submit_own(self, session: int, request: rq.Request) -> None:
         reqid = self.system_reqid
@@ -159,6 +179,20 @@ class ZkListener:
                 holder.close(f"session 0x{session:x} closed")
         if conn is not None:
             conn.applied(op.reqid, applied)
+
+    def on_closed(self, sessions: list[int]) -> None:
+        """ZK-Mason: the entry closed these sessions (expired or closed by their client)."""
+        for session in sessions:
+            self.watch_table.drop_session(session)
+            holder = self.sessions.get(session)
+            if holder is not None and not holder.closing_session:
+                holder.close(f"session 0x{session:x} closed")
+
+    def zxid(self) -> int:
+        """The zxid for reply headers: the latest this replica knows."""
+        if self.shards is not None:
+            return self.shards.last_zxid
+        return self.machine.last_zxid
 
     def watches_after(self, txn: rq.Txn, applied: Applied) -> list[Notification]:
         return self.watch_table.after_apply(txn, applied)

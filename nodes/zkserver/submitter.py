@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nodes import wire
@@ -69,8 +70,12 @@ class Submitter:
         # This replica's own clients -> the highest reqid applied here (the others' ops are
         # applied here too, but acking them is their holder's business).
         self.acks: dict[int, int] = {}
+        self.ahead: dict[int, set[int]] = {}  # done reqids above a client's ack
         self.local = LocalConn(self)
         self.refused = 0
+        # ZK-Mason: an operation's answer comes in the leader's reply (it is the shards'
+        # result), not from this replica's log; whoever takes it gets (key, payload).
+        self.answered: Callable[[tuple[int, int], bytes], None] | None = None
 
     def start(self) -> None:
         self.loop.create_task(self.scanner())
@@ -86,14 +91,26 @@ class Submitter:
         self.send(pending)
 
     def applied(self, client_id: int, reqid: int) -> None:
-        """The op is in this replica's state: nothing more to send."""
+        """The op is in this replica's state (or, ZK-Mason, answered here): nothing more to
+        send. The ack is the highest reqid with every reqid below it done too: ZK-Mason's
+        answers can come out of order (one shard is quicker than two)."""
         self.pending.pop((client_id, reqid), None)
-        if reqid > self.acks.get(client_id, reqid):
-            self.acks[client_id] = reqid
+        ack = self.acks.get(client_id)
+        if ack is None or reqid <= ack:
+            return
+        if reqid != ack + 1:
+            self.ahead.setdefault(client_id, set()).add(reqid)
+            return
+        ahead = self.ahead.get(client_id)
+        while ahead and reqid + 1 in ahead:
+            reqid += 1
+            ahead.discard(reqid)
+        self.acks[client_id] = reqid
 
     def forget(self, client_id: int) -> None:
         """A closed connection: its ops still in flight are finished, its ack dropped."""
         self.acks.pop(client_id, None)
+        self.ahead.pop(client_id, None)
 
     def send(self, pending: Pending) -> None:
         replica = self.replica
@@ -118,6 +135,10 @@ class Submitter:
             return
         if isinstance(msg, wire.OpReply) and msg.lasts is not None:
             if msg.status == wire.OP_OK:
+                if msg.payload and self.answered is not None:
+                    self.applied(*key)
+                    self.answered(key, msg.payload)
+                    return
                 pending.committed = True  # applied here once this replica catches up
                 return
             # Only a bug makes the group refuse what this replica built; retrying the same

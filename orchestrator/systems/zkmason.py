@@ -86,7 +86,9 @@ def place_shards(spec: ExperimentSpec, slots: dict[str, list[placement.MachineSl
             context={"name": slot.name, "outdir": slot.rundir,
                      "nspaces": spec.nsequence_spaces, "shard": shard, "replica": replica,
                      "listen": listen[m], "proxies": proxies, "zk_tick_ms": spec.zk_tick_ms,
-                     "record_exec": spec.record_seqnums}))
+                     # Always: every run (and every serve) ends with the per-shard check,
+                     # and a line per operation costs a shard replica little.
+                     "record_exec": True}))
     endpoints = [listen[k * REPLICATION:(k + 1) * REPLICATION]
                  for k in range(len(servers) // REPLICATION)]
     return ShardPlacement(procs, endpoints)

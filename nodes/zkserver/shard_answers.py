@@ -1,0 +1,123 @@
+"""ZK-Mason's answers and watch events on the proxy replica that holds the sessions.
+
+An operation's answer comes back in the leader's reply (the shards' result); the shards'
+watch events come straight from the shard replicas. ZooKeeper promises that a client sees
+a watch event before any answer that reflects the change, so an answer is held until this
+replica has every event its shards had sent here before answering (the answer's floors);
+a shard replica that died with an event on the wire would hold it for ever, so the wait
+is bounded (EVENT_WAIT_S). Every replica of a shard sends the same events (they execute
+the same numbers with the same interest), so events are taken once per (shard, number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from nodes import wire
+from nodes.services.zkmason import Answer, decode_answer
+from nodes.zk.machine import Applied, Change
+from nodes.zk.requests import Txn
+
+if TYPE_CHECKING:
+    from nodes.zkserver.listener import ZkListener
+
+log = logging.getLogger("mason.zk")
+
+EVENT_WAIT_S = 1.0
+_changes_decoder = msgspec.msgpack.Decoder(list[Change])
+
+
+class Held:
+    __slots__ = ("key", "answer", "txn", "timer")
+
+    def __init__(self, key: tuple[int, int], answer: Answer, txn: Txn | None) -> None:
+        self.key = key
+        self.answer = answer
+        self.txn = txn
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class ShardAnswers:
+    def __init__(self, listener: ZkListener) -> None:
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.txns: dict[tuple[int, int], Txn] = {}  # what this replica's clients asked
+        self.seen: dict[int, int] = {}  # shard -> highest event number taken
+        self.held: list[Held] = []
+        self.last_zxid = 0
+        self.events = 0
+        self.bad = 0
+
+    def asked(self, client_id: int, reqid: int, txn: Txn) -> None:
+        self.txns[(client_id, reqid)] = txn
+
+    def forget(self, client_id: int) -> None:
+        for key in [k for k in self.txns if k[0] == client_id]:
+            del self.txns[key]
+
+    def on_answer(self, key: tuple[int, int], payload: bytes) -> None:
+        txn = self.txns.pop(key, None)
+        try:
+            answer = decode_answer(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.bad += 1
+            log.error("an answer for %s that does not decode: %s", key, exc)
+            return
+        self.last_zxid = max(self.last_zxid, answer.zxid)
+        held = Held(key, answer, txn)
+        if self.ready(answer):
+            self.deliver(held)
+            return
+        held.timer = self.loop.call_later(EVENT_WAIT_S, self.give_up, held)
+        self.held.append(held)
+
+    def ready(self, answer: Answer) -> bool:
+        seen = self.seen
+        return all(seen.get(shard, -1) >= floor for shard, floor in answer.floors)
+
+    def give_up(self, held: Held) -> None:
+        if held in self.held:
+            log.warning("answer %s released without its watch events", held.key)
+            self.held.remove(held)
+            self.deliver(held)
+
+    def deliver(self, held: Held) -> None:
+        if held.timer is not None:
+            held.timer.cancel()
+        listener = self.listener
+        client_id, reqid = held.key
+        conn = listener.conns.get(client_id)
+        if conn is None:
+            return
+        answer = held.answer
+        applied = Applied(answer.result, [], [], answer.zxid)
+        if held.txn is not None:
+            for n in listener.watches_after(held.txn, applied):
+                listener.deliver(n)
+        conn.applied(reqid, applied)
+
+    def on_events(self, msg: wire.ShardEvents) -> None:
+        if msg.number <= self.seen.get(msg.shard, -1):
+            return  # another replica of the shard sent it first
+        try:
+            changes = _changes_decoder.decode(msg.changes)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.bad += 1
+            log.error("watch events from shard %d that do not decode: %s", msg.shard, exc)
+            return
+        self.seen[msg.shard] = msg.number
+        self.events += 1
+        listener = self.listener
+        for n in listener.watch_table.trigger(changes):
+            listener.deliver(n)
+        if self.held:
+            waiting, self.held = self.held, []
+            for held in waiting:
+                if self.ready(held.answer):
+                    self.deliver(held)
+                else:
+                    self.held.append(held)

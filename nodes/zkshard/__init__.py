@@ -1,0 +1,1 @@
+"""A ZK-Mason shard replica: one third of one shard of the sharded ZooKeeper tree."""
