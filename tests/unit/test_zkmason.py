@@ -186,13 +186,13 @@ def test_too_few_server_machines_is_named():
         ZK.place(spec, slots)
 
 
-def test_execution_records_follow_record_seqnums():
+def test_shard_replicas_always_keep_their_execution_record():
     for record in (True, False):
         _, placement = placed({"record_seqnums": record})
         shard = next(p for p in placement.procs if p.kind == "zkshard")
         conf = node_config.parse(render.render("zkshard", shard.context),
                                  node_config.ZkShardConfig)
-        assert conf.record_exec is record
+        assert conf.record_exec is True
 
 
 def test_serve_prints_a_group_and_names_the_others():
@@ -237,7 +237,7 @@ def test_fault_targets(tmp_path: Path):
 def test_the_checks_of_a_run_without_records(tmp_path: Path):
     verdicts = ZK.check(tmp_path)
     assert [v.headline for v in verdicts] == [
-        "shards: not recorded (run with --record-seqnums)",
+        "shards: no shard replica left an execution record",
         "linearizability: not recorded (run with --record-seqnums)"]
 
 

@@ -159,10 +159,13 @@ def test_missing_and_unreadable_records(tmp_path: Path):
 
 
 def test_nothing_recorded(tmp_path: Path):
-    shard(tmp_path, 0, 1, None, None, None)
+    assert check_run(tmp_path).lines() == ["shards: no shard replica left an execution record"]
+    # Replicas asked to keep a record that left none (or only one of three): no verdict
+    # can rest on them.
+    shard(tmp_path, 0, 1, CLEAN, None, None)
     verdict = check_run(tmp_path)
-    assert verdict.ok and verdict.lines() == [
-        "shards: not recorded (run with --record-seqnums)"]
+    assert not verdict.ok
+    assert "  fewer than a majority of its replicas left a record" in verdict.lines()
 
 
 def test_masonctl_check_and_check_shards(tmp_path: Path):
