@@ -104,7 +104,7 @@ class ShardVerdict:
     def lines(self) -> list[str]:
         recorded = sum(r.recorded for r in self.replicas)
         handed = ("sequencer figure unknown" if self.handed_out is None
-                  else f"sequencers handed out 0..{self.handed_out}")
+                  else f"sequencers handed out {_upto(self.handed_out)}")
         out = [f"shard {self.shard}: {recorded} of {len(self.replicas)} replica(s) recorded, "
                f"a majority executed {_upto(self.majority_through)} ({handed})"]
         for r in self.replicas:

@@ -158,6 +158,15 @@ def test_missing_and_unreadable_records(tmp_path: Path):
     assert verdict.lines()[-1] == "shards: FAILED (1 unreadable record(s))"
 
 
+def test_an_idle_run_passes(tmp_path: Path):
+    shard(tmp_path, 0, 1, [], [], [])
+    sequencer(tmp_path, "sequencer-0", [0])
+    verdict = check_run(tmp_path)
+    assert verdict.ok
+    assert verdict.lines()[0] == ("shard 0: 3 of 3 replica(s) recorded, a majority executed "
+                                  "nothing (sequencers handed out nothing)")
+
+
 def test_nothing_recorded(tmp_path: Path):
     assert check_run(tmp_path).lines() == ["shards: no shard replica left an execution record"]
     # Replicas asked to keep a record that left none (or only one of three): no verdict
