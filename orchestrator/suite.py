@@ -320,7 +320,7 @@ def _log_failure(suite_dir: Path, name: str, attempt: int, attempts: int, reason
 # Short column heads for the fields a sweep usually varies.
 _HEADS = {"nsequence_spaces": "spaces", "nproxies": "proxies", "nproxy_leaders": "groups",
           "nclients": "clients", "nclient_threads": "client procs",
-          "client_concurrency": "conc.", "nservers": "servers"}
+          "client_concurrency": "conc.", "nservers": "servers", "nzk_servers": "servers"}
 
 
 def runs_table(suite_dir: Path, runs: list[Run], swept: list[str]) -> Table:

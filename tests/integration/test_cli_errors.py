@@ -81,16 +81,25 @@ def test_bad_values_of_the_corfu_flags(tmp_path):
         (["--system", "corfumason", "--read_policy", "nearest"], "--read_policy must be one"),
         (["--system", "corfu", "--max_log_position", "ten"], "--max_log_position"),
         (["--ncorfu_servers", "4"], "--ncorfu_servers does not apply to --system mason"),
-        (["--system", "zk-mason"], "system 'zkmason' is not available yet"),
+        (["--system", "zk-mason", "--nzk_servers", "4"],
+         "--nzk_servers must be a positive multiple of 3, not 4"),
+        (["--system", "zkmason", "--nservers", "6", "--nsequence_spaces", "1"],
+         "--nzk_servers 6 makes 2 shard(s), but --nsequence_spaces is 1"),
+        (["--system", "zkmason", "--zk_replication_factor", "5"],
+         "--zk_replication_factor must be 3, not 5"),
+        (["--system", "rsmkeeper", "--kill_zk_server", "1"],
+         "--kill_zk_server does not apply to --system rsmkeeper"),
         (["--system", "paxos"], "unknown system 'paxos'"),
     ):
         done = masonctl("run", "--dry-run", *args, "--results", str(tmp_path), cwd=tmp_path)
         assert done.returncode != 0, args
         assert needle in one_error_line(done), args
     # The same checks guard a real run: it fails before anything starts.
-    done = masonctl("run", "--system", "zkmason", "--results", str(tmp_path), cwd=tmp_path)
+    done = masonctl("run", "--system", "zkmason", "--nzk_servers", "4", "--results",
+                    str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2
-    assert one_error_line(done) == "error: system 'zkmason' is not available yet"
+    assert one_error_line(done) == ("error: --nzk_servers must be a positive multiple of 3, "
+                                    "not 4")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -105,4 +114,18 @@ def test_a_dry_run_places_and_checks_every_config_and_starts_nothing(tmp_path):
     assert "chain 3: server-2-1 -> server-3-1" in done.stdout
     assert [row[0] for row in rows if len(row) > 2 and row[2] == "corfuclient"] == [
         "client-0-0", "client-0-1"]
+    assert list(tmp_path.iterdir()) == [] and our_processes(str(tmp_path)) == []
+
+
+def test_a_zkmason_dry_run_places_its_shards_and_starts_nothing(tmp_path):
+    done = masonctl("run", "--system", "zk-mason", "--dry-run", "--nservers", "6",
+                    "--nproxies", "6", "--nclients", "2", "--results", str(tmp_path),
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 group(s) of 3, 2 shard(s) of 3" in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines()]
+    kinds = [row[2] for row in rows if len(row) > 2 and row[0][:1].isalpha()
+             and row[2] in ("sequencer", "zkshard", "proxy", "zkclient")]
+    # Started in this order: the shards are up before any proxy connects to them.
+    assert kinds == ["sequencer"] + ["zkshard"] * 6 + ["proxy"] * 6 + ["zkclient"] * 4
     assert list(tmp_path.iterdir()) == [] and our_processes(str(tmp_path)) == []

@@ -33,14 +33,6 @@ def test_an_unknown_system_is_one_line_listing_the_choices():
         build("x", "paxos", {})
 
 
-@pytest.mark.parametrize("name", ["zkmason", "zk-mason"])
-def test_systems_without_nodes_are_refused_in_one_line(name):
-    with pytest.raises(SpecError) as info:
-        build("x", name, {})
-    canonical = systems.canonical(name)
-    assert str(info.value) == f"system {canonical!r} is not available yet"
-
-
 def test_rsmkeeper_is_one_group_of_three_without_a_sequencer():
     spec = build("x", "rsmkeeper", {"nclients": 0})
     assert (spec.nsequencers, spec.nsequence_spaces, spec.nproxies) == (0, 0, 3)
