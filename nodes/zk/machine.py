@@ -306,11 +306,10 @@ class ZkStateMachine:
         return MultiReadResult(out)
 
     def _get_ephemerals(self, req: GetEphemerals, session: int, zxid: int) -> PathsResult:
-        owned = self.tree.ephemerals_of(session) if session else []
+        # Session 0 owns none (the tree indexes no owner 0), and every path starts with ""
+        # and with "/": those prefixes list all of the session's ephemerals.
         prefix = req.prefix.strip()
-        if prefix in ("", paths.ROOT):
-            return PathsResult(owned)
-        return PathsResult([p for p in owned if p.startswith(prefix)])
+        return PathsResult([p for p in self.tree.ephemerals_of(session) if p.startswith(prefix)])
 
     def _count_descendants(self, req: GetAllChildrenNumber, session: int,
                            zxid: int) -> CountResult:

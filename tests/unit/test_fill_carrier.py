@@ -63,8 +63,28 @@ def test_a_group_that_may_hold_the_fill_is_never_passed_over(outcome):
 
 
 def test_a_carrier_needs_a_group():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^a fill needs at least one group to carry it$"):
         FillCarrier(0)
+
+
+def test_a_bound_carrier_asks_its_group_whatever_the_turn():
+    carrier = FillCarrier(3)
+    carrier.sending(2)  # the turn is group 0's
+    assert carrier.next_group() == 2
+    carrier.unavailable(0)  # a probe's failure moves no turn while bound
+    assert carrier.next_group() == 2 and carrier.turn == 0
+
+
+def test_misuse_of_the_carrier_names_the_groups():
+    carrier = FillCarrier(3)
+    carrier.sending(0)
+    carrier.answered(0, Outcome.UNKNOWN)
+    with pytest.raises(ValueError, match="^group 0 may hold the fill: group 1 must not be sent "
+                                         "it$"):
+        carrier.sending(1)
+    with pytest.raises(ValueError, match="^an answer from group 2, but the fill went to group "
+                                         "0$"):
+        carrier.answered(2, Outcome.DONE)
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,9 +20,10 @@ def test_next_owned_epoch(first, stride, above, want):
 
 
 def test_bad_ownership_is_refused():
-    with pytest.raises(ValueError):
+    # The sequencer reports this message as its one-line start error.
+    with pytest.raises(ValueError, match="^bad epoch ownership: first 0, stride 2$"):
         next_owned(0, 2, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^bad epoch ownership: first 1, stride 0$"):
         next_owned(1, 0, 0)
 
 
@@ -36,7 +37,12 @@ def test_a_claim_survives_a_restart_and_never_goes_back(tmp_path):
     with pytest.raises(ValueError, match="not above"):
         again.claim(1)
     again.claim(3)
-    assert EpochRecord(path).highest == 3
+    assert again.highest == 3
+    with pytest.raises(ValueError, match="^epoch 2 is not above the claimed 3$"):
+        again.claim(2)  # the same incarnation never goes back either
+    again.claim(5)
+    assert EpochRecord(path).highest == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sequencer-0.epoch"]
 
 
 def test_a_garbled_record_is_a_clear_error(tmp_path):
@@ -44,3 +50,12 @@ def test_a_garbled_record_is_a_clear_error(tmp_path):
     path.write_text("three\n")
     with pytest.raises(ValueError, match="not an epoch number"):
         EpochRecord(path)
+
+
+def test_a_long_garbled_record_is_quoted_cut_short(tmp_path):
+    # The start error stays one short line whatever the file holds.
+    path = tmp_path / "s.epoch"
+    path.write_text("x" * 40 + "tail")
+    with pytest.raises(ValueError) as refused:
+        EpochRecord(path)
+    assert str(refused.value) == f"{path}: not an epoch number: {'x' * 40!r}"

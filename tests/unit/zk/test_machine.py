@@ -335,3 +335,60 @@ def test_get_all_children_number_counts_every_depth():
     # The root counts ZooKeeper's own three nodes too, as ZooKeeper does.
     assert count == {"/": CountResult(8), "/a": CountResult(3), "/e": CountResult(0)}
     assert error_of(m.apply(rq.Txn(0, 2, rq.GetAllChildrenNumber("/x"))).result) == Err.NO_NODE
+
+
+def test_a_ping_is_answered_ok():
+    m = ZkStateMachine()
+    s = open_session(m, 1)
+    applied = m.apply(rq.Txn(s, 2, rq.Ping()))
+    assert applied.result == OkResult() and applied.zxid == 1 and applied.changes == []
+
+
+def test_a_zxid_that_does_not_follow_is_refused_and_named():
+    m = ZkStateMachine()
+    m.apply(rq.Txn(0, 1, rq.Create("/a"), zxid=12))
+    with pytest.raises(ValueError, match="^zxid 12 does not follow 12$"):
+        m.apply(rq.Txn(0, 1, rq.Create("/b"), zxid=12))
+    assert "/b" not in m.tree and m.last_zxid == 12
+
+
+def test_set_acl_refuses_an_empty_acl():
+    m = ZkStateMachine()
+    m.apply(rq.Txn(0, 1, rq.Create("/a")))
+    assert error_of(m.apply(rq.Txn(0, 1, rq.SetAcl("/a", []))).result) == Err.INVALID_ACL
+    assert stat(m, "/a").aversion == 0
+
+
+def test_a_null_character_in_a_path_is_a_bad_argument():
+    # Before anything else is looked at: a read or a create under a missing parent would
+    # otherwise answer NoNode.
+    m = ZkStateMachine()
+    m.apply(rq.Txn(0, 1, rq.Create("/a")))
+    for request in (rq.GetData("/a\x00"), rq.Exists("/a\x00"), rq.GetChildren("/a\x00"),
+                    rq.Create("/missing/b\x00"), rq.Delete("/a\x00"),
+                    rq.AddWatch("/a\x00")):
+        assert error_of(m.apply(rq.Txn(0, 2, request)).result) == Err.BAD_ARGUMENTS, request
+    assert m.apply(rq.Txn(0, 2, rq.AddWatch("/not/yet"))).result == OkResult()
+
+
+def test_a_local_read_answers_from_the_tree_and_changes_nothing():
+    m = ZkStateMachine()
+    s = open_session(m, 1)
+    m.apply(rq.Txn(s, 2, rq.Create("/e", b"v", mode=CreateMode.EPHEMERAL)))
+    open_session(m, 50)  # the clock moves on: a read must not touch `s` with it
+    before = (m.last_zxid, msgspec.to_builtins(m.sessions.sessions))
+    applied = m.read(s, rq.GetData("/e"))
+    assert isinstance(applied.result, DataResult) and applied.result.data == b"v"
+    assert (applied.changes, applied.closed_sessions, applied.zxid) == ([], [], 3)
+    assert m.read(s, rq.GetEphemerals()).result == PathsResult(["/e"])  # its own session's
+    assert error_of(m.read(s, rq.GetData("/nope")).result) == Err.NO_NODE
+    assert (m.last_zxid, msgspec.to_builtins(m.sessions.sessions)) == before
+
+
+@pytest.mark.parametrize("request_", [rq.Create("/a"), rq.SetData("/a", b""), rq.Ping(),
+                                      rq.Sync("/"), rq.CloseSession()])
+def test_a_local_read_refuses_what_must_go_through_the_log(request_):
+    m = ZkStateMachine()
+    with pytest.raises(ValueError, match=f"^{type(request_).__name__} must go through the log$"):
+        m.read(0, request_)
+    assert "/a" not in m.tree and m.last_zxid == 0
