@@ -13,7 +13,8 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from nodes import config as cfg
@@ -37,6 +38,20 @@ class Stop:
 
     async def wait(self) -> None:
         await self.event.wait()
+
+
+async def every(stop: Stop, interval_s: float) -> AsyncIterator[float]:
+    """Until a stop is requested, every `interval_s` (and once more at the stop): the seconds
+    since the previous turn, for a server's stats line."""
+    last = time.monotonic()
+    while not stop.requested:
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except asyncio.TimeoutError:
+            pass
+        now = time.monotonic()
+        yield max(now - last, 1e-9)
+        last = now
 
 
 def ready_path(conf: cfg.Common) -> Path:

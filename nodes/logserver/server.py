@@ -8,9 +8,7 @@ A stats line goes to the log every second. On a clean stop it writes `<name>.nod
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
 
 from nodes import runtime, status, wire
@@ -47,18 +45,12 @@ async def run(conf: LogServerConfig, stop: runtime.Stop) -> None:
     runtime.mark_ready(conf, "chains " + ",".join(map(str, conf.chains)))
     log.info("holding chains %s of %d (capacity %d, prefill %d)",
              conf.chains, conf.nchains, conf.capacity, conf.prefill)
-    last, writes, reads = time.monotonic(), 0, 0
-    while not stop.requested:
-        try:
-            await asyncio.wait_for(stop.wait(), STATS_INTERVAL_S)
-        except asyncio.TimeoutError:
-            pass
-        now = time.monotonic()
-        span = max(now - last, 1e-9)
+    writes, reads = 0, 0
+    async for span in runtime.every(stop, STATS_INTERVAL_S):
         log.info("stats: %.0f writes/s %.0f reads/s, %d refused, %d entries",
                  (store.writes - writes) / span, (store.reads - reads) / span,
                  store.refused, store.entries)
-        last, writes, reads = now, store.writes, store.reads
+        writes, reads = store.writes, store.reads
     server.close()
     if conf.dump_entries:
         store.dump(entries_path(conf.outdir, conf.name), conf.name)

@@ -8,9 +8,7 @@ at a clean stop, which also writes `<name>.node.json`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from pathlib import Path
 
 import msgspec
@@ -66,21 +64,15 @@ async def run(conf: ZkShardConfig, stop: runtime.Stop) -> None:
     runtime.mark_ready(conf, f"shard {conf.shard} of {conf.nspaces}")
     log.info("replica %d of shard %d (of %d); %d proxies", conf.replica, conf.shard,
              conf.nspaces, len(conf.proxies))
-    last, ops, noops = time.monotonic(), 0, 0
-    while not stop.requested:
-        try:
-            await asyncio.wait_for(stop.wait(), STATS_INTERVAL_S)
-        except asyncio.TimeoutError:
-            pass
-        now = time.monotonic()
-        span = max(now - last, 1e-9)
+    ops, noops = 0, 0
+    async for span in runtime.every(stop, STATS_INTERVAL_S):
         log.info("stats: %.0f ops/s %.0f noops/s, next %d, received up to %d, %s, "
                  "%d refused, %d znodes",
                  (engine.executed_ops - ops) / span, (engine.executed_noops - noops) / span,
                  engine.cursor, engine.max_received,
                  f"held at {engine.held.first}" if engine.held else "not held",
                  engine.refused, len(engine.machine.tree))
-        last, ops, noops = now, engine.executed_ops, engine.executed_noops
+        ops, noops = engine.executed_ops, engine.executed_noops
         if record is not None:
             record.flush()
     server.close()
