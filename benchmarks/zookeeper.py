@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -38,8 +39,13 @@ from orchestrator.spec import ExperimentSpec, SpecError
 from orchestrator.zkworkload import check_zk_workload, zk_client_procs
 
 WORKLOADS = ("setDatas", "getDatas")
-# Systems measured through `masonctl serve` (when it exists), with their row labels.
-SERVED = {"rsmkeeper": "RSMKeeper (one Raft group of 3)"}
+# Systems measured through `masonctl serve` (when it exists): (system, row label, flags).
+SERVED = [
+    ("rsmkeeper", "RSMKeeper (one Raft group of 3)", ()),
+    *(("zkmason", f"ZK-Mason, {n} shard{'s' if n > 1 else ''} of 3 (one group of 3)",
+        ("--nzk_servers", str(3 * n))) for n in (1, 2, 4)),
+]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVE_TIMEOUT_S = 120.0
 console = Console(stderr=True)
 
@@ -73,9 +79,32 @@ def servers_of(connect_string: str) -> list[dict[str, object]]:
     return servers
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (threads included); a process that
+    is gone counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after the command name
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def pids_in(run_dir: Path) -> list[int]:
+    """The processes `masonctl serve` started (their .pid files)."""
+    return [int(p.read_text()) for p in sorted(run_dir.glob("*.pid"))
+            if p.read_text().strip().isdigit()]
+
+
 def measure(connect_string: str, workload: str, shape: Shape = Shape(),
-            root: Path | None = None, label: str = "zk") -> dict[str, object]:
-    """One run of `workload` (setDatas or getDatas) against the servers; its row."""
+            root: Path | None = None, label: str = "zk",
+            server_pids: list[int] | None = None) -> dict[str, object]:
+    """One run of `workload` (setDatas or getDatas) against the servers; its row. With
+    `server_pids`, also the servers' CPU per answered operation (all of them summed, over
+    the whole client run: set-up, warm-up and cool-down included on both sides)."""
     if workload not in WORKLOADS:
         raise ValueError(f"workload {workload!r} is not one of {', '.join(WORKLOADS)}")
     spec = check_zk_workload(ExperimentSpec(
@@ -90,6 +119,7 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
         slot = MachineSlot("client-0", "client", 0, "127.0.0.1", str(run_dir))
         procs = zk_client_procs(spec, [slot], [servers_of(connect_string)])
         started = []
+        cpu_before = cpu_seconds(server_pids or [])
         try:
             for proc in procs:
                 config = run_dir / f"{proc.name}.toml"
@@ -107,6 +137,7 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+        cpu_used = cpu_seconds(server_pids or []) - cpu_before
         failed = [(proc.name, p.returncode) for proc, p in zip(procs, started, strict=True)
                   if p.returncode != 0]
         if failed:
@@ -115,14 +146,17 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
             last = tail.splitlines()[-1] if tail else ""
             raise RuntimeError(f"{label} {workload}: {name} exited {code}: {last}")
         summary = summarize_run(run_dir)
-        errors = 0
+        errors = answered = 0
         for proc in procs:
             counts = read_counts(run_dir / f"{proc.name}.zkops.json")
             errors += sum(sum(k.errors.values()) for k in counts.kinds.values())
+            answered += counts.setup_ops + sum(k.answered for k in counts.kinds.values())
+    cpu_us = 1e6 * cpu_used / answered if server_pids and answered else None
     return {"system": label, "workload": workload, "ops_per_s": summary.throughput_ops,
             "p50_us": summary.p50_us, "p99_us": summary.p99_us, "p999_us": summary.p999_us,
             "errors": errors, "unanswered": summary.unanswered,
-            "reconnects": summary.redirects, "outstanding": shape.outstanding}
+            "reconnects": summary.redirects, "outstanding": shape.outstanding,
+            "server_cpu_us_per_op": cpu_us}
 
 
 def can_serve() -> bool:
@@ -131,12 +165,14 @@ def can_serve() -> bool:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| system | workload | ops/s | p50 us | p99 us | p99.9 us | errors |",
-             "|" + "---|" * 7]
+    lines = ["| system | workload | ops/s | p50 us | p99 us | p99.9 us | errors "
+             "| server CPU us/op |", "|" + "---|" * 8]
     for r in rows:
+        cpu = r.get("server_cpu_us_per_op")
         lines.append(
             f"| {r['system']} | {r['workload']} | {r['ops_per_s']:,.0f} | {r['p50_us']:,.0f} "
-            f"| {r['p99_us']:,.0f} | {r['p999_us']:,.0f} | {r['errors']} |")
+            f"| {r['p99_us']:,.0f} | {r['p999_us']:,.0f} | {r['errors']} "
+            f"| {'-' if cpu is None else f'{cpu:,.0f}'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -187,17 +223,19 @@ def main(argv: list[str] | None = None) -> None:
                         for workload in WORKLOADS:
                             console.print(f"{label}: {workload}")
                             rows.append(measure(zk.connect_string, workload, shape,
-                                                label=label))
+                                                label=label,
+                                                server_pids=[p.pid for p in zk.procs]))
         if can_serve():
-            for system, label in SERVED.items():
+            for system, label, flags in SERVED:
                 with tempfile.TemporaryDirectory(prefix=f"{system}-") as tmp:
-                    console.print(f"starting {system} (masonctl serve)")
-                    with served(system, Path(tmp), outdir=system,
+                    console.print(f"starting {label} (masonctl serve)")
+                    with served(system, Path(tmp), *flags, outdir=system,
                                 timeout_s=SERVE_TIMEOUT_S) as serving:
+                        pids = pids_in(serving.run_dir)
                         for workload in WORKLOADS:
-                            console.print(f"{system}: {workload}")
+                            console.print(f"{label}: {workload}")
                             rows.append(measure(serving.hosts, workload, shape,
-                                                label=label))
+                                                label=label, server_pids=pids))
         for name, hosts in others:
             for workload in WORKLOADS:
                 console.print(f"{name}: {workload}")
@@ -210,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
                  f"({shape.outstanding} in all), {shape.value_size}-byte values, "
                  f"{shape.nkeys} keys per process; every server and client on this machine. "
                  "Apache ZooKeeper fsyncs its transaction log before acknowledging a write "
-                 "unless forceSync=no.",
+                 "unless forceSync=no. Server CPU us/op: the user + system CPU of every server "
+                 "process of the system (not the load generators), summed, over the whole "
+                 "client run, divided by the operations answered in it.",
                  rows, table(rows))
 
 
