@@ -67,6 +67,7 @@ class ZkListener:
         self.sessions: dict[int, ZkConnection] = {}  # session -> its connection here
         self.watch_table = WatchTable()
         self.heard_from: set[int] = set()
+        self.quiet = False
         self.received = 0
         self.sent = 0
         self.server: asyncio.AbstractServer | None = None
@@ -149,9 +150,15 @@ class ZkListener:
         self.system_reqid += 1
         self.submit(self.system_client, reqid, session, request)
 
+    def quiesce(self) -> None:
+        """A clean stop: no more pings and ticks from this replica."""
+        self.quiet = True
+
     async def keepalive(self) -> None:
-        while True:
+        while not self.quiet:
             await asyncio.sleep(self.keepalive_s)
+            if self.quiet:
+                return
             heard, self.heard_from = self.heard_from, set()
             for session in sorted(heard):
                 if session in self.sessions:
