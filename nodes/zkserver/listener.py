@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from nodes.config import ProxyConfig
 from nodes.proxy.entries import OpRecord
 from nodes.services.rsmkeeper import RsmKeeperService, encode_txn
-from nodes.services.zkmason import ZkMasonService, encode_op
+from nodes.services.zkmason import GROUP_LOCAL, ZkMasonService, encode_op
 from nodes.zk import requests as rq
 from nodes.zk.fourletter import ServerFacts
 from nodes.zk.machine import Applied, ZkStateMachine
@@ -139,7 +139,8 @@ class ZkListener:
     def submit(self, client_id: int, reqid: int, session: int, request: rq.Request) -> None:
         txn = rq.Txn(session, 0, request)
         if self.shards is not None:
-            self.shards.asked(client_id, reqid, txn)
+            if not isinstance(request, GROUP_LOCAL):
+                self.shards.asked(client_id, reqid, txn)  # answered by the shards
             payload = encode_op(txn, self.conf.zk_origin)
         else:
             payload = encode_txn(txn)
