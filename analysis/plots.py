@@ -20,10 +20,12 @@ from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter
 
 from analysis.datfiles import FaultEvent, FaultInterval, fault_intervals, read_faults, read_series
+from analysis.recovery import Frontier, run_frontiers
 
 __all__ = [
     "EVENT_STYLES",
     "plot_recovery",
+    "recovery_figure",
     "plot_scaling",
     "plot_throughput_latency",
     "total_series",
@@ -38,6 +40,8 @@ EVENT_STYLES: dict[str, str] = {
     "kill_follower": "tab:orange",
     "kill_backup": "tab:pink",
     "kill_leader_mid_batch": "tab:olive",
+    "kill_leader_machine": "tab:red",
+    "kill_all_leaders": "darkred",
     "restart": "tab:blue",
     "pause_leader": "tab:cyan",
     "pause_follower": "tab:gray",
@@ -78,14 +82,26 @@ def total_series(run_dir: StrPath, bin_ms: int = 10) -> pd.DataFrame:
     return pd.DataFrame({"unix_ms": full, "ops": ops})
 
 
-def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list[Path]:
+def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10,
+                  fronts: list[Frontier] | None = None) -> list[Path]:
+    """The recovery figure (``recovery_figure``) as PDF and PNG."""
+    return _save(recovery_figure(run_dir, bin_ms, fronts), out_stem)
+
+
+def recovery_figure(run_dir: StrPath, bin_ms: int = 10,
+                    fronts: list[Frontier] | None = None) -> Figure:
     """Total throughput over time with every fault of ``faults.log`` marked: a line per
-    kill, a shaded span per pause, partition or added latency (start to its end).
+    kill, a shaded span per pause, partition or added latency (start to its end); below
+    it, when the run recorded its numbers, the highest contiguous number of each space
+    (analysis/recovery.py), the paper's recovery figure. ``fronts`` saves reading the
+    records again when the caller has them.
 
     Time 0 is ``measure_start`` when the fault log has it (the first bin otherwise); the
     warm-up and cool-down outside the measured window are shaded.
     """
     run_dir = Path(run_dir)
+    if fronts is None and any(run_dir.glob("*.seqnums")):
+        fronts = run_frontiers(run_dir)
     series = total_series(run_dir, bin_ms)
     faults_path = run_dir / "faults.log"
     events = read_faults(faults_path) if faults_path.exists() else []
@@ -101,8 +117,9 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     rate = series["ops"].to_numpy() * (1000.0 / bin_ms)
     scale, unit = _rate_unit(float(rate.max()) if rate.size else 0.0)
 
-    fig = _figure(9, 4.5)
-    ax = fig.add_subplot()
+    panels = 2 if fronts else 1
+    fig = _figure(9, 4.5 * panels)
+    ax = fig.add_subplot(panels, 1, 1)
     if t.size:
         # A step per bin: the value is the bin's rate over its whole width.
         ax.step(
@@ -129,6 +146,9 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     edges = [(e.unix_ms - t0) / 1000.0 for e in events]
     if t.size:
         edges += [float(t[0]), float(t[-1]) + bin_ms / 1000.0]
+    for front in fronts or []:
+        if front.record_us.size:
+            edges += [(int(front.record_us[i]) / 1000 - t0) / 1000.0 for i in (0, -1)]
     lo, hi = (min(edges), max(edges)) if edges else (0.0, 1.0)
     pad = max(hi - lo, 1e-3) * 0.01
     ax.set_xlim(lo - pad, hi + pad)
@@ -150,7 +170,42 @@ def plot_recovery(run_dir: StrPath, out_stem: StrPath, bin_ms: int = 10) -> list
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     # The event labels sit in rows above the axes; the title goes above them.
     ax.set_title(f"Throughput over time: {run_dir.name}", pad=8 + 12 * labels)
-    return _save(fig, out_stem)
+    if fronts:
+        _plot_frontiers(fig.add_subplot(2, 1, 2, sharex=ax), fronts, t0, marks, intervals,
+                        instants)
+    return fig
+
+
+def _plot_frontiers(ax: Axes, fronts: list[Frontier], t0: int, marks: dict[str, int],
+                    intervals: Sequence[FaultInterval], instants: Sequence[FaultEvent]) -> None:
+    """The highest contiguous number of each space over time, one step line per space
+    (gid ``frontier-<space>``), the same faults marked as above."""
+    peak = max((int(f.highest[-1]) for f in fronts if f.highest.size), default=0)
+    scale, unit = (1e6, " (millions)") if peak >= 1e6 else (1e3, " (thousands)") \
+        if peak >= 1e4 else (1.0, "")
+    _shade_outside_window(ax, marks, t0)
+    _shade_intervals(ax, intervals, t0)
+    for e in instants:
+        ax.axvline((e.unix_ms - t0) / 1000.0, color=EVENT_STYLES.get(e.event, "black"),
+                   linestyle=EVENT_LINESTYLES.get(e.event, "--"), linewidth=1.2)
+    lo, hi = ax.get_xlim()
+    for front in fronts:
+        x = (front.rise_us / 1000.0 - t0) / 1000.0
+        # Held flat from the last rise to the right edge: the frontier stays there.
+        ax.step(np.append(x, hi), np.append(front.highest, front.highest[-1:]) / scale
+                if front.highest.size else np.zeros(1), where="post", linewidth=1.0,
+                label=f"space {front.space}", gid=f"frontier-{front.space}")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(
+        "time since start of measurement (s)"
+        if "measure_start" in marks
+        else "time since first completion (s)"
+    )
+    ax.set_ylabel(f"highest contiguous number{unit}")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title("Highest number below which every number is taken, per space", fontsize=9)
 
 
 def plot_throughput_latency(

@@ -152,9 +152,13 @@ def run(
     kill_logserver: float | None = _opt(
         "kill_logserver", "Kill -9 the head of chain 0 this many seconds after warm-up "
         "(needs --corfu_replication_factor 2 or 3)."),
+    kill_leader_machine: float | None = _opt(
+        "kill_leader_machine", "Kill -9 every proxy process on proxy-0 (one replica of each "
+        "group of the first triple) this many seconds after warm-up: the original's "
+        "--kill_leader."),
     kill_all_leaders: float | None = _opt(
-        "kill_all_leaders", "corfumason: kill -9 the leader of every group this many "
-        "seconds after warm-up."),
+        "kill_all_leaders", "Kill -9 every proxy process on proxy-0, 3, 6, ... (one replica "
+        "of every group) this many seconds after warm-up: the original's flag."),
     pause_leader: float | None = _opt(
         "pause_leader", "SIGSTOP group 0's leader this many seconds after warm-up, for "
         "--pause_for seconds."),
@@ -691,16 +695,22 @@ def plot_recovery_cmd(
         None, "--out", help="Path without extension (default: <run_dir>/recovery)."),
     bin_ms: int = typer.Option(10, "--bin-ms", help="Width of a throughput bin in ms."),
 ) -> None:
-    """Throughput over time with the injected faults marked (the README's recovery.pdf)."""
+    """Throughput over time with the injected faults marked (the README's recovery.pdf)
+    and, when the run recorded its numbers, each space's highest contiguous number over
+    time, also written as the original's recovery_data_<space>.dat beside the figure."""
     from analysis.datfiles import DatFormatError
     from analysis.plots import plot_recovery
+    from analysis.recovery import run_frontiers, write_recovery_dats
 
     if not run_dir.is_dir():
         raise fail(f"{run_dir}: no such results directory")
     if not any(run_dir.glob("*.series")):
         raise fail(f"{run_dir}: no throughput series (*.series) to plot", 1)
+    stem = out_stem or run_dir / "recovery"
     try:
-        paths = plot_recovery(run_dir, out_stem or run_dir / "recovery", bin_ms=bin_ms)
+        fronts = run_frontiers(run_dir) if any(run_dir.glob("*.seqnums")) else []
+        paths = write_recovery_dats(run_dir, stem.parent, fronts) if fronts else []
+        paths += plot_recovery(run_dir, stem, bin_ms=bin_ms, fronts=fronts)
     except (DatFormatError, ValueError, OSError) as exc:
         raise fail(str(exc), 1) from None
     for path in paths:

@@ -12,6 +12,11 @@ ends `duration` seconds later:
 - `latency_leader`: `delay_ms` of added delay on the leader machine's interface;
 - `kill_leader`, `kill_follower`, `kill_sequencer`: kill -9 (no end).
 
+The run's own kill flags (`--kill_leader`, `--kill_leader_machine`, `--kill_all_leaders`,
+...; orchestrator/faults.py carries them out) join the schedule for the invariant's sake:
+`validate` checks them together with the nemesis's events. A killed replica is down for
+the rest of the run, or until `--restart_after` brings it back.
+
 A schedule file is TOML, one `[[event]]` table per event:
 
     [[event]]
@@ -26,7 +31,10 @@ the invariant the system is built to survive: at no moment is more than one repl
 group (a minority of three) down, that is killed, paused or partitioned away, and the
 sequencer faults come one at a time, each with a standby left to take over
 (`check_invariant`). A partition acts on machines, so it takes down one replica of every
-group its machine hosts (all the groups of the triple).
+group its machine hosts (all the groups of the triple); so do the machine kills, the
+original's meaning of a leader kill: `kill_leader_machine` ends every process on the
+first proxy machine (one replica of each group of triple 0), `kill_all_leaders` those on
+the first machine of every triple (one replica of every group).
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ PARTITIONS = ("partition_leader", "partition_oneway", "partition_sequencer")
 LATENCIES = ("latency_leader",)
 KILLS = ("kill_leader", "kill_follower", "kill_sequencer")
 KINDS = PAUSES + PARTITIONS + LATENCIES + KILLS
+# The spec's kill flags that take proxy replicas, in the invariant's terms.
+GROUP_KILL_FLAGS = ("kill_leader", "kill_follower", "kill_leader_mid_batch",
+                    "kill_leader_machine", "kill_all_leaders")
 NETWORK = PARTITIONS + LATENCIES  # need distinct node addresses and root on the nodes
 SEQUENCER_KINDS = ("pause_sequencer", "kill_sequencer", "partition_sequencer")
 # The event written to faults.log when an interval ends, by the kind's first word.
@@ -69,8 +80,12 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     delay_ms: int = 0  # latency_leader only
 
     @property
+    def is_kill(self) -> bool:
+        return self.kind.startswith("kill_")
+
+    @property
     def end(self) -> float:
-        return math.inf if self.kind in KILLS else self.at + self.duration
+        return math.inf if self.is_kill else self.at + self.duration
 
     @property
     def end_event(self) -> str:
@@ -152,23 +167,37 @@ def check_event(event: Event, spec: ExperimentSpec) -> None:
         raise SpecError(f"{where}: delay_ms applies to latency_leader only")
 
 
-def down_groups(event: Event, groups_per_triple: int) -> range:
-    """The groups that lose a replica while the event lasts (none: it takes no replica)."""
-    if event.kind in ("pause_leader", "pause_follower", "kill_leader", "kill_follower"):
+def kill_flag_events(spec: ExperimentSpec) -> list[Event]:
+    """The spec's replica-taking kill flags (GROUP_KILL_FLAGS) as events of group 0."""
+    return [Event(at=float(getattr(spec, flag)), kind=flag) for flag in GROUP_KILL_FLAGS
+            if getattr(spec, flag) >= 0]
+
+
+def down_groups(event: Event, groups_per_triple: int, ngroups: int | None = None) -> range:
+    """The groups that lose a replica while the event lasts (none: it takes no replica).
+    `ngroups` (all the run's groups; None: one triple's) bounds `kill_all_leaders`."""
+    if event.kind in ("pause_leader", "pause_follower", "kill_leader", "kill_follower",
+                      "kill_leader_mid_batch"):
         return range(event.group, event.group + 1)
     if event.kind in ("partition_leader", "partition_oneway"):
         first = event.group // groups_per_triple * groups_per_triple
         return range(first, first + groups_per_triple)
+    if event.kind == "kill_leader_machine":
+        return range(groups_per_triple)  # every process of proxy-0: triple 0's groups
+    if event.kind == "kill_all_leaders":
+        return range(groups_per_triple if ngroups is None else ngroups)
     return range(0)
 
 
 def check_invariant(events: list[Event], groups_per_triple: int, nsequencers: int,
-                    settle: float = 0.0) -> str:
+                    settle: float = 0.0, *, ngroups: int | None = None,
+                    restart_after: float = -1.0) -> str:
     """Why the schedule could take a group's majority or the last sequencer ('' if it
     cannot).
 
     An event holds its replicas from `at` to its end plus `settle` (a kill: to the end of
-    the run). Sequencer faults come one at a time, each with a standby left, and nothing
+    the run, or to its restart `restart_after` seconds later when that is >= 0).
+    Sequencer faults come one at a time, each with a standby left, and nothing
     else happens from a sequencer fault's start to its end plus `settle`: the standby's
     takeover needs every group's leader, and a group that loses its leader meanwhile may
     ask a later standby, which would spend two standbys on one fault.
@@ -176,12 +205,13 @@ def check_invariant(events: list[Event], groups_per_triple: int, nsequencers: in
     ordered = sorted(events, key=lambda e: e.at)
     held: dict[int, list[tuple[float, Event]]] = {}  # group -> (held until, by)
     for event in ordered:
-        for group in down_groups(event, groups_per_triple):
+        end = event.at + restart_after if event.is_kill and restart_after >= 0 else event.end
+        for group in down_groups(event, groups_per_triple, ngroups):
             for until, other in held.get(group, []):
                 if event.at < until:
                     return (f"{event.kind} at {event.at:g} s and {other.kind} at {other.at:g} s "
                             f"would take two of group {group}'s three replicas down at once")
-            held.setdefault(group, []).append((event.end + settle, event))
+            held.setdefault(group, []).append((end + settle, event))
     sequencer = [e for e in ordered if e.kind in SEQUENCER_KINDS]
     for before, event in itertools.pairwise(sequencer):
         if event.at < disturbance(before, settle):
@@ -202,7 +232,7 @@ def check_invariant(events: list[Event], groups_per_triple: int, nsequencers: in
 def disturbance(event: Event, settle: float) -> float:
     """Until when an event disturbs the run: a kill until the failover after it settled,
     any other event until its end settled."""
-    return event.at + settle if event.kind in KILLS else event.end + settle
+    return event.at + settle if event.is_kill else event.end + settle
 
 
 def sequencers_needed(events: list[Event]) -> int:
@@ -229,7 +259,8 @@ def validate(spec: ExperimentSpec, flagged: int = 0) -> int:
     for event in events:
         check_event(event, spec)
     nsequencers = max(spec.nsequencers, sequencers_needed(events) + flagged)
-    why = check_invariant(events, spec.nproxy_threads, nsequencers)
+    why = check_invariant(events + kill_flag_events(spec), spec.nproxy_threads, nsequencers,
+                          ngroups=spec.ngroups, restart_after=spec.restart_after)
     if why:
         raise SpecError(f"fault schedule: {why}")
     return nsequencers

@@ -47,8 +47,15 @@ def targets(run: Experiment, fault: Fault) -> list[Launched]:
     alive = [e for e in run.running if not e.killed]
     if fault.event in ("kill_leader", "kill_leader_mid_batch"):
         leaders = [run.leader_of(fault.group)]
-    elif fault.event == "kill_all_leaders":
-        leaders = [run.leader_of(group) for group in run.groups()]
+    elif fault.event in ("kill_leader_machine", "kill_all_leaders"):
+        # The original's leader kills: every proxy process of a machine, whether it leads
+        # or not. Replica 0 of group 0 is on proxy-0; replica 0 of each triple's groups on
+        # the triple's first machine (proxy-0, 3, 6, ...).
+        firsts = [p for p in run.placement.by_kind("proxy") if p.replica == 0]
+        if fault.event == "kill_leader_machine":
+            firsts = [p for p in firsts if p.group == 0]
+        machines = {p.machine for p in firsts}
+        return [e for e in alive if e.proc.kind == "proxy" and e.proc.machine in machines]
     elif fault.event == "kill_follower":
         leader = run.leader_of(fault.group)
         return [e for e in alive if e.proc.kind == "proxy" and e.proc.group == fault.group

@@ -42,6 +42,9 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     gc_interval_ms: int = 0  # bitmap garbage-collection period; 0 = derive from the run
     bitmap_block: int = 0  # numbers per bitmap block; 0 = derive from the expected rate
     kill_leader: float = -1.0  # seconds after warm-up; -1 = never
+    # The original's --kill_leader: every proxy process on proxy-0 (one replica of each
+    # group of the first triple), whichever of them lead.
+    kill_leader_machine: float = -1.0
     kill_sequencer: float = -1.0
     kill_backup: float = -1.0  # kill -9 the first backup (after it took over): the next one serves
     kill_follower: float = -1.0  # kill -9 a follower of group 0
@@ -60,7 +63,9 @@ class ExperimentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     entry_size: int = 64  # bytes per appended entry
     read_policy: str = "any"  # corfumason reads: "any" replica or only the "leader" serves
     kill_logserver: float = -1.0  # kill -9 the head of chain 0 (needs replication >= 2)
-    kill_all_leaders: float = -1.0  # kill -9 the leader of every group
+    # The original's --kill_all_leaders: every proxy process on proxy-0, 3, 6, ... (the
+    # first machine of each triple: one replica of every group).
+    kill_all_leaders: float = -1.0
     # The nemesis (orchestrator/fault_plan.py, nemesis.py): seconds after warm-up, -1 = never.
     pause_leader: float = -1.0  # SIGSTOP group 0's leader for pause_for seconds
     pause_follower: float = -1.0

@@ -35,8 +35,7 @@ class CorfuMason(System):
     largest = Counts(2, 72, 24, 8)
     machine_counts = {**GROUP_MACHINES, "server": "ncorfu_servers"}
     start_order = ("sequencer", "logserver", "proxy", "client")
-    fields = GROUP_FIELDS | LOG_FIELDS | {"read_policy", "kill_all_leaders",
-                                          "kill_leader_mid_batch"}
+    fields = GROUP_FIELDS | LOG_FIELDS | {"read_policy", "kill_leader_mid_batch"}
     why_not = {"nsequence_spaces": "CorfuMason orders one log (one space)"}
     local_defaults = {"nproxies": 3, "nproxy_threads": 1, "ncorfu_servers": 2,
                       "corfu_replication_factor": 2, "corfu_units": 1}
@@ -44,7 +43,8 @@ class CorfuMason(System):
     testbed_base = {**TESTBED_BASE, "nproxies": 18, "nclients": 6, "client_concurrency": 16,
                     "max_log_size": 500_000, "corfu_units": 4}
     fault_events = ("kill_leader", "kill_sequencer", "kill_backup", "kill_follower",
-                    "kill_all_leaders", "kill_logserver", "kill_leader_mid_batch")
+                    "kill_all_leaders", "kill_logserver", "kill_leader_mid_batch",
+                    "kill_leader_machine")
 
     def check_fields(self, spec: ExperimentSpec) -> ExperimentSpec:
         if spec.kill_all_leaders >= 0 and spec.kill_leader >= 0:

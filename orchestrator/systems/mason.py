@@ -32,7 +32,8 @@ GROUP_FIELDS = frozenset({
     "nsequencers", "nproxies", "nproxy_threads", "nproxy_leaders", "batch_timeout",
     "batch_max_ops", "max_log_size", "election_timeout_ms", "raft_tick_ms", "heartbeat_ms",
     "heartbeat_misses", "gc_interval_ms", "bitmap_block", "record_noops", "kill_leader",
-    "kill_sequencer", "kill_backup", "kill_follower", "restart_after", "durable",
+    "kill_sequencer", "kill_backup", "kill_follower", "kill_leader_machine", "kill_all_leaders",
+    "restart_after", "durable",
 }) | NEMESIS_FIELDS
 DURABLE_MODES = ("always", "batch", "off")
 GROUP_MACHINES = {"sequencer": "nsequencers", "proxy": "nproxies", "client": "nclients"}
@@ -157,7 +158,7 @@ class Mason(System):
     fields = GROUP_FIELDS | {"nsequence_spaces", "kill_leader_mid_batch"}
     testbed_base = TESTBED_BASE
     fault_events = ("kill_leader", "kill_sequencer", "kill_backup", "kill_follower",
-                    "kill_leader_mid_batch")
+                    "kill_leader_mid_batch", "kill_leader_machine", "kill_all_leaders")
 
     def check_fields(self, spec: ExperimentSpec) -> ExperimentSpec:
         return check_groups(spec, self.fault_events)

@@ -113,7 +113,7 @@ class ZKMason(System):
         "nsequence_spaces", "nzk_servers", "zk_replication_factor", "zk_tick_ms",
         "kill_zk_server"}
     fault_events = ("kill_leader", "kill_sequencer", "kill_backup", "kill_follower",
-                    "kill_zk_server")
+                    "kill_zk_server", "kill_leader_machine", "kill_all_leaders")
     # One machine: one triple of one group, one shard; the original's 8 keys per process.
     local_defaults = {"nproxies": 3, "nproxy_threads": 1, "nkeys": 8}
     # The original launcher's zk-mason defaults: 2 triples of 8 groups, 2 client machines

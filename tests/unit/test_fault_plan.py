@@ -192,3 +192,47 @@ def test_a_sequencer_restarted_before_the_backup_dies_is_the_next_standby():
     assert build("x", "mason", {**kills, "restart_after": 1.0}).nsequencers == 2
     assert build("x", "mason", {**kills, "restart_after": 2.5}).nsequencers == 3
     assert build("x", "mason", kills).nsequencers == 3
+
+
+# ---- the run's kill flags in the invariant ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("values", "group"), [
+    # Group 0's leader and then a follower of it: two of its replicas, both for good.
+    ({"kill_leader": 1.0, "kill_follower": 2.0}, 0),
+    # proxy-0 holds a replica of group 1 too (two groups per triple).
+    ({"kill_leader_machine": 1.0, "pause_follower": 2.0}, 0),
+    ({"kill_leader_machine": 1.0, "faults_group": 1}, 1),
+    # proxy-3 is the second triple's first machine: kill_all_leaders takes group 2's.
+    ({"nproxies": 6, "kill_all_leaders": 1.0, "faults_group": 2}, 2),
+])
+def test_kill_flags_count_against_a_groups_majority(tmp_path: Path, values, group):
+    values = dict(values)
+    if "faults_group" in values:
+        schedule = tmp_path / "f.toml"
+        schedule.write_text(f'[[event]]\nat = 3.0\nkind = "pause_follower"\nduration = 1.0\n'
+                            f'group = {values.pop("faults_group")}\n')
+        values["faults"] = str(schedule)
+    with pytest.raises(SpecError, match=f"two of group {group}'s three replicas"):
+        spec(**values)
+
+
+def test_machine_kills_leave_the_other_triples_and_restarted_replicas_alone(tmp_path: Path):
+    schedule = tmp_path / "f.toml"
+    schedule.write_text('[[event]]\nat = 3.0\nkind = "pause_leader"\nduration = 1.0\n'
+                        'group = 2\n')
+    # Group 2 is on the second triple: proxy-0's loss does not touch it.
+    spec(nproxies=6, kill_leader_machine=1.0, faults=str(schedule))
+    # A replica restarted before the next kill is back in its group.
+    spec(kill_leader_machine=1.0, kill_follower=3.0, restart_after=1.0)
+    spec(kill_leader=1.0, kill_follower=3.0, restart_after=1.0)
+    with pytest.raises(SpecError, match="two of group 0's"):
+        spec(kill_leader_machine=1.0, kill_follower=3.0, restart_after=2.5)
+
+
+def test_down_groups_of_machine_kills():
+    machine = Event(at=1.0, kind="kill_leader_machine")
+    every = Event(at=1.0, kind="kill_all_leaders")
+    assert fault_plan.down_groups(machine, 4, ngroups=8) == range(4)
+    assert fault_plan.down_groups(every, 4, ngroups=8) == range(8)
+    assert fault_plan.down_groups(every, 4) == range(4)  # one triple when not told

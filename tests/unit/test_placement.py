@@ -222,7 +222,8 @@ def test_fault_targets_of_corfumason(tmp_path: Path):
     schedule = faults.schedule(run.spec, run.system.fault_events)
     assert [(f.at, f.event) for f in schedule] == [
         (1.0, "kill_all_leaders"), (2.0, "kill_logserver"), (3.0, "kill_sequencer")]
-    assert names(faults.targets(run, schedule[0])) == ["proxy-1-0", "proxy-0-1"]
+    # The original's meaning: proxy-0's processes, whichever replica leads.
+    assert names(faults.targets(run, schedule[0])) == ["proxy-0-0", "proxy-0-1"]
     assert names(faults.targets(run, schedule[1])) == ["server-0-0"]  # head of chain 0
     assert names(faults.targets(run, schedule[2])) == ["sequencer-0"]
     follower = faults.targets(run, faults.Fault(1.0, "kill_follower", 0))
@@ -230,6 +231,21 @@ def test_fault_targets_of_corfumason(tmp_path: Path):
     for entry in run.running:
         entry.killed = True
     assert faults.targets(run, schedule[1]) == []
+
+
+@pytest.mark.parametrize("system", ["mason", "corfumason", "zkmason"])
+def test_machine_kills_take_every_process_of_the_first_machines(tmp_path: Path, system):
+    run = experiment(tmp_path, system, {"nproxies": 6, "nproxy_threads": 2,
+                                        "kill_leader_machine": 1.0, "kill_all_leaders": 5.0,
+                                        "restart_after": 2.0})
+    # Group 0 is led from proxy-1: the machine kill still takes proxy-0's processes.
+    write_role(tmp_path, "proxy-1-0", "leader", 2)
+    schedule = faults.schedule(run.spec, run.system.fault_events)
+    assert [f.event for f in schedule] == ["kill_leader_machine", "kill_all_leaders"]
+    assert names(faults.targets(run, schedule[0])) == ["proxy-0-0", "proxy-0-1"]
+    assert names(faults.targets(run, schedule[1])) == [
+        "proxy-0-0", "proxy-0-1", "proxy-3-0", "proxy-3-1"]
+    assert {e.proc.group for e in faults.targets(run, schedule[1])} == {0, 1, 2, 3}
 
 
 def test_corfu_schedules_only_its_faults(tmp_path: Path):

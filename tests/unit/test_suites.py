@@ -83,12 +83,17 @@ def test_recovery_suite_is_the_readme_example():
     p = exp.points[0].params
     assert (p["nproxies"], p["nclients"], p["nsequence_spaces"], p["nproxy_threads"],
             p["nproxy_leaders"]) == (6, 4, 4, 8, 16)
-    assert (p["kill_leader"], p["kill_sequencer"], p["expduration"]) == (6.0, 16.0, 30.0)
+    # The original's --kill_leader 6 ended the proxy process of machine proxy-0: every
+    # replica there, one of each group of the first triple.
+    assert (p["kill_leader_machine"], p["kill_sequencer"], p["expduration"]) == (
+        6.0, 16.0, 30.0)
+    assert p["kill_leader"] == -1.0  # not group 0's leader alone
     assert (p["client_concurrency"], p["nclient_threads"]) == (8, 16)
     assert p["record_seqnums"] and p["record_noops"]
     assert p["nsequencers"] == 2  # killing the sequencer needs the backup
     local = expand(load_suite(find_suite("recovery"))).points[0].params
     assert local["kill_sequencer"] < local["expduration"] and local["nproxy_leaders"] == 2
+    assert local["kill_leader_machine"] < local["kill_sequencer"]
 
 
 # ---- scaling down ----------------------------------------------------------------------------
