@@ -345,6 +345,52 @@ def serve(
 
 
 @app.command()
+def cleanup(
+    machine_info: Path | None = typer.Option(
+        None, "--machine-info", "--machine_info",
+        help="Every machine of this testbed (default: this machine's local runs)."),
+    results_root: Path = typer.Option(
+        Path("results"), "--results", help="Where local runs went (without --machine-info)."),
+    user: str | None = SSH_USER,
+    identity: str | None = IDENTITY,
+    known_hosts: Path | None = KNOWN_HOSTS,
+    accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
+    testbed_dir: Path | None = TESTBED_DIR,
+) -> None:
+    """End every node process a run left behind (the original's --only_kill_zombies): those
+    the pid files of its runs name, on this machine or on every machine of --machine-info."""
+    from orchestrator import leftovers
+    from orchestrator import spec as specs
+    from orchestrator.hosts import HostError, LocalHost
+    from orchestrator.remote import RemoteOptions, Testbed
+
+    bed: Testbed | None = None
+    try:
+        if machine_info is None:
+            where = [leftovers.Machine("local", LocalHost(), (str(results_root.resolve()),))]
+        else:
+            bed = Testbed(RemoteOptions(machine_info, user, identity, known_hosts,
+                                        accept_new_host_keys, testbed_dir))
+            where = [leftovers.Machine(name, host, (f"{host.workdir}/runs",))
+                     for name, host in bed.hosts.items()]
+        ended = leftovers.end_everywhere(where)
+    except (HostError, specs.SpecError) as exc:
+        raise fail(str(exc), 1) from None
+    finally:
+        if bed is not None:
+            bed.close()
+    for leftover in ended:
+        state = "ended" if leftover.gone else "[bold red]could not end[/]"
+        out.print(f"{leftover.machine}: {state} {leftover.what()}", soft_wrap=True)
+    alive = [x for x in ended if not x.gone]
+    if alive:
+        raise fail(f"{len(alive)} node process(es) still running", 1)
+    machines_word = f"{len(where)} machine(s)"
+    out.print(f"ended {len(ended)} node process(es) on {machines_word}" if ended
+              else f"no node process left behind on {machines_word}")
+
+
+@app.command()
 def check(
     results: Path = typer.Argument(..., help="A run's results directory."),
 ) -> None:

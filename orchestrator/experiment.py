@@ -20,8 +20,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
-from orchestrator import fault_plan, faults, nemesis, render, systems
-from orchestrator.hosts import Host, HostError
+from orchestrator import fault_plan, faults, leftovers, nemesis, render, systems
+from orchestrator.hosts import Host, HostError, LocalHost
 from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
 from orchestrator.systems import PROCESS_KINDS
@@ -124,6 +124,7 @@ class Experiment:
 
     # ---- the whole run ---------------------------------------------------------------
     def run(self) -> None:
+        self.refuse_held_ports()  # before anything is written: the same run may follow
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
         if self.placement.log is not None:
@@ -146,6 +147,19 @@ class Experiment:
         self.collect()
 
     # ---- launching ----------------------------------------------------------------------
+    def refuse_held_ports(self) -> None:
+        """Stop before starting anything when a live process (above all one a crashed run
+        left behind) listens on a port this run needs: its nodes could not bind them."""
+        wanted: dict[int, tuple[Host, set[int]]] = {}
+        for proc in self.placement.procs:
+            host = self.host_of(proc)
+            wanted.setdefault(id(host), (host, set()))[1].update(leftovers.listen_ports(proc))
+        held = [h for host, ports in wanted.values()
+                for h in leftovers.holders(host, host.name, ports)]
+        if held:
+            remote = any(not isinstance(host, LocalHost) for host, _ in wanted.values())
+            raise RunFailed(leftovers.held_ports_message(held, remote))
+
     def host_of(self, proc: Proc) -> Host:
         return self.machines.hosts[proc.machine]
 
