@@ -15,29 +15,20 @@ since the warm-up began, as the original's clients counted).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-from analysis.datfiles import DatFormatError, RangeLog, read_faults, read_noops, read_seqnums
-
-__all__ = [
-    "BIN_US",
-    "Frontier",
-    "FrontierBins",
-    "bin_frontier",
-    "clients_start_us",
-    "frontier",
-    "run_frontiers",
-    "write_recovery_dat",
-    "write_recovery_dats",
-]
-
-StrPath = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
+from analysis.datfiles import (
+    DatFormatError,
+    IntArray,
+    RangeLog,
+    StrPath,
+    read_faults,
+    read_noops,
+    read_seqnums,
+)
 
 BIN_US = 1000  # the original's bins: 1 ms of client time
 DAT_HEADER = ",time,highest_num"

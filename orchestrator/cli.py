@@ -351,11 +351,11 @@ def cleanup(
         help="Every machine of this testbed (default: this machine's local runs)."),
     results_root: Path = typer.Option(
         Path("results"), "--results", help="Where local runs went (without --machine-info)."),
+    testbed_dir: Path | None = TESTBED_DIR,
     user: str | None = SSH_USER,
     identity: str | None = IDENTITY,
     known_hosts: Path | None = KNOWN_HOSTS,
     accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
-    testbed_dir: Path | None = TESTBED_DIR,
 ) -> None:
     """End every node process a run left behind (the original's --only_kill_zombies): those
     the pid files of its runs name, on this machine or on every machine of --machine-info."""
