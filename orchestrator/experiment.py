@@ -148,14 +148,15 @@ class Experiment:
 
     # ---- launching ----------------------------------------------------------------------
     def refuse_held_ports(self) -> None:
-        """Stop before starting anything when a live process (above all one a crashed run
-        left behind) listens on a port this run needs: its nodes could not bind them."""
+        """Stop before starting anything when nodes an earlier run left behind listen on
+        ports this run needs (any other program there makes the node that cannot bind
+        fail the run, naming the port)."""
         wanted: dict[int, tuple[Host, set[int]]] = {}
         for proc in self.placement.procs:
             host = self.host_of(proc)
             wanted.setdefault(id(host), (host, set()))[1].update(leftovers.listen_ports(proc))
         held = [h for host, ports in wanted.values()
-                for h in leftovers.holders(host, host.name, ports)]
+                for h in leftovers.holders(host, host.name, ports) if h.name]
         if held:
             remote = any(not isinstance(host, LocalHost) for host, _ in wanted.values())
             raise RunFailed(leftovers.held_ports_message(held, remote))

@@ -204,17 +204,14 @@ SHOWN = 3  # holders named in the message; a testbed run may have a hundred
 
 
 def held_ports_message(held: list[Leftover], remote: bool) -> str:
-    """One line naming what holds a run's ports, and what to do about it."""
+    """One line naming the leftover nodes that hold a run's ports, and what to do."""
     parts = [f"{', '.join(map(str, h.ports))} on {h.machine} by {h.what()}"
              for h in held[:SHOWN]]
     if len(held) > SHOWN:
         parts[-1] += f" and {len(held) - SHOWN} more process(es)"
-    if any(h.name for h in held):
-        hint = ("a run left its processes behind: end them with `masonctl cleanup"
-                + (" --machine-info FILE`" if remote else "`"))
-    else:
-        hint = "choose another --base_port"
-    return f"ports this run needs are held: {'; '.join(parts)}; {hint}"
+    cleanup = "masonctl cleanup" + (" --machine-info FILE" if remote else "")
+    return (f"ports this run needs are held: {'; '.join(parts)}; a run left its processes "
+            f"behind: end them with `{cleanup}`")
 
 
 @dataclass(frozen=True)
