@@ -150,15 +150,17 @@ def write_recovery_dat(path: StrPath, bins: FrontierBins) -> Path:
 
 def clients_start_us(run_dir: StrPath, fronts: list[Frontier]) -> int:
     """When the clients' warm-up began: ``measure_start`` of ``faults.log`` less the warm-up
-    of ``experiment.toml``; the first record when either is missing."""
+    of ``experiment.toml``, or the first record when that is earlier (the controller marks
+    the window from its own clock, a little after the clients began) or either is missing:
+    times in the data files are never negative, as the original's."""
     run_dir = Path(run_dir)
     faults = run_dir / "faults.log"
     starts = [e.unix_ms for e in read_faults(faults) if e.event == "measure_start"] \
         if faults.exists() else []
     warmup = _recorded_warmup(run_dir / "experiment.toml")
-    if starts and warmup is not None:
-        return starts[0] * 1000 - round(warmup * 1e6)
     firsts = [int(f.record_us[0]) for f in fronts if f.record_us.size]
+    if starts and warmup is not None:
+        firsts.append(starts[0] * 1000 - round(warmup * 1e6))
     return min(firsts, default=0)
 
 

@@ -117,3 +117,12 @@ def test_plot_recovery_command_writes_data_and_figure(tmp_path: Path) -> None:
     assert written == ["recovery.pdf", "recovery.png", "recovery_data_0.dat",
                        "recovery_data_1.dat"]
     assert (run / "recovery_data_0.dat").read_text().splitlines()[-1] == '"(3000, 4000]",3100,7'
+
+
+def test_times_count_from_the_first_record_when_it_precedes_the_marked_start(tmp_path: Path):
+    make_run(tmp_path)
+    # No warm-up recorded before the window: the clients (first record at +500) began
+    # before the controller's mark less the warm-up; times are never negative.
+    (tmp_path / "experiment.toml").write_text('[experiment]\nname = "r"\nwarmup = 0.0\n')
+    (path, _) = write_recovery_dats(tmp_path, tmp_path / "out")
+    assert path.read_text().splitlines()[1:3] == ['"(-1000, 0]",0,1', '"(0, 1000]",1000,1']
