@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nodes.config import ProxyConfig
@@ -144,10 +145,19 @@ class ZkListener:
             payload = encode_txn(txn)
         self.submitter.submit(client_id, reqid, payload)
 
-    def submit_own(self, session: int, request: rq.Request) -> None:
+    def submit_own(self, session: int, request: rq.Request) -> int:
         reqid = self.system_reqid
         self.system_reqid += 1
         self.submit(self.system_client, reqid, session, request)
+        return reqid
+
+    def submit_internal(self, session: int, request: rq.Request,
+                        answered: Callable[[Applied], None]) -> None:
+        """ZK-Mason: an operation of `session` that this replica asks for itself; its answer
+        goes to `answered`, not to a client."""
+        assert self.shards is not None
+        reqid = self.submit_own(session, request)
+        self.shards.on_answer_call(self.system_client, reqid, answered)
 
     async def keepalive(self) -> None:
         while True:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from nodes import wire
 from nodes.services.zkmason import Answer, decode_answer
+from nodes.zk.codes import Err
 from nodes.zk.machine import Applied, Change
 from nodes.zk.requests import Txn
+from nodes.zk.results import ErrorResult
 
 if TYPE_CHECKING:
     from nodes.zkserver.listener import ZkListener
@@ -46,6 +49,8 @@ class ShardAnswers:
         self.listener = listener
         self.loop = asyncio.get_running_loop()
         self.txns: dict[tuple[int, int], Txn] = {}  # what this replica's clients asked
+        # This replica's own operations (setWatches' reads): whom their answer goes to.
+        self.calls: dict[tuple[int, int], Callable[[Applied], None]] = {}
         self.seen: dict[int, int] = {}  # shard -> highest event number taken
         self.held: list[Held] = []
         self.last_zxid = 0
@@ -54,6 +59,10 @@ class ShardAnswers:
 
     def asked(self, client_id: int, reqid: int, txn: Txn) -> None:
         self.txns[(client_id, reqid)] = txn
+
+    def on_answer_call(self, client_id: int, reqid: int,
+                       answered: Callable[[Applied], None]) -> None:
+        self.calls[(client_id, reqid)] = answered
 
     def forget(self, client_id: int) -> None:
         for key in [k for k in self.txns if k[0] == client_id]:
@@ -66,6 +75,9 @@ class ShardAnswers:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.bad += 1
             log.error("an answer for %s that does not decode: %s", key, exc)
+            answered = self.calls.pop(key, None)
+            if answered is not None:  # whoever waits on it must not wait for ever
+                answered(Applied(ErrorResult(Err.SYSTEM_ERROR), [], [], self.last_zxid))
             return
         self.last_zxid = max(self.last_zxid, answer.zxid)
         held = Held(key, answer, txn)
@@ -89,12 +101,16 @@ class ShardAnswers:
         if held.timer is not None:
             held.timer.cancel()
         listener = self.listener
+        answer = held.answer
+        applied = Applied(answer.result, [], [], answer.zxid)
+        answered = self.calls.pop(held.key, None)
+        if answered is not None:
+            answered(applied)
+            return
         client_id, reqid = held.key
         conn = listener.conns.get(client_id)
         if conn is None:
             return
-        answer = held.answer
-        applied = Applied(answer.result, [], [], answer.zxid)
         if held.txn is not None:
             for n in listener.watches_after(held.txn, applied):
                 listener.deliver(n)
