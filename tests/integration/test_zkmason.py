@@ -141,7 +141,8 @@ def test_watches_move_with_their_session_to_another_replica(own_cluster: rsm.Ser
     wait_for(lambda: rsm._has_role(c, "leader"), 30, "a leader")
     leader = c.replica_of("leader")
     gone_replica = next(i for i in range(3) if i != leader)
-    writer = rsm.kazoo(c.hosts)
+    host, port = c.endpoints[leader]
+    writer = rsm.kazoo(f"{host}:{port}")  # on a replica that stays
     watcher: rsm.RawSession | None = None
     try:
         for name in ("data", "kids", "changed", "gone"):
@@ -193,4 +194,5 @@ def test_watches_move_with_their_session_to_another_replica(own_cluster: rsm.Ser
             watcher.close()
         writer.stop()
         writer.close()
+
 
