@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import signal
 import sys
 import time
@@ -107,10 +108,23 @@ def main(
             loop.add_signal_handler(sig, stop.event.set)
         await role(conf, stop)
 
+    # MASON_PROFILE=DIR: profile this process and write DIR/<name>.prof at a clean stop
+    # (read with `python -m pstats`), for finding where a role spends its CPU.
+    profile_dir = os.environ.get("MASON_PROFILE")
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         asyncio.run(runner())
     except NodeError as exc:
         print(f"error: {conf.name}: {exc}", flush=True)
         sys.exit(2)
+    if profiler is not None and profile_dir:
+        profiler.disable()
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(str(Path(profile_dir) / f"{conf.name}.prof"))
     logging.getLogger("mason").info("stopped")
     logging.shutdown()

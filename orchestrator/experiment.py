@@ -337,7 +337,16 @@ class Experiment:
 
     # ---- stopping and collecting ------------------------------------------------------------
     def stop_all(self) -> None:
-        live = [e for e in self.running if e.host.alive(e.path(".pid"))]
+        """SIGTERM, then SIGKILL for whatever has not exited 10 s later; the system's
+        `stop_first` kinds stage by stage before everything else."""
+        stages = [[e for e in self.running if e.proc.kind == kind]
+                  for kind in self.system.stop_first]
+        stages.append([e for e in self.running if e.proc.kind not in self.system.stop_first])
+        for stage in stages:
+            self._stop(stage)
+
+    def _stop(self, entries: list[Launched]) -> None:
+        live = [e for e in entries if e.host.alive(e.path(".pid"))]
         for entry in live:
             entry.host.signal(entry.path(".pid"), signal.SIGTERM)
         deadline = time.monotonic() + 10.0

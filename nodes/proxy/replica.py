@@ -45,6 +45,8 @@ RAFT_MESSAGES = typing.get_args(raft.RaftMessage)
 NOT_SERVING = -1  # Raft terms start at 0: no term equals this
 RESTART_GRACE_S = 1.0  # least time a restarted replica waits for a leader before campaigning
 PROGRESS_PERIOD = 0.2  # seconds between rewrites of <name>.progress.json
+DRAIN_S = 5.0  # a clean stop waits this long at most for owed effects (ZK-Mason)
+DRAIN_POLL_S = 0.01
 EFFECT_RETRY = 0.05  # seconds before an unfinished effect (log unavailable) is tried again
 
 
@@ -125,6 +127,7 @@ class Replica:
             # The header now: even a replica killed at once leaves a valid file.
             self.noops.flush()
         self.ops_answered = 0
+        self.settling = 0  # settle tasks under way: committed operations' effects
         self.effect_failures = 0
         self.snapshots_restored = 0
         self.batch_timeout = conf.batch_timeout_us / 1e6
@@ -363,6 +366,7 @@ class Replica:
         for op, _ in owed:
             if op is not None:
                 owing[(op.client_id, op.reqid)] = op
+        self.settling += 1
         self.loop.create_task(self.settle(self.raft.term, owed))
 
     async def run_effects(self, effects: list[Effect], failed: set[int],
@@ -390,6 +394,12 @@ class Replica:
         return again
 
     async def settle(self, term: int, owed: list[tuple[Op | None, list[Effect]]]) -> None:
+        try:
+            await self._settle(term, owed)
+        finally:
+            self.settling -= 1
+
+    async def _settle(self, term: int, owed: list[tuple[Op | None, list[Effect]]]) -> None:
         failed: set[int] = set()
         answers: dict[int, bytes] = {}
         todo = await self.run_effects([e for _, effects in owed for e in effects], failed,
@@ -449,6 +459,25 @@ class Replica:
         assert self.effects is not None
         result = await self.effects.run(effect)
         conn.reply(rid, wire.OpReply(reqid, [], status=result.status, payload=result.data))
+
+    async def drain(self, limit_s: float) -> None:
+        """A clean stop of a group whose committed operations still owe effects: the leader
+        carries on until nothing is admitted, waiting for the sequencer, unlogged or owed;
+        a follower stays (the leader needs its votes) until the leader has gone. Both give
+        up after `limit_s`."""
+        deadline = self.loop.time() + limit_s
+        while self.loop.time() < deadline:
+            if self.serving():
+                admission = self.admission
+                if not (self.inflight or self.settling or self.link.pending
+                        or (admission is not None and admission.open.ops)):
+                    return
+            else:
+                leader = self.raft.leader_id
+                peer = self.peers.get(leader) if leader is not None else None
+                if peer is None or not peer.up:
+                    return
+            await asyncio.sleep(DRAIN_POLL_S)
 
     # ---- leadership changes -------------------------------------------------------------
     def write_role(self) -> None:
@@ -737,6 +766,10 @@ async def run(conf: ProxyConfig, stop: runtime.Stop) -> None:
                      replica.raft.first_index, replica.raft.last_index,
                      replica.state.bases())
         last_ops, last_batches = ops, batches
+    if zk is not None:
+        zk.quiesce()
+    if replica.effects is not None and replica.effects.answers:
+        await replica.drain(DRAIN_S)
     final = replica.summary()
     status.write_summary(conf.outdir, final)
     log.info("final: %s in term %d, %d ops and %d noop batches committed, noop numbers %s, "

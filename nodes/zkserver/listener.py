@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from nodes.config import ProxyConfig
 from nodes.proxy.entries import OpRecord
 from nodes.services.rsmkeeper import RsmKeeperService, encode_txn
-from nodes.services.zkmason import ZkMasonService, encode_op
+from nodes.services.zkmason import GROUP_LOCAL, ZkMasonService, encode_op
 from nodes.zk import requests as rq
 from nodes.zk.fourletter import ServerFacts
 from nodes.zk.machine import Applied, ZkStateMachine
@@ -68,6 +68,7 @@ class ZkListener:
         self.sessions: dict[int, ZkConnection] = {}  # session -> its connection here
         self.watch_table = WatchTable()
         self.heard_from: set[int] = set()
+        self.quiet = False
         self.received = 0
         self.sent = 0
         self.server: asyncio.AbstractServer | None = None
@@ -139,7 +140,8 @@ class ZkListener:
     def submit(self, client_id: int, reqid: int, session: int, request: rq.Request) -> None:
         txn = rq.Txn(session, 0, request)
         if self.shards is not None:
-            self.shards.asked(client_id, reqid, txn)
+            if not isinstance(request, GROUP_LOCAL):
+                self.shards.asked(client_id, reqid, txn)  # answered by the shards
             payload = encode_op(txn, self.conf.zk_origin)
         else:
             payload = encode_txn(txn)
@@ -159,9 +161,15 @@ class ZkListener:
         reqid = self.submit_own(session, request)
         self.shards.on_answer_call(self.system_client, reqid, answered)
 
+    def quiesce(self) -> None:
+        """A clean stop: no more pings and ticks from this replica."""
+        self.quiet = True
+
     async def keepalive(self) -> None:
-        while True:
+        while not self.quiet:
             await asyncio.sleep(self.keepalive_s)
+            if self.quiet:
+                return
             heard, self.heard_from = self.heard_from, set()
             for session in sorted(heard):
                 if session in self.sessions:

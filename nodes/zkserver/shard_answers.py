@@ -47,6 +47,7 @@ class Held:
 class ShardAnswers:
     def __init__(self, listener: ZkListener) -> None:
         self.listener = listener
+        self.nshards = len(listener.conf.zk_shards)
         self.loop = asyncio.get_running_loop()
         self.txns: dict[tuple[int, int], Txn] = {}  # what this replica's clients asked
         # This replica's own operations (setWatches' reads): whom their answer goes to.
@@ -117,6 +118,10 @@ class ShardAnswers:
         conn.applied(reqid, applied)
 
     def on_events(self, msg: wire.ShardEvents) -> None:
+        if msg.shard >= self.nshards:
+            self.bad += 1
+            log.error("watch events from shard %d of %d", msg.shard, self.nshards)
+            return
         if msg.number <= self.seen.get(msg.shard, -1):
             return  # another replica of the shard sent it first
         try:

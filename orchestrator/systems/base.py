@@ -87,6 +87,9 @@ class System:
     # Machine role -> the spec field saying how many machines of it a run uses.
     machine_counts: Mapping[str, str] = {}
     start_order: tuple[str, ...] = ()  # process kinds; clients last
+    # Process kinds stopped (and waited for) before the rest, in this order: a system whose
+    # servers finish owed work on SIGTERM needs the servers that work reaches still up.
+    stop_first: tuple[str, ...] = ()
     fields: frozenset[str] = frozenset()  # spec fields beyond COMMON_FIELDS that apply
     # Fields that do not apply but that validation sets (corfu: nproxies 0), and why a
     # field does not apply when that needs saying.

@@ -105,6 +105,10 @@ class ZKMason(System):
     largest = Counts(2, 48, 16, 24)
     machine_counts = {**GROUP_MACHINES, "server": "nzk_servers"}
     start_order = ("sequencer", SHARD_KIND, "proxy", CLIENT_KIND)
+    # Proxies first: on SIGTERM a leader finishes carrying what its group committed to the
+    # shards (and the sequencer answers its last batches), so every number handed out is
+    # executed before the shards stop and the per-shard check can demand it.
+    stop_first = (CLIENT_KIND, "proxy")
     fields = GROUP_FIELDS | ZK_WORKLOAD_FIELDS | {
         "nsequence_spaces", "nzk_servers", "zk_replication_factor", "zk_tick_ms",
         "kill_zk_server"}
