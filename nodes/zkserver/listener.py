@@ -11,7 +11,8 @@ Sessions live in the replicated state; liveness gets there through the log: ever
 tick this replica logs a Ping for each session it heard from, and the leader logs a Tick
 carrying its clock, which expires every session silent for longer than its timeout, on
 every replica at the same log position. Watches are per replica, as ZooKeeper's are per
-server: a client that moves re-registers them with setWatches.
+server: a client that moves re-registers them with setWatches (ZK-Mason's replicas, which
+hold no tree, decide them at the shards: rewatch.py).
 """
 
 from __future__ import annotations
