@@ -7,8 +7,9 @@ slots leave from the front only. A transaction's slot fills when this replica ap
 from the log; a request this replica serves itself (ping, setWatches, a local read, an
 error found before the log) is computed when its slot reaches the front, so it sees every
 earlier request of the same connection applied. A slot may also hold a place that sends
-nothing (ZK-Mason's setWatches: later replies wait there until every watch is decided). Watch notifications do not queue: they go
-out as soon as the entry that fires them is applied, before the replies that entry fills.
+nothing (ZK-Mason's setWatches: later replies wait there until every watch is decided).
+Watch notifications do not queue: they go out as soon as the entry that fires them is
+applied, before the replies that entry fills.
 
 A connection that breaks the framing (a length over the limit or below zero, a request
 without a header, a bad handshake) is closed alone; a request whose body does not parse is
