@@ -22,7 +22,15 @@ import msgspec
 from nodes.zk import paths
 from nodes.zk.codes import AddWatchMode, Err, EventType, WatcherType
 from nodes.zk.machine import Applied, Change
-from nodes.zk.requests import AddWatch, Exists, GetChildren, GetData, SetWatches, Txn
+from nodes.zk.requests import (
+    AddWatch,
+    Exists,
+    GetChildren,
+    GetData,
+    Request,
+    SetWatches,
+    Txn,
+)
 from nodes.zk.results import error_of
 from nodes.zk.stat import Stat
 
@@ -91,18 +99,21 @@ class WatchTable:
 
     # ----- firing
 
-    def trigger(self, changes: Iterable[Change]) -> list[Notification]:
+    def trigger(self, changes: Iterable[Change],
+                only: tuple[int, str] | None = None) -> list[Notification]:
+        """The notifications `changes` fire, using up the one-shot watches they fire. With
+        `only` = (session, path): just that session's watches set on that path."""
         out: list[Notification] = []
         for change in changes:
             hearing: set[int] = set()
             if change.type in _DATA_EVENTS:
-                hearing |= self.data.pop(change.path, set())
+                hearing |= _take(self.data, change.path, only)
             if change.type in _CHILD_EVENTS:
-                hearing |= self.child.pop(change.path, set())
-            hearing |= self.persistent.get(change.path, set())
+                hearing |= _take(self.child, change.path, only)
+            hearing |= _watching(self.persistent, change.path, only)
             if change.type != EventType.NODE_CHILDREN_CHANGED:
                 for path in [change.path, *paths.ancestors(change.path)]:
-                    hearing |= self.recursive.get(path, set())
+                    hearing |= _watching(self.recursive, path, only)
             out += [Notification(s, change.type, change.path) for s in sorted(hearing)]
         return out
 
@@ -150,6 +161,13 @@ class WatchTable:
         return None
 
 
+def watched_path(request: Request) -> str | None:
+    """The path a request may leave a watch on (a read with watch, or addWatch)."""
+    if isinstance(request, (GetData, Exists, GetChildren)):
+        return request.path if request.watch else None
+    return request.path if isinstance(request, AddWatch) else None
+
+
 class Rewatch(enum.Enum):
     """The one-shot watch lists of a setWatches request."""
 
@@ -184,6 +202,25 @@ def rewatch_event(kind: Rewatch, stat: Stat | None, since: int) -> EventType | N
     if kind == Rewatch.DATA:
         return EventType.NODE_DATA_CHANGED if stat.mzxid > since else None
     return EventType.NODE_CHILDREN_CHANGED if stat.pzxid > since else None
+
+def _take(table: Table, path: str, only: tuple[int, str] | None) -> set[int]:
+    """The sessions of a one-shot watch on `path` that fires, its watch used up."""
+    if only is None:
+        return table.pop(path, set())
+    session, at = only
+    if path != at or session not in table.get(path, ()):
+        return set()
+    _discard(table, path, session)
+    return {session}
+
+
+def _watching(table: Table, path: str, only: tuple[int, str] | None) -> set[int]:
+    sessions = table.get(path, set())
+    if only is None:
+        return sessions
+    session, at = only
+    return {session} if path == at and session in sessions else set()
+
 
 def _discard(table: Table, path: str, session: int) -> None:
     sessions = table[path]

@@ -53,6 +53,18 @@ def test_persistent_watches_stay_and_recursive_ones_skip_child_events():
     assert w.trigger([Change(CREATED, "/ab")]) == []  # a prefix is not an ancestor
 
 
+def test_a_trigger_for_one_session_and_path_leaves_every_other_watch():
+    w = WatchTable()
+    for session in (1, 2):
+        w.add_data(session, "/a")
+        w.add_data(session, "/b")
+    w.add_persistent(1, "/", AddWatchMode.PERSISTENT_RECURSIVE)
+    assert w.trigger([Change(CHANGED, "/a"), Change(CHANGED, "/b")], only=(1, "/a")) == [
+        Notification(1, CHANGED, "/a")]
+    assert w.data == {"/a": {2}, "/b": {1, 2}}
+    assert w.trigger([Change(CREATED, "/x")], only=(1, "/")) == [Notification(1, CREATED, "/x")]
+
+
 def test_a_recursive_watch_on_the_root_sees_everything():
     w = WatchTable()
     w.add_persistent(4, "/", AddWatchMode.PERSISTENT_RECURSIVE)
