@@ -582,12 +582,18 @@ def setup(
 @app.command()
 def profile(
     system: str = typer.Argument(..., help=systems.choices() + "."),
-    nsequencers: int | None = typer.Option(None, "--nsequencers", help="[largest config]"),
-    nproxies: int | None = typer.Option(None, "--nproxies", help="[largest config]"),
-    nclients: int | None = typer.Option(None, "--nclients", help="[largest config]"),
-    nservers: int | None = typer.Option(None, "--nservers", help="[largest config]"),
+    # The second name of each count is the original profile's parameter (s, p, c, cs).
+    nsequencers: int | None = typer.Option(None, "--nsequencers", "--s",
+                                           help="[largest config]"),
+    nproxies: int | None = typer.Option(None, "--nproxies", "--p", help="[largest config]"),
+    nclients: int | None = typer.Option(None, "--nclients", "--c", help="[largest config]"),
+    nservers: int | None = typer.Option(None, "--nservers", "--cs", help="[largest config]"),
     hardware_type: str = typer.Option("d430", "--hardware-type", help="Node hardware type."),
     image: str | None = typer.Option(None, "--image", help="Disk image URN. [Ubuntu 22.04]"),
+    original_links: bool = typer.Option(
+        False, "--original-links",
+        help="Two experiment interfaces per node (10.1.1.k, 10.1.2.k) on one 10 Gb link, "
+             "as the original profile."),
     out_dir: Path = typer.Option(Path("."), "--out", help="Directory for the two files."),
 ) -> None:
     """Write the geni-lib profile script for the portal and the RSpec it requests."""
@@ -597,7 +603,8 @@ def profile(
         chosen = profiles.system_named(system)
         counts = profiles.resolve_counts(chosen, nsequencers, nproxies, nclients, nservers)
         script, rspec = profiles.write_profile(
-            chosen, counts, out_dir, hardware_type, image or profiles.DEFAULT_IMAGE)
+            chosen, counts, out_dir, hardware_type, image or profiles.DEFAULT_IMAGE,
+            original_links)
     except profiles.ProfileError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
