@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
-from orchestrator import fault_plan, faults, nemesis, render, systems
+from orchestrator import fault_plan, faults, nemesis, render, systems, watch
 from orchestrator.hosts import Host, HostError
 from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
@@ -274,22 +274,31 @@ class Experiment:
         schedule = faults.schedule(spec, self.system.fault_events)
         deadline = start + total + 60.0
         marked_start = marked_end = False
+        live = watch.LiveLine([(e.host, e.path(".series")) for e in clients], start)
+        # A terminal gets the bar with the live line beside it; a pipe or a file gets the
+        # live line as a plain line once a second.
+        plain = not self.console.is_terminal
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("{task.fields[phase]}"),
+            TextColumn("{task.fields[live]}"),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
+            disable=plain,
         ) as progress:
-            task = progress.add_task(self.spec.name, total=total, phase="warm-up")
+            task = progress.add_task(self.spec.name, total=total, live="warm-up")
             while not all(not e.host.alive(e.path(".pid")) for e in clients):
                 now = time.monotonic()
                 elapsed = now - start
                 phase = ("warm-up" if now < measure_start else
                          "measuring" if now < measure_start + spec.expduration else
                          "cool-down" if elapsed < total else "draining")
-                progress.update(task, completed=min(elapsed, total), phase=phase)
+                line = live.text(now, phase, self.fault_log.injected)
+                progress.update(task, completed=min(elapsed, total), live=line)
+                if plain and live.plain_due(now):
+                    self.console.print(f"{self.spec.name}: {line}", highlight=False,
+                                       markup=False, soft_wrap=True)
                 if not marked_start and now >= measure_start:
                     self.fault_log.mark("measure_start", "clients")
                     marked_start = True
