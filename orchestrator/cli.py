@@ -245,6 +245,9 @@ def run(
     testbed_dir: Path | None = TESTBED_DIR,
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Testbeds: leave node processes unpinned (by default each "
+        "runs on a core of its own, with taskset; experiment.toml records which)."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Place every process and check every config; start nothing."),
 ) -> None:
@@ -288,7 +291,7 @@ def run(
         raise typer.Exit(plan_only(spec, planned_slots(cluster, spec), out, err).code)
 
     options = RemoteOptions(machine_info, user, identity, known_hosts, accept_new_host_keys,
-                            testbed_dir, retries)
+                            testbed_dir, retries, pin=not no_pin)
     try:
         result = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
