@@ -94,24 +94,34 @@ def test_each_node_process_runs_on_the_core_experiment_toml_records(bed: Bed):
         env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
     )
 
-    def pid_files() -> list[Path]:
-        return list(bed.nodes.glob(f"**/runs/{name}/*.pid"))
+    record_path = bed.results / name / "experiment.toml"
+
+    def pid_file(proc: str) -> Path | None:
+        found = list(bed.nodes.glob(f"**/runs/{name}/{proc}.pid"))
+        return found[0] if found and found[0].with_suffix(".ready").exists() else None
+
+    def recorded_pinning() -> dict | None:
+        try:
+            return msgspec.toml.decode(record_path.read_bytes())["pinning"]
+        except (OSError, msgspec.DecodeError):
+            return None  # not written yet, or half of it
 
     try:
-        # Every process of the run up (clients are the last to start).
-        wait_for(lambda: any(p.name.startswith("client-") for p in pid_files())
-                 and all(p.with_suffix(".ready").exists() for p in pid_files()),
-                 timeout=120, what="the pinned run's processes to start")
-        affinity = {p.stem: _allowed_cpus(int(p.read_text())) for p in pid_files()}
+        # The pinning is recorded before anything starts; then wait for every process.
+        wait_for(lambda: recorded_pinning() is not None, timeout=60, what="experiment.toml")
+        pinned = recorded_pinning()
+        assert pinned is not None
+        recorded = {proc: str(core) for cores in pinned["cores"].values()
+                    for proc, core in cores.items()}
+        wait_for(lambda: all(pid_file(proc) for proc in recorded), timeout=120,
+                 what="the pinned run's processes to start")
+        affinity = {proc: _allowed_cpus(int(path.read_text()))
+                    for proc in recorded if (path := pid_file(proc)) is not None}
         output, _ = background.communicate(timeout=240)
     finally:
         interrupt(background)
     assert background.returncode == 0, output
-    record = msgspec.toml.decode((bed.results / name / "experiment.toml").read_bytes())
-    pinned = record["pinning"]
     assert pinned["enabled"] is True and pinned["tool"] == "taskset"
-    recorded = {proc: str(core) for cores in pinned["cores"].values()
-                for proc, core in cores.items()}
     # 3 x 2 proxies, 2 sequencers, 2 clients: every one of them pinned, where recorded.
     assert len(recorded) == 10 and affinity == recorded, (affinity, recorded)
     assert set(pinned["cores"]["proxy-0"]) == {"proxy-0-0", "proxy-0-1"}
