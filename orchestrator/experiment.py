@@ -307,7 +307,7 @@ class Experiment:
         plain = not self.console.is_terminal
         with Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),  # room for the live line on 80 columns
             TextColumn("{task.fields[live]}"),
             TimeRemainingColumn(),
             console=self.console,
