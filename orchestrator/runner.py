@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -57,6 +58,23 @@ def provenance() -> dict[str, object]:
     }
 
 
+LATEST = "latest"  # <results root>/latest: a symlink to the run that started last
+
+
+def link_latest(results: Path) -> None:
+    """Point `latest` beside the run at it (relative, replaced atomically). A file or folder
+    a user named `latest` is left alone."""
+    link = results.parent / LATEST
+    if results.name == LATEST or not results.is_dir():
+        return
+    if link.exists() and not link.is_symlink():
+        return
+    tmp = results.parent / f".{LATEST}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(results.name)
+    tmp.replace(link)
+
+
 def execute_local(spec: ExperimentSpec, results: Path, console: Console) -> None:
     """Run every role on this machine; raises RunFailed/HostError. No summary printed."""
     host = LocalHost(python=spec.python or sys.executable, workdir=str(results))
@@ -92,6 +110,8 @@ def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -
     except (HostError, SpecError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return RunResult(1, str(exc))
+    finally:
+        link_latest(results)
     return report(spec, results, out)
 
 
@@ -131,6 +151,8 @@ def run_remote(
         except (HostError, SpecError) as exc:
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             return RunResult(1, str(exc))
+        finally:
+            link_latest(results)
     return report(spec, results, out)
 
 

@@ -2,8 +2,10 @@
 
 Warm-up, then the measured window, then cool-down; latency in microseconds from an
 operation's first transmission to its answer over the whole window (an exact histogram),
-completions per bin for the time series, and at the end the `.dat` line in the original's
-format, the histogram, the series and the summary.
+completions per bin for the time series, and at the end the histogram, the series and the
+summary. The original's one-line `.dat` is written per client machine, from these, by the
+orchestrator (analysis.aggregate.merge_machine_dats): a `.dat` per process beside it would be
+counted twice by scripts that sum every `.dat` of a run, as the original's did.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from nodes.metrics import (
     ClientSummary,
     LatencyHistogram,
     ThroughputSeries,
-    write_dat,
     write_summary,
 )
 
@@ -86,7 +87,6 @@ class Measurement:
         conf = self.conf
         out = Path(conf.outdir)
         elapsed = self.elapsed
-        write_dat(out / f"{conf.name}.dat", self.ops_measured, elapsed, self.hist, retransmits)
         self.hist.write(out / f"{conf.name}.hist")
         self.series.write(out / f"{conf.name}.series")
         write_summary(
