@@ -140,8 +140,8 @@ def test_parse_original_names_a_bad_file_and_prints_the_rest(tmp_path: Path):
 
 def test_readers_find_client_files_in_the_clients_folder(tmp_path: Path):
     from analysis.runfiles import run_files
-    from orchestrator.suite import client_results
     from orchestrator.spec import ExperimentSpec
+    from orchestrator.suite import client_results
 
     (tmp_path / "clients").mkdir()
     for t in range(2):
