@@ -257,7 +257,7 @@ def run(
     """Run one experiment; with no machine list, every role runs on this machine."""
     from orchestrator import spec as specs
     from orchestrator.runner import dry_run as plan_only
-    from orchestrator.runner import run_local
+    from orchestrator.runner import link_latest, run_local
 
     chosen, given = _system_and_spec_flags(system, dict(locals()))
     name = _outdir(outdir, results_root, "results")
@@ -276,7 +276,9 @@ def run(
 
             slots = RunMachines.local(spec, (results_root / name).resolve(), LocalHost()).slots
             raise typer.Exit(plan_only(spec, slots, out, err).code)
-        raise typer.Exit(run_local(spec, results_root / name, out, err).code)
+        result = run_local(spec, results_root / name, out, err)
+        link_latest(results_root / name)
+        raise typer.Exit(result.code)
     from orchestrator.remote import (
         RemoteOptions,
         machine_info_note,
@@ -304,6 +306,8 @@ def run(
         result = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
+    finally:
+        link_latest(results_root / name)
     raise typer.Exit(result.code)
 
 

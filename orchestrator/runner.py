@@ -58,12 +58,13 @@ def provenance() -> dict[str, object]:
     }
 
 
-LATEST = "latest"  # <results root>/latest: a symlink to the run that started last
+LATEST = "latest"  # <results root>/latest: a symlink to the last `masonctl run`
 
 
 def link_latest(results: Path) -> None:
     """Point `latest` beside the run at it (relative, replaced atomically). A file or folder
-    a user named `latest` is left alone."""
+    a user named `latest` is left alone. Not for a suite's runs: its directory holds runs
+    only, and globs such as `*/done` would see the link as one more."""
     link = results.parent / LATEST
     if results.name == LATEST or not results.is_dir():
         return
@@ -110,8 +111,6 @@ def run_local(spec: ExperimentSpec, results: Path, out: Console, err: Console) -
     except (HostError, SpecError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return RunResult(1, str(exc))
-    finally:
-        link_latest(results)
     return report(spec, results, out)
 
 
@@ -151,8 +150,6 @@ def run_remote(
         except (HostError, SpecError) as exc:
             err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
             return RunResult(1, str(exc))
-        finally:
-            link_latest(results)
     return report(spec, results, out)
 
 
