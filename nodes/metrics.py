@@ -7,7 +7,8 @@ which keeps the writer and the reader of each format in one place.
 Files a client process writes into its results directory (``client-<m>-<t>.*``):
 
 * ``.hist``  exact latency histogram, ``# latency_us count`` then ``us count`` ascending;
-* ``.series`` CSV ``unix_ms,ops``: completions per fixed bin, zero bins included;
+* ``.series`` CSV ``unix_ms,ops``: completions per fixed bin, zero bins included, appended
+  while the client runs (the live line of ``masonctl run`` follows it);
 * ``.summary.json`` a :class:`ClientSummary`;
 * ``.seqnums`` one line per answered operation (with ``--record-seqnums``).
 
@@ -37,9 +38,12 @@ __all__ = [
     "LatencyHistogram",
     "NoopRecorder",
     "SeqnumRecorder",
+    "SeriesFile",
     "ThroughputSeries",
     "format_dat",
+    "format_series_row",
     "nearest_rank",
+    "parse_series_rows",
     "write_dat",
     "write_summary",
 ]
@@ -174,9 +178,13 @@ class LatencyHistogram:
 
 class ThroughputSeries:
     """Completed operations per fixed bin of wall-clock time (default 10 ms), for
-    throughput-over-time and recovery plots."""
+    throughput-over-time and recovery plots, and for the live line of a run.
 
-    __slots__ = ("bin_ms", "_bin_ns", "_bins")
+    A running client appends the bins that are over to its ``.series`` file as it goes
+    (:meth:`take` hands each bin out once), so the file grows while the run is watched and
+    at the end holds every bin from the first, zero bins included."""
+
+    __slots__ = ("bin_ms", "_bin_ns", "_bins", "_taken")
 
     def __init__(self, bin_ms: int = 10) -> None:
         if bin_ms <= 0:
@@ -184,6 +192,7 @@ class ThroughputSeries:
         self.bin_ms = bin_ms
         self._bin_ns = bin_ms * 1_000_000
         self._bins: defaultdict[int, int] = defaultdict(int)
+        self._taken: int | None = None  # the first bin index not yet handed out
 
     def record(self, now_ns: int) -> None:
         # Hot path: now_ns = time.time_ns(); the key is the bin index.
@@ -197,14 +206,47 @@ class ThroughputSeries:
         """``(unix_ms of the bin start, ops)`` from the first to the last bin, zeros included."""
         if not self._bins:
             return []
-        first, last = min(self._bins), max(self._bins)
+        return self._rows(min(self._bins), max(self._bins) + 1)
+
+    def _rows(self, first: int, end: int) -> list[tuple[int, int]]:
         bins = self._bins
-        return [(b * self.bin_ms, bins.get(b, 0)) for b in range(first, last + 1)]
+        return [(b * self.bin_ms, bins.get(b, 0)) for b in range(first, end)]
+
+    def take(self, before_ns: int | None = None) -> list[tuple[int, int]]:
+        """The rows not handed out yet, up to the bin that holds ``before_ns`` (that bin is
+        still filling, so it is left out), or to the last bin when None. Each take goes on
+        where the previous one stopped, zeros included."""
+        if not self._bins:
+            return []
+        first = min(self._bins) if self._taken is None else self._taken
+        end = max(self._bins) + 1 if before_ns is None else before_ns // self._bin_ns
+        if end <= first:
+            return []
+        self._taken = end
+        return self._rows(first, end)
 
     def write(self, path: StrPath) -> None:
         lines = [SERIES_HEADER]
-        lines.extend(f"{ms},{n}" for ms, n in self.rows())
+        lines.extend(format_series_row(ms, n) for ms, n in self.rows())
         _write_text(path, "\n".join(lines) + "\n")
+
+
+def format_series_row(unix_ms: int, ops: int) -> str:
+    return f"{unix_ms},{ops}"
+
+
+def parse_series_rows(text: str) -> list[tuple[int, int]]:
+    """The ``unix_ms,ops`` rows of whole lines of a ``.series`` file (the header skipped);
+    ValueError names the first line that is not one."""
+    rows = []
+    for line in text.splitlines():
+        if not line or line == SERIES_HEADER:
+            continue
+        ms, sep, ops = line.partition(",")
+        if not sep or not ms.isdigit() or not ops.isdigit():
+            raise ValueError(f"not a 'unix_ms,ops' row: {line[:40]!r}")
+        rows.append((int(ms), int(ops)))
+    return rows
 
 
 def format_dat(mrps: float, hist: LatencyHistogram, retransmits: int) -> str:
@@ -291,6 +333,21 @@ class BufferedFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SeriesFile(BufferedFile):
+    """A ``.series`` file written as the run goes: the header, then rows appended and pushed
+    to the OS at once, so a reader following the file sees every bin that is over."""
+
+    def __init__(self, path: StrPath) -> None:
+        super().__init__(path)
+        self._file().write(SERIES_HEADER + "\n")
+        self.flush()
+
+    def append(self, rows: Sequence[tuple[int, int]]) -> None:
+        if rows:
+            self._file().write("".join(format_series_row(ms, n) + "\n" for ms, n in rows))
+            self.flush()
 
 
 class _RangeRecorder(BufferedFile):

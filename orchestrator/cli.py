@@ -251,6 +251,9 @@ def run(
         "machine_info.txt that does not record it). [recorded, else ~/mason]"),
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Testbeds: leave node processes unpinned (by default each "
+        "runs on a core of its own, with taskset; experiment.toml records which)."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Place every process and check every config; start nothing."),
 ) -> None:
@@ -301,7 +304,7 @@ def run(
         raise typer.Exit(plan_only(spec, planned_slots(cluster, spec), out, err).code)
 
     options = RemoteOptions(machine_info, user, identity, known_hosts, accept_new_host_keys,
-                            testbed_dir, retries, workdir)
+                            testbed_dir, retries, pin=not no_pin, workdir=workdir)
     try:
         result = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
@@ -620,12 +623,18 @@ def _show_list_view(source: Path, cluster: Cluster, user: str) -> None:
 @app.command()
 def profile(
     system: str = typer.Argument(..., help=systems.choices() + "."),
-    nsequencers: int | None = typer.Option(None, "--nsequencers", help="[largest config]"),
-    nproxies: int | None = typer.Option(None, "--nproxies", help="[largest config]"),
-    nclients: int | None = typer.Option(None, "--nclients", help="[largest config]"),
-    nservers: int | None = typer.Option(None, "--nservers", help="[largest config]"),
+    # The second name of each count is the original profile's parameter (s, p, c, cs).
+    nsequencers: int | None = typer.Option(None, "--nsequencers", "--s",
+                                           help="[largest config]"),
+    nproxies: int | None = typer.Option(None, "--nproxies", "--p", help="[largest config]"),
+    nclients: int | None = typer.Option(None, "--nclients", "--c", help="[largest config]"),
+    nservers: int | None = typer.Option(None, "--nservers", "--cs", help="[largest config]"),
     hardware_type: str = typer.Option("d430", "--hardware-type", help="Node hardware type."),
     image: str | None = typer.Option(None, "--image", help="Disk image URN. [Ubuntu 22.04]"),
+    original_links: bool = typer.Option(
+        False, "--original-links",
+        help="Two experiment interfaces per node (10.1.1.k, 10.1.2.k) on one 10 Gb link, "
+             "as the original profile."),
     out_dir: Path = typer.Option(Path("."), "--out", help="Directory for the two files."),
 ) -> None:
     """Write the geni-lib profile script for the portal and the RSpec it requests."""
@@ -635,7 +644,8 @@ def profile(
         chosen = profiles.system_named(system)
         counts = profiles.resolve_counts(chosen, nsequencers, nproxies, nclients, nservers)
         script, rspec = profiles.write_profile(
-            chosen, counts, out_dir, hardware_type, image or profiles.DEFAULT_IMAGE)
+            chosen, counts, out_dir, hardware_type, image or profiles.DEFAULT_IMAGE,
+            original_links)
     except profiles.ProfileError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from analysis.runfiles import subdir_for
 from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
-from orchestrator import fault_plan, faults, nemesis, render, systems
+from orchestrator import fault_plan, faults, nemesis, pinning, render, systems, watch
 from orchestrator.hosts import Host, HostError
 from orchestrator.placement import MachineSlot, Placement, Proc
 from orchestrator.spec import ExperimentSpec, to_toml
@@ -80,17 +80,18 @@ class RunMachines:
 
     slots: list[MachineSlot]
     hosts: dict[str, Host]  # machine name -> host
+    pin: bool = False  # each node process on a core of its own (orchestrator/pinning.py)
 
     @classmethod
     def remote(cls, machines: list[tuple[str, str, int]], hosts: dict[str, Host],
-               run_name: str) -> RunMachines:
+               run_name: str, pin: bool = True) -> RunMachines:
         """Testbed machines (name, role, index), each writing under its own workdir."""
         slots = []
         for name, role, index in machines:
             host = hosts[name]
             slots.append(MachineSlot(name, role, index, host.address,
                                      f"{host.workdir}/runs/{run_name}"))
-        return cls(slots, hosts)
+        return cls(slots, hosts, pin)
 
     @classmethod
     def local(cls, spec: ExperimentSpec, rundir: Path, host: Host) -> RunMachines:
@@ -122,11 +123,15 @@ class Experiment:
         self.fault_log = faults.FaultLog(results / "faults.log")
         self.nemesis = nemesis.Nemesis(self, fault_plan.planned(spec))
         self.restarts: list[faults.PendingRestart] = []
+        self.pinning = pinning.Pinning()
 
     # ---- the whole run ---------------------------------------------------------------
     def run(self) -> None:
         self.results.mkdir(parents=True, exist_ok=True)
-        (self.results / "experiment.toml").write_text(to_toml(self.spec, self.provenance))
+        if self.machines.pin:
+            self.pin()
+        (self.results / "experiment.toml").write_text(
+            to_toml(self.spec, self.provenance, {"pinning": self.pinning_record()}))
         if self.placement.log is not None:
             write_layout(self.results / LAYOUT_FILE, self.placement.log)
         if self.nemesis.pending:
@@ -147,6 +152,27 @@ class Experiment:
         self.collect()
 
     # ---- launching ----------------------------------------------------------------------
+    def pin(self) -> None:
+        """Give every process a core of its machine (one each while the cores last)."""
+        procs: dict[str, list[str]] = {}
+        hosts: dict[str, Host] = {}
+        for proc in self.placement.procs:
+            host = self.host_of(proc)
+            procs.setdefault(host.name, []).append(proc.name)
+            hosts[host.name] = host
+        try:
+            self.pinning = pinning.plan(procs, hosts)
+        except pinning.PinningError as exc:
+            raise RunFailed(f"{exc} (--no-pin runs unpinned)") from None
+        for line in self.pinning.crowded:
+            self.console.print(f"[yellow]pinning: {line}")
+
+    def pinning_record(self) -> dict[str, object]:
+        """experiment.toml's [pinning]: whether processes were pinned, and where."""
+        if not self.machines.pin:
+            return {"enabled": False}
+        return {"enabled": True, "tool": pinning.TOOL, "cores": self.pinning.cores}
+
     def host_of(self, proc: Proc) -> Host:
         return self.machines.hosts[proc.machine]
 
@@ -185,7 +211,8 @@ class Experiment:
     def spawn(self, entry: Launched) -> None:
         """Start the entry's process; its log is appended to, so a restart keeps the first
         incarnation's lines."""
-        argv = [entry.host.python, "-m", entry.proc.module, "--config", entry.path(".toml")]
+        argv = [*self.pinning.prefix(entry.host.name, entry.proc.name),
+                entry.host.python, "-m", entry.proc.module, "--config", entry.path(".toml")]
         try:
             entry.host.spawn(argv, log_path=entry.path(".log"), pid_path=entry.path(".pid"))
         except HostError as exc:
@@ -276,22 +303,31 @@ class Experiment:
         schedule = faults.schedule(spec, self.system.fault_events)
         deadline = start + total + 60.0
         marked_start = marked_end = False
+        live = watch.LiveLine([(e.host, e.path(".series")) for e in clients], start)
+        # A terminal gets the bar with the live line beside it; a pipe or a file gets the
+        # live line as a plain line once a second.
+        plain = not self.console.is_terminal
         with Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[phase]}"),
+            BarColumn(bar_width=20),  # room for the live line on 80 columns
+            TextColumn("{task.fields[live]}"),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
+            disable=plain,
         ) as progress:
-            task = progress.add_task(self.spec.name, total=total, phase="warm-up")
+            task = progress.add_task(self.spec.name, total=total, live="warm-up")
             while not all(not e.host.alive(e.path(".pid")) for e in clients):
                 now = time.monotonic()
                 elapsed = now - start
                 phase = ("warm-up" if now < measure_start else
                          "measuring" if now < measure_start + spec.expduration else
                          "cool-down" if elapsed < total else "draining")
-                progress.update(task, completed=min(elapsed, total), phase=phase)
+                line = live.text(now, phase, self.fault_log.injected)
+                progress.update(task, completed=min(elapsed, total), live=line)
+                if plain and live.plain_due(now):
+                    self.console.print(f"{self.spec.name}: {line}", highlight=False,
+                                       markup=False, soft_wrap=True)
                 if not marked_start and now >= measure_start:
                     self.fault_log.mark("measure_start", "clients")
                     marked_start = True

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from orchestrator.fault_plan import END_EVENT
 from orchestrator.spec import ExperimentSpec
 
 if TYPE_CHECKING:
@@ -103,10 +104,16 @@ def take_due(pending: list[PendingRestart], now: float) -> list[Launched]:
     return [p.target for p in due]
 
 
+# Lines of faults.log that are not a fault being injected: markers, restarts, and the
+# ends of faults that last.
+NOT_INJECTED = frozenset({"measure_start", "measure_end", "restart", *END_EVENT.values()})
+
+
 class FaultLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: TextIO | None = None
+        self.injected: list[str] = []  # the faults so far, by event, for the live line
 
     def mark(self, event: str, target: str, unix_ms: int | None = None) -> None:
         """Record an event now, or at unix_ms (when a node said when it took effect)."""
@@ -117,6 +124,8 @@ class FaultLog:
         line = f"{when} {event} {target}"
         self._file.write(line + "\n")
         self._file.flush()
+        if event not in NOT_INJECTED:
+            self.injected.append(event)
 
     def close(self) -> None:
         if self._file is not None:

@@ -87,6 +87,14 @@ class Host(ABC):
     @abstractmethod
     def exists(self, path: str) -> bool: ...
 
+    def read_from(self, path: str, offset: int) -> bytes:
+        """The bytes of a growing file from offset on (b'' when it is not there yet), so a
+        file that is being appended to can be followed without reading it whole again."""
+        try:
+            return self.read_text(path).encode()[offset:]
+        except HostError:
+            return b""
+
     @abstractmethod
     def fetch_dir(self, remote_dir: str, local_dir: Path) -> list[Path]:
         """Copy every regular file of remote_dir into local_dir; return the local paths."""
@@ -230,6 +238,14 @@ class LocalHost(Host):
 
     def exists(self, path: str) -> bool:
         return Path(path).exists()
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
 
     def put_file(self, local_path: Path, remote_path: str) -> None:
         if Path(local_path).resolve() != Path(remote_path).resolve():

@@ -329,6 +329,7 @@ class _Node:
         self.step("checking")
         self._check_os()
         target = self._check_python()
+        self._check_pinning()
         self.step("network")
         control_iface = self._network()
         self.step("shipping code")
@@ -356,6 +357,14 @@ class _Node:
             line.split("=", 1) for line in text.splitlines() if "=" in line
         )
         self.result.os_name = fields.get("PRETTY_NAME", fields.get("NAME", "?")).strip('"')
+
+    def _check_pinning(self) -> None:
+        # Runs pin every node process to a core with taskset (orchestrator/pinning.py).
+        from orchestrator.pinning import TOOL
+
+        found = self.host.run(["sh", "-c", f"command -v {TOOL}"], check=False)
+        if found.rc != 0:
+            self.warn(f"no {TOOL} (util-linux): runs on this machine need --no-pin")
 
     def _check_python(self) -> PyTarget:
         py = self.opts.python

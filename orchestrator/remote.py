@@ -24,6 +24,7 @@ class RemoteOptions:
     accept_new_host_keys: bool = False
     testbed_dir: Path | None = None
     retries: int = 2
+    pin: bool = True  # each node process on a core of its own
     # Base of the nodes' work directories (`<base>/<name>`), for a machine_info.txt that does
     # not record them (the original's); None: the recorded ones, else ~/mason.
     workdir: str | None = None
@@ -90,7 +91,7 @@ class Testbed:
     def run_machines(self, spec: specs.ExperimentSpec) -> RunMachines:
         roles = systems.get(spec.system).machine_roles
         used = [(m.name, m.role, m.index) for m in self.machines if m.role in roles]
-        return RunMachines.remote(used, self.hosts, spec.name)
+        return RunMachines.remote(used, self.hosts, spec.name, self.opts.pin)
 
     def run(self, spec: specs.ExperimentSpec, results: Path, out: Console,
             err: Console) -> RunResult:

@@ -135,9 +135,10 @@ def field_defaults() -> dict[str, object]:
     return {f.name: f.default for f in msgspec.structs.fields(ExperimentSpec)}
 
 
-def to_toml(spec: ExperimentSpec, extra: dict[str, object] | None = None) -> str:
+def to_toml(spec: ExperimentSpec, extra: dict[str, object] | None = None,
+            tables: dict[str, object] | None = None) -> str:
     """experiment.toml: the spec (the fields its system uses) plus provenance, enough to
-    rerun the experiment."""
+    rerun the experiment, and any further tables of the run (how it was pinned)."""
     import msgspec.toml
 
     from orchestrator import systems
@@ -147,6 +148,7 @@ def to_toml(spec: ExperimentSpec, extra: dict[str, object] | None = None) -> str
         k: v for k, v in msgspec.to_builtins(spec).items() if system.applies(k)}}
     if extra:
         doc["run"] = extra
+    doc.update(tables or {})
     return msgspec.toml.encode(doc).decode()
 
 

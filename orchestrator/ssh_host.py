@@ -430,6 +430,15 @@ class SSHHost(Host):
             raise HostError(f"{self.name}: cannot read {target}: {_why(exc)}") from None
         return bytes(data).decode("utf-8", errors="replace")
 
+    def read_from(self, path: str, offset: int) -> bytes:
+        sftp = self._sftp()
+        try:
+            with self._lock, sftp.open(self.expand(path), "rb") as f:
+                f.seek(offset)
+                return bytes(f.read())
+        except _SFTP_ERRORS:
+            return b""
+
     def exists(self, path: str) -> bool:
         sftp = self._sftp()
         try:

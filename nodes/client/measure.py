@@ -2,10 +2,11 @@
 
 Warm-up, then the measured window, then cool-down; latency in microseconds from an
 operation's first transmission to its answer over the whole window (an exact histogram),
-completions per bin for the time series, and at the end the histogram, the series and the
-summary. The original's one-line `.dat` is written per client machine, from these, by the
-orchestrator (analysis.aggregate.merge_machine_dats): a `.dat` per process beside it would be
-counted twice by scripts that sum every `.dat` of a run, as the original's did.
+completions per bin for the time series (appended to `.series` twice a second, so a run
+can be watched), and at the end the histogram, the rest of the series and the summary. The
+original's one-line `.dat` is written per client machine, from these, by the orchestrator
+(analysis.aggregate.merge_machine_dats): a `.dat` per process beside it would be counted
+twice by scripts that sum every `.dat` of a run, as the original's did.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from nodes import runtime
 from nodes.metrics import (
     ClientSummary,
     LatencyHistogram,
+    SeriesFile,
     ThroughputSeries,
     write_summary,
 )
 
 log = logging.getLogger("mason.client")
+
+# How often the bins that are over go to the .series file: the live line of `masonctl run`
+# shows the last second, so half a second keeps it at most that late.
+SERIES_APPEND_S = 0.5
 
 
 class Timeline(Protocol):
@@ -56,6 +62,8 @@ class Measurement:
         self.ops_measured = 0
         self.window: list[int] = [0, 0]  # unix ms of the measured window
         self.elapsed = 0.0
+        self.series_file = SeriesFile(Path(conf.outdir) / f"{conf.name}.series")
+        self.appender: asyncio.Task[None] | None = None
 
     def done(self, first_ns: int) -> int:
         """One operation answered; returns the wall-clock time (ns) it was recorded at."""
@@ -67,9 +75,16 @@ class Measurement:
             self.hist.record((time.perf_counter_ns() - first_ns) // 1000)
         return now_ns
 
+    async def append_series(self) -> None:
+        """Until write(): the bins that are over go to the .series file."""
+        while True:
+            await asyncio.sleep(SERIES_APPEND_S)
+            self.series_file.append(self.series.take(time.time_ns()))
+
     async def timeline(self, stop: runtime.Stop) -> None:
         """Warm-up, measured window, cool-down (each cut short by a stop request)."""
         conf = self.conf
+        self.appender = asyncio.get_running_loop().create_task(self.append_series())
         if await phase(stop, conf.warmup_s):
             return
         self.measuring = True
@@ -88,7 +103,10 @@ class Measurement:
         out = Path(conf.outdir)
         elapsed = self.elapsed
         self.hist.write(out / f"{conf.name}.hist")
-        self.series.write(out / f"{conf.name}.series")
+        if self.appender is not None:
+            self.appender.cancel()
+        self.series_file.append(self.series.take())
+        self.series_file.close()
         write_summary(
             out / f"{conf.name}.summary.json",
             ClientSummary(

@@ -37,7 +37,7 @@ from nodes.zk import snapshot as zk_snapshot
 from nodes.zk.codes import Err
 from nodes.zk.machine import Applied, ZkStateMachine
 from nodes.zk.requests import CloseSession, CreateSession, Ping, Tick, Txn
-from nodes.zk.results import ErrorResult, Result, SessionResult
+from nodes.zk.results import ErrorResult, OkResult, Result, SessionResult
 from nodes.zk.shards import counts, plan
 
 # Requests the group answers itself, from its log, without numbers or shards.
@@ -235,6 +235,11 @@ class ZkMasonService:
         txn = msgspec.structs.replace(txn, zxid=zxid_of(op.lasts))
         if isinstance(request, Tick):
             expired = machine.sessions.expired(now)
+            if not expired:
+                # Nothing to delete anywhere: its numbers pass as noops, holding no shard.
+                answer = encode_answer(Answer(OkResult(), txn.zxid))
+                noops = tuple((space, number, number) for space, number in numbers)
+                return [self._owe(ZkCall(key, None, (), False, zop.origin, noops, answer))]
             for sid in expired:
                 machine.sessions.close(sid)
             self._closed(expired)

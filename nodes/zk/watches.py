@@ -14,6 +14,7 @@ however many of its watches match.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -21,7 +22,15 @@ import msgspec
 from nodes.zk import paths
 from nodes.zk.codes import AddWatchMode, Err, EventType, WatcherType
 from nodes.zk.machine import Applied, Change
-from nodes.zk.requests import AddWatch, Exists, GetChildren, GetData, SetWatches, Txn
+from nodes.zk.requests import (
+    AddWatch,
+    Exists,
+    GetChildren,
+    GetData,
+    Request,
+    SetWatches,
+    Txn,
+)
 from nodes.zk.results import error_of
 from nodes.zk.stat import Stat
 
@@ -90,18 +99,21 @@ class WatchTable:
 
     # ----- firing
 
-    def trigger(self, changes: Iterable[Change]) -> list[Notification]:
+    def trigger(self, changes: Iterable[Change],
+                only: tuple[int, str] | None = None) -> list[Notification]:
+        """The notifications `changes` fire, using up the one-shot watches they fire. With
+        `only` = (session, path): just that session's watches set on that path."""
         out: list[Notification] = []
         for change in changes:
             hearing: set[int] = set()
             if change.type in _DATA_EVENTS:
-                hearing |= self.data.pop(change.path, set())
+                hearing |= _take(self.data, change.path, only)
             if change.type in _CHILD_EVENTS:
-                hearing |= self.child.pop(change.path, set())
-            hearing |= self.persistent.get(change.path, set())
+                hearing |= _take(self.child, change.path, only)
+            hearing |= _watching(self.persistent, change.path, only)
             if change.type != EventType.NODE_CHILDREN_CHANGED:
                 for path in [change.path, *paths.ancestors(change.path)]:
-                    hearing |= self.recursive.get(path, set())
+                    hearing |= _watching(self.recursive, path, only)
             out += [Notification(s, change.type, change.path) for s in sorted(hearing)]
         return out
 
@@ -125,31 +137,89 @@ class WatchTable:
 
     def set_watches(self, session: int, request: SetWatches,
                     stat_of: Callable[[str], Stat | None]) -> list[Notification]:
-        """Re-register a reconnecting client's watches as ZooKeeper's DataTree.setWatches does:
-        a watch whose path changed after `relative_zxid` fires at once instead."""
+        """Re-register a reconnecting client's watches against a tree this replica holds."""
         out: list[Notification] = []
-        since = request.relative_zxid
-        for path in request.exist:
-            if stat_of(path) is not None:
-                out.append(Notification(session, EventType.NODE_CREATED, path))
-            else:
-                self.add_data(session, path)
-        one_shots = ((request.data, self.data, EventType.NODE_DATA_CHANGED, "mzxid"),
-                     (request.child, self.child, EventType.NODE_CHILDREN_CHANGED, "pzxid"))
-        for watched, table, event, zxid_field in one_shots:
-            for path in watched:
-                stat = stat_of(path)
-                if stat is None:
-                    out.append(Notification(session, EventType.NODE_DELETED, path))
-                elif getattr(stat, zxid_field) > since:
-                    out.append(Notification(session, event, path))
-                else:
-                    table.setdefault(path, set()).add(session)
-        for path in request.persistent:
-            self.add_persistent(session, path, AddWatchMode.PERSISTENT)
-        for path in request.persistent_recursive:
-            self.add_persistent(session, path, AddWatchMode.PERSISTENT_RECURSIVE)
+        for kind, path in one_shots(request):
+            fired = self.rewatch(session, kind, path, stat_of(path), request.relative_zxid)
+            if fired is not None:
+                out.append(fired)
+        for path, mode in persistents(request):
+            self.add_persistent(session, path, mode)
         return out
+
+    def rewatch(self, session: int, kind: Rewatch, path: str, stat: Stat | None,
+                since: int) -> Notification | None:
+        """One one-shot watch of a setWatches, given the path's stat now: the notification
+        that fires at once, or None when the watch is registered instead."""
+        event = rewatch_event(kind, stat, since)
+        if event is not None:
+            return Notification(session, event, path)
+        if kind == Rewatch.CHILD:
+            self.add_child(session, path)
+        else:
+            self.add_data(session, path)
+        return None
+
+
+def watched_path(request: Request) -> str | None:
+    """The path a request may leave a watch on (a read with watch, or addWatch)."""
+    if isinstance(request, (GetData, Exists, GetChildren)):
+        return request.path if request.watch else None
+    return request.path if isinstance(request, AddWatch) else None
+
+
+class Rewatch(enum.Enum):
+    """The one-shot watch lists of a setWatches request."""
+
+    DATA = "data"
+    EXIST = "exist"
+    CHILD = "child"
+
+
+def one_shots(request: SetWatches) -> list[tuple[Rewatch, str]]:
+    """A setWatches' one-shot watches, in the order they are decided."""
+    return ([(Rewatch.EXIST, p) for p in request.exist]
+            + [(Rewatch.DATA, p) for p in request.data]
+            + [(Rewatch.CHILD, p) for p in request.child])
+
+
+def persistents(request: SetWatches) -> list[tuple[str, AddWatchMode]]:
+    """A setWatches' persistent watches: registered as they are, whatever changed."""
+    return ([(p, AddWatchMode.PERSISTENT) for p in request.persistent]
+            + [(p, AddWatchMode.PERSISTENT_RECURSIVE) for p in request.persistent_recursive])
+
+
+def rewatch_event(kind: Rewatch, stat: Stat | None, since: int) -> EventType | None:
+    """ZooKeeper's DataTree.setWatches for one path, `stat` being the node now (None: no
+    such node) and `since` the last zxid the client saw: the event the watch fires at once
+    because the node changed after `since`, or None when nothing it watches changed (the
+    watch is then registered). An exist watch fires when the node is there; a data or child
+    watch when the node is gone, or its data (mzxid) or children (pzxid) changed."""
+    if kind == Rewatch.EXIST:
+        return EventType.NODE_CREATED if stat is not None else None
+    if stat is None:
+        return EventType.NODE_DELETED
+    if kind == Rewatch.DATA:
+        return EventType.NODE_DATA_CHANGED if stat.mzxid > since else None
+    return EventType.NODE_CHILDREN_CHANGED if stat.pzxid > since else None
+
+def _take(table: Table, path: str, only: tuple[int, str] | None) -> set[int]:
+    """The sessions of a one-shot watch on `path` that fires, its watch used up."""
+    if only is None:
+        return table.pop(path, set())
+    session, at = only
+    if path != at or session not in table.get(path, ()):
+        return set()
+    _discard(table, path, session)
+    return {session}
+
+
+def _watching(table: Table, path: str, only: tuple[int, str] | None) -> set[int]:
+    sessions = table.get(path, set())
+    if only is None:
+        return sessions
+    session, at = only
+    return {session} if path == at and session in sessions else set()
 
 
 def _discard(table: Table, path: str, session: int) -> None:

@@ -6,8 +6,10 @@ lost connection): every request takes a slot at the back of the connection's que
 slots leave from the front only. A transaction's slot fills when this replica applies it
 from the log; a request this replica serves itself (ping, setWatches, a local read, an
 error found before the log) is computed when its slot reaches the front, so it sees every
-earlier request of the same connection applied. Watch notifications do not queue: they go
-out as soon as the entry that fires them is applied, before the replies that entry fills.
+earlier request of the same connection applied. A slot may also hold a place that sends
+nothing (ZK-Mason's setWatches: later replies wait there until every watch is decided).
+Watch notifications do not queue: they go out as soon as the entry that fires them is
+applied, before the replies that entry fills.
 
 A connection that breaks the framing (a length over the limit or below zero, a request
 without a header, a bad handshake) is closed alone; a request whose body does not parse is
@@ -30,6 +32,7 @@ from nodes.zk.jute import JuteError
 from nodes.zk.machine import Applied
 from nodes.zk.results import ErrorResult, SessionResult, ZkError
 from nodes.zk.watches import Notification
+from nodes.zkserver.rewatch import rewatch_at_shards
 
 if TYPE_CHECKING:
     from nodes.zkserver.listener import ZkListener
@@ -204,7 +207,10 @@ class ZkConnection(asyncio.Protocol):
         elif isinstance(body, wire.AuthRequest):
             self.local(lambda: wire.reply_frame(xid, self.zxid()))
         elif isinstance(body, wire.SetWatchesRequest):
-            self.local(lambda: self.set_watches(body))
+            if self.listener.shards is not None:
+                self.set_watches_at_shards(body)
+            else:
+                self.local(lambda: self.set_watches(body))
         elif isinstance(body, wire.CheckWatchesRequest):
             self.local(lambda: self.remove_watches(xid, body))
         elif isinstance(body, wire.WhoAmIRequest):
@@ -246,6 +252,29 @@ class ZkConnection(asyncio.Protocol):
             self.notify(n)
         return wire.reply_frame(XID_SET_WATCHES, self.zxid())
 
+    def set_watches_at_shards(self, body: wire.SetWatchesRequest) -> None:
+        """ZK-Mason: each watch is decided at its path's shard (rewatch.py). The reply goes
+        out at once, as ZooKeeper's does; the replies after it wait until every watch is
+        decided, so the client sees a notification fired on reconnect before any later
+        reply (ZooKeeper sends those notifications before it reads the next request)."""
+        decided = Slot()
+
+        def start() -> bytes:
+            rewatch_at_shards(self.listener, self, mapping.set_watches(body),
+                              lambda: self.fill(decided))
+            return wire.reply_frame(XID_SET_WATCHES, self.zxid())
+
+        # Started when it reaches the front: every earlier request of this connection has
+        # been answered, so the reads come after them, as ZooKeeper checks after them.
+        self.queue.append(Slot(compute=start))
+        self.queue.append(decided)
+        self.flush()
+
+    def fill(self, slot: Slot, frame: bytes = b"") -> None:
+        """A slot's reply is known (b"": a place in the order that sends nothing)."""
+        slot.frame = frame
+        self.flush()
+
     def remove_watches(self, xid: int, body: wire.CheckWatchesRequest) -> bytes:
         try:
             kind = WatcherType(body.watcher_type)
@@ -281,9 +310,10 @@ class ZkConnection(asyncio.Protocol):
         while queue and not self.closed:
             head = queue[0]
             if head.frame is None:
-                if head.compute is None:
+                compute, head.compute = head.compute, None
+                if compute is None:
                     return
-                head.frame = head.compute()
+                head.frame = compute()  # may flush again: this slot then holds that one
             queue.popleft()
             if head.frame:
                 self.write(head.frame)

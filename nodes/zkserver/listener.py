@@ -11,7 +11,8 @@ Sessions live in the replicated state; liveness gets there through the log: ever
 tick this replica logs a Ping for each session it heard from, and the leader logs a Tick
 carrying its clock, which expires every session silent for longer than its timeout, on
 every replica at the same log position. Watches are per replica, as ZooKeeper's are per
-server: a client that moves re-registers them with setWatches.
+server: a client that moves re-registers them with setWatches (ZK-Mason's replicas, which
+hold no tree, decide them at the shards: rewatch.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nodes.config import ProxyConfig
@@ -146,10 +148,19 @@ class ZkListener:
             payload = encode_txn(txn)
         self.submitter.submit(client_id, reqid, payload)
 
-    def submit_own(self, session: int, request: rq.Request) -> None:
+    def submit_own(self, session: int, request: rq.Request) -> int:
         reqid = self.system_reqid
         self.system_reqid += 1
         self.submit(self.system_client, reqid, session, request)
+        return reqid
+
+    def submit_internal(self, session: int, request: rq.Request,
+                        answered: Callable[[Applied], None]) -> None:
+        """ZK-Mason: an operation of `session` that this replica asks for itself; its answer
+        goes to `answered`, not to a client."""
+        assert self.shards is not None
+        reqid = self.submit_own(session, request)
+        self.shards.on_answer_call(self.system_client, reqid, answered)
 
     def quiesce(self) -> None:
         """A clean stop: no more pings and ticks from this replica."""

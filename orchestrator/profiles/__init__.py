@@ -4,8 +4,11 @@ RSpec it produces, rendered here so it can be checked (and used with other tools
 The portal script is rendered from `profile.py.j2`; the RSpec is built with `geni.rspec.pg`
 directly, because geni-lib's `geni.portal` (0.9.9.4) is Python 2 code and cannot be imported.
 Both follow one layout: nodes `sequencer-i`, `proxy-i`, `client-i`, `server-i` (in that order),
-each with one interface on a single LAN at 10.1.1.<k> (k = 1, 2, ...), as on Emulab. The
-node counts (the README's largest configuration of each system) come from the registry,
+each with one interface on a single LAN at 10.1.1.<k> (k = 1, 2, ...), as on Emulab. With
+`original_links` each node has the original profile's two experiment interfaces instead,
+10.1.1.<k> and 10.1.2.<k>, both on one 10 Gb link. The portal parameters keep the original
+profile's names (`s`, `p`, `c`, `cs`), so its saved parameter sets still apply. The node
+counts (the README's largest configuration of each system) come from the registry,
 orchestrator/systems/.
 """
 
@@ -23,6 +26,12 @@ from orchestrator.systems.base import COUNT_FIELD
 MAX_NODES = 253  # one /24 LAN, .1 to .253
 LAN_NAME = "lan"
 LAN_PREFIX = "10.1.1"  # profile text only: the address plan of the testbed's own LAN
+# The original profile's link: both interfaces of every node on it, 10 Gb (in kbit/s).
+ORIGINAL_LINK_NAME = "tblink-l3"
+ORIGINAL_PREFIXES = ("10.1.1", "10.1.2")
+ORIGINAL_BANDWIDTH_KBPS = 10_000_000
+# The original profile's parameter names, one per role.
+PARAMETERS = {"sequencer": "s", "proxy": "p", "client": "c", "server": "cs"}
 NETMASK = "255.255.255.0"
 DEFAULT_HARDWARE = "d430"
 DEFAULT_IMAGE = "urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU22-64-STD"
@@ -57,7 +66,8 @@ def resolve_counts(
     )
     for role in MACHINE_ROLES:
         if counts.of(role) < 0:
-            raise ProfileError(f"--{COUNT_FIELD[role]} must not be negative")
+            raise ProfileError(f"--{COUNT_FIELD[role]} (--{PARAMETERS[role]}) must not be "
+                               "negative")
     if not 1 <= counts.total <= MAX_NODES:
         raise ProfileError(f"a profile has 1 to {MAX_NODES} nodes (one /24 LAN), "
                            f"not {counts.total}")
@@ -71,17 +81,17 @@ def _check_text(what: str, value: str) -> str:
     return value
 
 
-def node_plan(counts: Counts) -> list[tuple[str, str]]:
-    """(node name, LAN address) for every node, in the profile's order."""
-    plan: list[tuple[str, str]] = []
-    for role in MACHINE_ROLES:
-        for i in range(counts.of(role)):
-            plan.append((f"{role}-{i}", f"{LAN_PREFIX}.{len(plan) + 1}"))
-    return plan
+def node_plan(counts: Counts, original_links: bool = False) -> list[tuple[str, list[str]]]:
+    """(node name, its experiment addresses) for every node, in the profile's order: one
+    address on the LAN, or with original_links one on each of the original's two subnets."""
+    prefixes = ORIGINAL_PREFIXES if original_links else (LAN_PREFIX,)
+    names = [f"{role}-{i}" for role in MACHINE_ROLES for i in range(counts.of(role))]
+    return [(name, [f"{prefix}.{k}" for prefix in prefixes])
+            for k, name in enumerate(names, start=1)]
 
 
 def render_script(system: System, counts: Counts, hardware_type: str = DEFAULT_HARDWARE,
-                  image: str = DEFAULT_IMAGE) -> str:
+                  image: str = DEFAULT_IMAGE, original_links: bool = False) -> str:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent),
         undefined=StrictUndefined,
@@ -99,11 +109,16 @@ def render_script(system: System, counts: Counts, hardware_type: str = DEFAULT_H
         lan_name=LAN_NAME,
         lan_prefix=LAN_PREFIX,
         netmask=NETMASK,
+        parameters=PARAMETERS,
+        original_links=original_links,
+        original_link_name=ORIGINAL_LINK_NAME,
+        original_prefixes=ORIGINAL_PREFIXES,
+        original_bandwidth=ORIGINAL_BANDWIDTH_KBPS,
     )
 
 
 def build_rspec(counts: Counts, hardware_type: str = DEFAULT_HARDWARE,
-                image: str = DEFAULT_IMAGE) -> str:
+                image: str = DEFAULT_IMAGE, original_links: bool = False) -> str:
     """The request RSpec (XML) the portal script produces with these parameters."""
     import geni.rspec.emulab  # noqa: F401  (registers the LAN and routing extensions)
     import geni.rspec.pg as pg
@@ -112,25 +127,31 @@ def build_rspec(counts: Counts, hardware_type: str = DEFAULT_HARDWARE,
     _check_text("image", image)
     request = pg.Request()
     request.setRoutingStyle("static")
-    lan = request.LAN(LAN_NAME)
+    if original_links:
+        lan = request.Link(ORIGINAL_LINK_NAME)
+        lan.trivial_ok = True
+        lan.bandwidth = ORIGINAL_BANDWIDTH_KBPS
+    else:
+        lan = request.LAN(LAN_NAME)
     lan.setNoBandwidthShaping()
-    for name, address in node_plan(counts):
+    for name, addresses in node_plan(counts, original_links):
         node = request.RawPC(name)
         node.hardware_type = hardware_type
         node.disk_image = image
-        iface = node.addInterface("if1")
-        iface.addAddress(pg.IPv4Address(address, NETMASK))
-        lan.addInterface(iface)
+        for n, address in enumerate(addresses, start=1):
+            iface = node.addInterface(f"if{n}")
+            iface.addAddress(pg.IPv4Address(address, NETMASK))
+            lan.addInterface(iface)
     xml = request.toXMLString(pretty_print=True, ucode=True)
     return xml if isinstance(xml, str) else xml.decode()
 
 
 def write_profile(system: System, counts: Counts, out_dir: Path,
                   hardware_type: str = DEFAULT_HARDWARE,
-                  image: str = DEFAULT_IMAGE) -> tuple[Path, Path]:
+                  image: str = DEFAULT_IMAGE, original_links: bool = False) -> tuple[Path, Path]:
     """Write `<system>.profile.py` and `<system>.rspec.xml` into out_dir."""
-    script = render_script(system, counts, hardware_type, image)
-    rspec = build_rspec(counts, hardware_type, image)
+    script = render_script(system, counts, hardware_type, image, original_links)
+    rspec = build_rspec(counts, hardware_type, image, original_links)
     out_dir.mkdir(parents=True, exist_ok=True)
     script_path = out_dir / f"{system.name}.profile.py"
     rspec_path = out_dir / f"{system.name}.rspec.xml"

@@ -24,7 +24,7 @@ import pytest
 from benchmarks.serving import Serving, served
 from nodes.status import parse_role
 from nodes.zk import wire
-from nodes.zk.codes import CreateMode
+from nodes.zk.codes import XID_NOTIFICATION, CreateMode
 from tests.conftest import our_processes, wait_for
 from tests.zk_semantics import CASES, Case, run_case
 
@@ -188,18 +188,23 @@ def test_ephemerals_go_with_a_closed_session(group: Served) -> None:
 
 class RawSession:
     """A ZooKeeper client on a bare socket: it sends only what it is told to (so it can
-    fall silent without closing, which kazoo never does)."""
+    fall silent without closing, which kazoo never does), and it can re-attach a session
+    and send setWatches (which kazoo never sends)."""
 
-    def __init__(self, endpoint: tuple[str, int], timeout_ms: int) -> None:
+    def __init__(self, endpoint: tuple[str, int], timeout_ms: int, session: int = 0,
+                 passwd: bytes = bytes(16), last_zxid: int = 0) -> None:
         self.sock = socket.create_connection(endpoint, timeout=10)
         self.splitter = wire.FrameSplitter()
         self.frames: list[bytes] = []
-        req = wire.ConnectRequest(0, 0, timeout_ms, 0, bytes(16), False).pack()
+        req = wire.ConnectRequest(0, last_zxid, timeout_ms, session, passwd, False).pack()
         self.sock.sendall(struct.pack("!i", len(req)) + req)
         answer = wire.decode_connect_response(self.next_frame())
         assert answer.timeout > 0
         self.session = answer.session_id
+        self.passwd = answer.passwd
         self.xid = 0
+        self.last_zxid = last_zxid
+        self.events: list[tuple[int, str]] = []  # watch notifications: (type, path)
 
     def next_frame(self) -> bytes:
         while not self.frames:
@@ -209,12 +214,20 @@ class RawSession:
             self.frames += self.splitter.feed(data)
         return self.frames.pop(0)
 
-    def call(self, body: wire.Record) -> wire.ReplyHeader:
-        self.xid += 1
-        self.sock.sendall(wire.encode_request(self.xid, body))
+    def call(self, body: wire.Record, xid: int | None = None) -> wire.ReplyHeader:
+        if xid is None:
+            self.xid += 1
+            xid = self.xid
+        self.sock.sendall(wire.encode_request(xid, body))
         while True:
-            header, _ = wire.decode_reply_header(self.next_frame())
-            if header.xid == self.xid:
+            header, reader = wire.decode_reply_header(self.next_frame())
+            if header.xid == XID_NOTIFICATION:
+                event_type, _state = reader.read_int(), reader.read_int()
+                self.events.append((event_type, reader.read_ustring()))
+                continue
+            if header.zxid > 0:
+                self.last_zxid = max(self.last_zxid, header.zxid)
+            if header.xid == xid:
                 return header
 
     def close(self) -> None:

@@ -10,6 +10,8 @@ shard replica executed every number of its space once, in order, with the others
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,10 @@ import pytest
 import tests.integration.test_rsmkeeper as rsm
 from analysis.zkshards import check_run
 from benchmarks.serving import served
+from nodes.zk import wire
+from nodes.zk.codes import XID_SET_WATCHES, Err, EventType
 from nodes.zk.shards import shard_of
-from tests.conftest import our_processes
+from tests.conftest import our_processes, wait_for
 from tests.zk_semantics import CASES, Case
 
 pytest.importorskip("kazoo")
@@ -27,11 +31,7 @@ pytest.importorskip("kazoo")
 SHARDS = (1, 2, 4)
 
 
-@pytest.fixture(scope="module", params=SHARDS, ids=[f"{n}shards" for n in SHARDS])
-def cluster(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[rsm.Served]:
-    nshards = request.param
-    root = tmp_path_factory.mktemp(f"zkmason{nshards}")
+def serve_zkmason(root: Path, nshards: int) -> Iterator[rsm.Served]:
     with served("zkmason", root, "--nzk_servers", str(3 * nshards),
                 timeout_s=rsm.START_S) as serving:
         assert rsm.CONNECT_LINE.match(serving.hosts), serving.hosts
@@ -44,6 +44,13 @@ def cluster(request: pytest.FixtureRequest,
     # space went to exactly one operation or noop, in order, the same on every replica.
     verdict = check_run(serving.run_dir)
     assert verdict.ok and verdict.recorded, "\n".join(verdict.lines())
+
+
+@pytest.fixture(scope="module", params=SHARDS, ids=[f"{n}shards" for n in SHARDS])
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[rsm.Served]:
+    nshards = request.param
+    yield from serve_zkmason(tmp_path_factory.mktemp(f"zkmason{nshards}"), nshards)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -115,3 +122,77 @@ def test_shard_records_are_written(cluster: rsm.Served) -> None:
     nshards = cluster.nshards  # type: ignore[attr-defined]
     records = sorted(Path(cluster.run_dir).glob("*.exec"))
     assert len(records) == 3 * nshards
+
+
+# ---- a session that moves ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[rsm.Served]:
+    yield from serve_zkmason(tmp_path, 2)
+
+
+def test_watches_move_with_their_session_to_another_replica(own_cluster: rsm.Served) -> None:
+    """The client's replica dies (kill -9); the client re-attaches its session at another
+    and sends setWatches with the last zxid it saw, as ZooKeeper's clients do. What changed
+    while it was away fires at once, the rest is watched there: the next change fires each
+    watch exactly once."""
+    c = own_cluster
+    wait_for(lambda: rsm._has_role(c, "leader"), 30, "a leader")
+    leader = c.replica_of("leader")
+    gone_replica = next(i for i in range(3) if i != leader)
+    host, port = c.endpoints[leader]
+    writer = rsm.kazoo(f"{host}:{port}")  # on a replica that stays
+    watcher: rsm.RawSession | None = None
+    try:
+        for name in ("data", "kids", "changed", "gone"):
+            writer.create(f"/moves/{name}", b"0", makepath=True)
+        first = rsm.RawSession(c.endpoints[gone_replica], 20000)
+        for request in (wire.GetDataRequest("/moves/data", True),
+                        wire.GetChildrenRequest("/moves/kids", True),
+                        wire.ExistsRequest("/moves/changed", True),
+                        wire.GetDataRequest("/moves/gone", True),
+                        wire.ExistsRequest("/moves/born", True),
+                        wire.ExistsRequest("/moves/later", True)):
+            assert first.call(request).err in (0, Err.NO_NODE)
+        since = first.last_zxid
+        os.kill(c.pid(gone_replica), signal.SIGKILL)
+        with pytest.raises(ConnectionError):
+            first.next_frame()  # the replica is gone: its connection closes
+        first.close()
+        # While the client is away.
+        writer.set("/moves/changed", b"1")
+        writer.delete("/moves/gone")
+        writer.create("/moves/born")
+        watcher = rsm.RawSession(c.endpoints[leader], 20000, first.session, first.passwd,
+                                 since)
+        assert watcher.session == first.session  # the same session, re-attached
+        watched = wire.SetWatchesRequest(
+            since, ("/moves/data", "/moves/changed", "/moves/gone"),
+            ("/moves/born", "/moves/later"), ("/moves/kids",))
+        assert watcher.call(watched, XID_SET_WATCHES).err == 0
+        watcher.call(wire.GetDataRequest("/moves/data", False))  # the next reply
+        assert sorted(watcher.events) == sorted([(EventType.NODE_DATA_CHANGED, "/moves/changed"),
+                                                 (EventType.NODE_DELETED, "/moves/gone"),
+                                                 (EventType.NODE_CREATED, "/moves/born")])
+        # After the move: each watch kept fires once, however often its node changes.
+        watcher.events.clear()
+        for _ in range(2):
+            writer.set("/moves/data", b"2")
+            writer.create("/moves/kids/k", sequence=True)
+        writer.create("/moves/later")
+        for request in (wire.GetDataRequest("/moves/data", False),
+                        wire.GetChildrenRequest("/moves/kids", False),
+                        wire.ExistsRequest("/moves/later", False)):
+            watcher.call(request)  # each answer waits for the events before it
+        assert sorted(watcher.events) == sorted([
+            (EventType.NODE_DATA_CHANGED, "/moves/data"),
+            (EventType.NODE_CHILDREN_CHANGED, "/moves/kids"),
+            (EventType.NODE_CREATED, "/moves/later")])
+    finally:
+        if watcher is not None:
+            watcher.close()
+        writer.stop()
+        writer.close()
+
+

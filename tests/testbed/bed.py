@@ -42,9 +42,9 @@ class Bed:
     def state(self) -> testbed.TestbedState:
         return testbed.load_state(self.dir)
 
-    def up(self, hosts: int = 7):
-        return masonctl("testbed", "up", "--hosts", str(hosts), "--dir", str(self.dir),
-                        cwd=self.root)
+    def up(self, hosts: int = 7, roles: str = ""):
+        shape = ["--roles", roles] if roles else ["--hosts", str(hosts)]
+        return masonctl("testbed", "up", *shape, "--dir", str(self.dir), cwd=self.root)
 
     def setup(self, *extra: str):
         return masonctl("setup", "root", "--testbed", str(self.dir), "--workdir",
@@ -53,13 +53,15 @@ class Bed:
 
 
 @contextmanager
-def set_up_bed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Bed]:
-    """A testbed up and set up for a test module; down again (and its nodes' files gone)
+def set_up_bed(tmp_path_factory: pytest.TempPathFactory, name: str,
+               roles: str = "") -> Iterator[Bed]:
+    """A testbed up and set up for a test module (the default 7 hosts, or `roles` as
+    `masonctl testbed up --roles` takes them); down again (and its nodes' files gone)
     however the module ends."""
     require_testbed()  # another module's testbed must be down again
     bed = Bed(tmp_path_factory.mktemp(name))
     try:
-        up = bed.up()
+        up = bed.up(roles=roles)
         assert up.returncode == 0, up.stderr
         setup = bed.setup()
         assert setup.returncode == 0, setup.stdout + setup.stderr

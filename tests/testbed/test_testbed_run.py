@@ -7,13 +7,18 @@ results collected over SFTP; skipped with the reason unless root, iproute2 and s
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import msgspec
 import pytest
 
 from analysis.contiguity import check_run
 from orchestrator import testbed
-from tests.conftest import masonctl, our_processes
+from tests.conftest import REPO, interrupt, masonctl, our_processes, wait_for
 from tests.faults.timing import ELECTION_RECOVERY_S, run_length
 from tests.testbed.bed import Bed, require_testbed, set_up_bed
 
@@ -82,11 +87,69 @@ def test_the_originals_seven_column_machine_info_drives_a_run(bed: Bed):
 
 def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):
     done = run(bed, "kill-leader", "--kill_leader", "1", "--expduration",
-               str(run_length(1.0, ELECTION_RECOVERY_S)))
+               str(run_length(1.0, ELECTION_RECOVERY_S)), "--no-pin")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "kill_leader" in (bed.results / "kill-leader" / "faults.log").read_text()
     assert "contiguity: OK" in output
+    record = msgspec.toml.decode((bed.results / "kill-leader" / "experiment.toml").read_bytes())
+    assert record["pinning"] == {"enabled": False}
+
+
+def _allowed_cpus(pid: int) -> str:
+    """The kernel's word on where a process may run (the testbed shares our pid namespace)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no Cpus_allowed_list for {pid}")
+
+
+def test_each_node_process_runs_on_the_core_experiment_toml_records(bed: Bed):
+    name = "pinned"
+    background = subprocess.Popen(
+        [sys.executable, "-c", "from orchestrator.cli import main; main()", "run",
+         "--machine-info", str(bed.info), "--testbed", str(bed.dir), "--nproxies", "3",
+         "--nproxy_threads", "2", "--nclients", "1", "--nclient_threads", "2",
+         "--client_concurrency", "8", "--warmup", "1", "--cooldown", "0.5",
+         "--expduration", "6", "--outdir", name, "--results", str(bed.results)],
+        cwd=bed.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+    )
+
+    record_path = bed.results / name / "experiment.toml"
+
+    def pid_file(proc: str) -> Path | None:
+        found = list(bed.nodes.glob(f"**/runs/{name}/{proc}.pid"))
+        return found[0] if found and found[0].with_suffix(".ready").exists() else None
+
+    def recorded_pinning() -> dict | None:
+        try:
+            return msgspec.toml.decode(record_path.read_bytes())["pinning"]
+        except (OSError, msgspec.DecodeError):
+            return None  # not written yet, or half of it
+
+    try:
+        # The pinning is recorded before anything starts; then wait for every process.
+        wait_for(lambda: recorded_pinning() is not None, timeout=60, what="experiment.toml")
+        pinned = recorded_pinning()
+        assert pinned is not None
+        recorded = {proc: str(core) for cores in pinned["cores"].values()
+                    for proc, core in cores.items()}
+        wait_for(lambda: all(pid_file(proc) for proc in recorded), timeout=120,
+                 what="the pinned run's processes to start")
+        affinity = {proc: _allowed_cpus(int(path.read_text()))
+                    for proc in recorded if (path := pid_file(proc)) is not None}
+        output, _ = background.communicate(timeout=240)
+    finally:
+        interrupt(background)
+    assert background.returncode == 0, output
+    assert pinned["enabled"] is True and pinned["tool"] == "taskset"
+    # 3 x 2 proxies, 2 sequencers, 2 clients: every one of them pinned, where recorded.
+    assert len(recorded) == 10 and affinity == recorded, (affinity, recorded)
+    assert set(pinned["cores"]["proxy-0"]) == {"proxy-0-0", "proxy-0-1"}
+    # Two processes on a machine of one core would share it: the run says so in a line.
+    if len(set(pinned["cores"]["proxy-0"].values())) == 1:
+        assert "proxy-0: 2 processes on 1 core(s)" in output
 
 
 def test_the_corfu_systems_run_on_the_testbed(bed: Bed):

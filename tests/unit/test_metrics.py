@@ -18,8 +18,10 @@ from nodes.metrics import (
     LatencyHistogram,
     NoopRecorder,
     SeqnumRecorder,
+    SeriesFile,
     ThroughputSeries,
     nearest_rank,
+    parse_series_rows,
     write_dat,
     write_summary,
 )
@@ -285,6 +287,31 @@ def test_the_default_series_bin_is_10_ms() -> None:
     for t_ms in (0, 9, 10, 25):
         s.record(t_ms * 1_000_000)
     assert s.rows() == [(0, 2), (10, 1), (20, 1)]
+
+
+def test_series_taken_as_it_goes_is_the_whole_series(tmp_path: Path) -> None:
+    s = ThroughputSeries(bin_ms=10)
+    ms = 1_700_000_000_000
+    assert s.take(ms * 1_000_000) == []  # nothing recorded yet
+    for t in (0, 3, 12):
+        s.record((ms + t) * 1_000_000)
+    # At +15 ms the bin of +10 is still filling: only the first bin is over.
+    assert s.take((ms + 15) * 1_000_000) == [(ms, 2)]
+    assert s.take((ms + 18) * 1_000_000) == []
+    # A stall: the bins that passed without an answer are handed out as zeros.
+    assert s.take((ms + 41) * 1_000_000) == [(ms + 10, 1), (ms + 20, 0), (ms + 30, 0)]
+    s.record((ms + 55) * 1_000_000)
+    assert s.take() == [(ms + 40, 0), (ms + 50, 1)]  # the end: up to the last bin
+    assert s.take() == []
+    p = tmp_path / "client-0-0.series"
+    with SeriesFile(p) as f:
+        assert p.read_text() == "unix_ms,ops\n"  # on disk before the first row
+        f.append([(ms, 2)])
+        assert parse_series_rows(p.read_text()) == [(ms, 2)]  # pushed out at once
+        f.append([(ms + 10, 1), (ms + 20, 0)])
+    assert p.read_text() == f"unix_ms,ops\n{ms},2\n{ms + 10},1\n{ms + 20},0\n"
+    with pytest.raises(ValueError, match="not a 'unix_ms,ops' row: '10,x'"):
+        parse_series_rows("unix_ms,ops\n10,x\n")
 
 
 def test_write_dat_rate_for_windows_of_any_length(tmp_path: Path) -> None:

@@ -41,28 +41,32 @@ def _get(element: ET.Element, path: str, attr: str) -> str | None:
     return found.get(attr)
 
 
-def _check_rspec(xml: str, names: list[str], hardware: str) -> None:
+def _check_rspec(xml: str, names: list[str], hardware: str,
+                 subnets: tuple[str, ...] = ("10.1.1",)) -> ET.Element:
+    """Every node raw on `hardware`, with one interface per subnet at .k (k = its position
+    from 1), all of them on the one link, which is not shaped; returns that link."""
     root = ET.fromstring(xml)
     assert root.get("type") == "request"
     nodes = root.findall("r:node", NS)
     assert [n.get("client_id") for n in nodes] == names
-    addresses = []
-    for node in nodes:
+    for k, node in enumerate(nodes, start=1):
         assert node.get("exclusive") == "true"
         assert _get(node, "r:sliver_type", "name") == "raw"
         assert _get(node, "r:hardware_type", "name") == hardware
-        (iface,) = node.findall("r:interface", NS)
-        assert _get(iface, "r:ip", "netmask") == "255.255.255.0"
-        assert _get(iface, "r:ip", "type") == "ipv4"
-        addresses.append(ipaddress.IPv4Address(_get(iface, "r:ip", "address")))
-    assert all(a in ipaddress.IPv4Network("10.1.1.0/24") for a in addresses)
-    assert len(set(addresses)) == len(addresses)
+        ifaces = node.findall("r:interface", NS)
+        assert [i.get("client_id") for i in ifaces] == [
+            f"{node.get('client_id')}:if{n}" for n in range(1, len(subnets) + 1)]
+        for iface, subnet in zip(ifaces, subnets, strict=True):
+            assert _get(iface, "r:ip", "netmask") == "255.255.255.0"
+            assert _get(iface, "r:ip", "type") == "ipv4"
+            assert _get(iface, "r:ip", "address") == f"{subnet}.{k}"
+            ipaddress.IPv4Address(f"{subnet}.{k}")
     (lan,) = root.findall("r:link", NS)
-    assert _get(lan, "r:link_type", "name") == "lan"
     refs = [ref.get("client_id") for ref in lan.findall("r:interface_ref", NS)]
-    assert refs == [f"{n}:if1" for n in names]
+    assert refs == [f"{n}:if{i}" for n in names for i in range(1, len(subnets) + 1)]
     assert lan.find("emulab:force_nobwshaping", NS) is not None
     assert _get(root, "emulab:routing_style", "style") == "static"
+    return lan
 
 
 @pytest.mark.parametrize("system", sorted(LARGEST))
@@ -71,7 +75,8 @@ def test_rspec_per_system_largest_configuration(system: str):
     counts = profiles.resolve_counts(chosen)
     assert (counts.nsequencers, counts.nproxies, counts.nclients, counts.nservers) == (
         LARGEST[system])
-    _check_rspec(profiles.build_rspec(counts), _expected_names(LARGEST[system]), "d430")
+    lan = _check_rspec(profiles.build_rspec(counts), _expected_names(LARGEST[system]), "d430")
+    assert _get(lan, "r:link_type", "name") == "lan"
 
 
 def test_counts_and_hardware_override():
@@ -83,7 +88,7 @@ def test_counts_and_hardware_override():
 
 
 @pytest.mark.parametrize("kwargs,why", [
-    ({"nproxies": -1}, "--nproxies must not be negative"),
+    ({"nproxies": -1}, r"--nproxies \(--p\) must not be negative"),
     ({"nsequencers": 0, "nproxies": 0, "nclients": 0, "nservers": 0}, "1 to 253 nodes"),
     ({"nproxies": 300}, "1 to 253 nodes"),
 ])
@@ -145,22 +150,38 @@ def _fake_portal(captured: dict[str, Any]) -> types.ModuleType:
     return portal
 
 
+@pytest.mark.parametrize("original_links", [False, True])
 @pytest.mark.parametrize("system", ["mason", "corfu", "corfumason", "rsmkeeper", "zkmason"])
-def test_portal_script_produces_the_same_rspec(system: str, monkeypatch):
+def test_portal_script_produces_the_same_rspec(system: str, original_links: bool, monkeypatch):
     import geni
 
     chosen = profiles.system_named(system)
-    counts = profiles.resolve_counts(chosen)
-    script = profiles.render_script(chosen, counts, "d430")
+    # The original's link states its bandwidth per pair of interfaces: a few nodes will do.
+    counts = profiles.resolve_counts(chosen, nproxies=3) if original_links else (
+        profiles.resolve_counts(chosen))
+    script = profiles.render_script(chosen, counts, "d430", original_links=original_links)
     compile(script, f"{system}.profile.py", "exec")  # valid Python 3
     captured: dict[str, Any] = {}
     fake = _fake_portal(captured)
     monkeypatch.setitem(sys.modules, "geni.portal", fake)
     monkeypatch.setattr(geni, "portal", fake, raising=False)
     exec(compile(script, f"{system}.profile.py", "exec"), {"__name__": "__main__"})
-    assert captured["xml"] == profiles.build_rspec(counts, "d430")
-    assert captured["defaults"]["hardware_type"] == "d430"
-    assert captured["defaults"]["nproxies"] == counts.nproxies
+    assert captured["xml"] == profiles.build_rspec(counts, "d430", original_links=original_links)
+    # The original profile's parameter names and meanings.
+    assert captured["defaults"] == {
+        "s": counts.nsequencers, "p": counts.nproxies, "c": counts.nclients,
+        "cs": counts.nservers, "hardware_type": "d430", "image": profiles.DEFAULT_IMAGE}
+
+
+def test_original_links_give_each_node_two_interfaces_on_one_10g_link():
+    counts = profiles.Counts(2, 3, 1, 3)  # the original profile's defaults
+    xml = profiles.build_rspec(counts, original_links=True)
+    lan = _check_rspec(xml, _expected_names((2, 3, 1, 3)), "d430", ("10.1.1", "10.1.2"))
+    assert lan.get("client_id") == "tblink-l3"
+    assert lan.find("r:link_type", NS) is None  # a link, not an Emulab LAN
+    props = lan.findall("r:property", NS)
+    assert props and all(p.get("capacity") == "10000000" for p in props)
+    assert lan.find("emulab:trivial_ok", NS) is not None
 
 
 def test_cli_profile_writes_both_files(tmp_path: Path):
@@ -173,6 +194,19 @@ def test_cli_profile_writes_both_files(tmp_path: Path):
     assert "zkmason" in result.output and script.exists() and rspec.exists()
     _check_rspec(rspec.read_text(), _expected_names((2, 6, 2, 3)), "d710")
     assert '"d710"' in script.read_text()
+
+
+def test_cli_profile_original_parameters_and_links(tmp_path: Path):
+    result = CliRunner().invoke(
+        app, ["profile", "corfumason", "--s", "1", "--p", "3", "--c", "2", "--cs", "4",
+              "--original-links", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = _expected_names((1, 3, 2, 4))
+    rspec = (tmp_path / "corfumason.rspec.xml").read_text()
+    lan = _check_rspec(rspec, names, "d430", ("10.1.1", "10.1.2"))
+    assert lan.get("client_id") == "tblink-l3"
+    script = (tmp_path / "corfumason.profile.py").read_text()
+    assert 'defineParameter("cs", "Number of service servers"' in script
 
 
 def test_cli_profile_bad_input_is_one_line(tmp_path: Path):

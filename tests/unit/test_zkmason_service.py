@@ -120,6 +120,17 @@ def test_a_tick_closes_silent_sessions_in_every_shard() -> None:
     assert session not in s.machine.sessions
 
 
+def test_a_tick_that_expires_nobody_passes_its_numbers_as_noops() -> None:
+    s = service()
+    open_session(s)
+    owed = s.apply([record(Txn(0, 0, Tick()), [1] * NSHARDS, [3] * NSHARDS, client=9)], False)
+    assert owed is not None
+    (call,) = owed[0]
+    assert isinstance(call, ZkCall) and call.txn is None
+    assert call.noops == tuple((k, 3, 3) for k in range(NSHARDS))
+    assert call.settled  # answered: the replica that sent it stops waiting
+
+
 def test_a_noop_owes_every_space_it_covers() -> None:
     s = service()
     owed = s.apply([OpRecord(NOOP_CLIENT, 0, [2, 0, 1, 0], [5, -1, 9, -1])], True)

@@ -6,7 +6,7 @@ from nodes.zk.machine import Change, ZkStateMachine
 from nodes.zk.requests import CloseSession, CreateSession, SetWatches, Txn
 from nodes.zk.results import SessionResult
 from nodes.zk.stat import Stat
-from nodes.zk.watches import Notification, WatchTable
+from nodes.zk.watches import Notification, Rewatch, WatchTable, one_shots, rewatch_event
 
 CREATED, DELETED, CHANGED, CHILD = (EventType.NODE_CREATED, EventType.NODE_DELETED,
                                     EventType.NODE_DATA_CHANGED,
@@ -53,6 +53,18 @@ def test_persistent_watches_stay_and_recursive_ones_skip_child_events():
     assert w.trigger([Change(CREATED, "/ab")]) == []  # a prefix is not an ancestor
 
 
+def test_a_trigger_for_one_session_and_path_leaves_every_other_watch():
+    w = WatchTable()
+    for session in (1, 2):
+        w.add_data(session, "/a")
+        w.add_data(session, "/b")
+    w.add_persistent(1, "/", AddWatchMode.PERSISTENT_RECURSIVE)
+    assert w.trigger([Change(CHANGED, "/a"), Change(CHANGED, "/b")], only=(1, "/a")) == [
+        Notification(1, CHANGED, "/a")]
+    assert w.data == {"/a": {2}, "/b": {1, 2}}
+    assert w.trigger([Change(CREATED, "/x")], only=(1, "/")) == [Notification(1, CREATED, "/x")]
+
+
 def test_a_recursive_watch_on_the_root_sees_everything():
     w = WatchTable()
     w.add_persistent(4, "/", AddWatchMode.PERSISTENT_RECURSIVE)
@@ -89,6 +101,39 @@ def test_set_watches_fires_what_changed_since_the_client_last_saw_and_keeps_the_
     assert w.data == {"/old": {3}, "/absent": {3}}
     assert w.child == {"/old": {3}}
     assert w.persistent == {"/p": {3}} and w.recursive == {"/r": {3}}
+
+
+def test_the_per_path_rewatch_rule_is_zookeepers_data_tree_set_watches():
+    unchanged, data_changed, kids_changed = _stat(5, 5), _stat(7, 5), _stat(5, 7)
+    cases = [
+        (Rewatch.EXIST, None, None), (Rewatch.EXIST, unchanged, CREATED),
+        (Rewatch.DATA, None, DELETED), (Rewatch.DATA, unchanged, None),
+        (Rewatch.DATA, data_changed, CHANGED), (Rewatch.DATA, kids_changed, None),
+        (Rewatch.CHILD, None, DELETED), (Rewatch.CHILD, unchanged, None),
+        (Rewatch.CHILD, kids_changed, CHILD), (Rewatch.CHILD, data_changed, None),
+    ]
+    for kind, stat, fires in cases:
+        assert rewatch_event(kind, stat, since=6) == fires, (kind, stat)
+    # The client saw zxid 7 already: nothing changed since then.
+    assert rewatch_event(Rewatch.DATA, data_changed, since=7) is None
+    assert rewatch_event(Rewatch.CHILD, kids_changed, since=7) is None
+
+
+def test_rewatch_registers_what_does_not_fire_in_the_table_it_belongs_to():
+    w = WatchTable()
+    assert w.rewatch(3, Rewatch.EXIST, "/e", None, 6) is None
+    assert w.rewatch(3, Rewatch.DATA, "/d", _stat(5, 9), 6) is None
+    assert w.rewatch(3, Rewatch.CHILD, "/c", _stat(9, 5), 6) is None
+    assert w.rewatch(3, Rewatch.CHILD, "/x", None, 6) == Notification(3, DELETED, "/x")
+    assert w.data == {"/e": {3}, "/d": {3}} and w.child == {"/c": {3}}
+    assert w.trigger([Change(CREATED, "/e"), Change(CHILD, "/c")]) == [
+        Notification(3, CREATED, "/e"), Notification(3, CHILD, "/c")]
+
+
+def test_one_shots_lists_every_one_shot_watch_once_by_kind():
+    request = SetWatches(1, data=["/d"], exist=["/e"], child=["/c", "/d"], persistent=["/p"])
+    assert one_shots(request) == [(Rewatch.EXIST, "/e"), (Rewatch.DATA, "/d"),
+                                  (Rewatch.CHILD, "/c"), (Rewatch.CHILD, "/d")]
 
 
 def test_a_closed_session_loses_its_watches_through_after_apply():
