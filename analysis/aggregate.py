@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.datfiles import DatFormatError, read_dat, read_hist, read_summary
+from analysis.runfiles import run_files
 from nodes.metrics import PERCENTILES, LatencyHistogram, format_dat
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
 
 StrPath = str | os.PathLike[str]
 
-# Per-process client files are client-<machine>-<thread>.*; merge_machine_dats adds
-# client-<machine>.dat beside them, which must then not be counted a second time.
+# Per-process client files are client-<machine>-<thread>.* (in clients/, analysis.runfiles);
+# merge_machine_dats adds client-<machine>.dat, which must then not be counted a second time.
 _PROCESS_NAME = re.compile(r"client-(\d+)-(\d+)")
 _MACHINE_NAME = re.compile(r"client-(\d+)")
 _RESULT_EXTS = ("dat", "hist", "summary.json", "series", "seqnums")
@@ -86,9 +87,7 @@ class RunSummary:
 def client_files(run_dir: StrPath) -> list[ClientFiles]:
     """Group a run directory's client result files by client name, sorted by name."""
     groups: dict[str, ClientFiles] = {}
-    for path in sorted(Path(run_dir).iterdir()):
-        if not path.is_file() or "." not in path.name:
-            continue
+    for path in run_files(run_dir, "*.*"):
         name, ext = path.name.split(".", 1)
         if ext not in _RESULT_EXTS:
             continue
@@ -205,7 +204,7 @@ def merge_machine_dats(run_dir: StrPath) -> list[Path]:
         retx = 0
         for c in procs:
             if c.hist is None:
-                raise DatFormatError(f"{run_dir}/{c.name}.hist: missing, cannot merge exactly")
+                raise DatFormatError(f"{c.name}.hist: missing in {run_dir}, cannot merge exactly")
             hist.merge(read_hist(c.hist))
             if c.summary is not None:
                 s = read_summary(c.summary)

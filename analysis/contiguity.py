@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.datfiles import DatFormatError, RangeLog, read_noops, read_seqnums, read_summary
+from analysis.runfiles import run_files
 
 __all__ = ["FifoViolation", "SpaceStats", "Verdict", "check_run"]
 
@@ -124,8 +125,8 @@ class Verdict:
 
 def check_run(run_dir: StrPath) -> Verdict:
     run_dir = Path(run_dir)
-    seq_paths = sorted(run_dir.glob("*.seqnums"))
-    noop_paths = sorted(run_dir.glob("*.noops"))
+    seq_paths = run_files(run_dir, "*.seqnums")
+    noop_paths = run_files(run_dir, "*.noops")
     if not seq_paths:
         return Verdict(ok=False, reason=NO_SEQNUMS, problems=[f"{run_dir}: no *.seqnums files"])
 
@@ -174,7 +175,7 @@ def check_run(run_dir: StrPath) -> Verdict:
 
     unanswered: dict[int, int] = {}
     summarized: set[int] = set()
-    for p in sorted(run_dir.glob("*.summary.json")):
+    for p in run_files(run_dir, "*.summary.json"):
         try:
             s = read_summary(p)
         except DatFormatError as e:

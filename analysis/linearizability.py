@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.runfiles import run_files
 from nodes.zk.history import (
     NOT_APPLIED,
     HistoryFormatError,
@@ -584,7 +585,7 @@ def load_history(path: StrPath) -> History:
     Raises HistoryFormatError when a file is malformed or the files cannot be combined."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob(f"*{HISTORY_SUFFIX}"))
+        files = run_files(path, f"*{HISTORY_SUFFIX}")
         if not files:
             raise HistoryFormatError(f"{path}: no *{HISTORY_SUFFIX} files")
     elif path.is_file():

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.datfiles import DatFormatError, read_noops, read_seqnums, read_summary
+from analysis.runfiles import run_files
 from nodes.logserver.dump import DATA, HOLE, TRIMMED, DumpFormatError, EntryDump, read_dump
 from nodes.logserver.layout import LAYOUT_FILE, LogLayout, chain_of, read_layout
 from nodes.logserver.values import digest, entry_value
@@ -244,10 +245,10 @@ def _load_records(
     appends: set[Append] = set()
     noops: set[int] = set()
     try:
-        for path in sorted(run.glob("*.summary.json")):
+        for path in run_files(run, "*.summary.json"):
             s = read_summary(path)
             ids[s.name] = s.client_id
-        for path in sorted(run.glob("*.seqnums")):
+        for path in run_files(run, "*.seqnums"):
             cid, log = read_seqnums(path)
             name = path.name.removesuffix(".seqnums")
             if name in ids and ids[name] != cid:
@@ -264,7 +265,7 @@ def _load_records(
                 if record in appends:
                     v.repeated += 1
                 appends.add(record)
-        for path in sorted(run.glob("*.noops")):
+        for path in run_files(run, "*.noops"):
             log = read_noops(path)
             for count, last in np.column_stack([log.counts[:, 0], log.lasts[:, 0]]).tolist():
                 for p in range(last - count + 1, last + 1):

@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter
 
 from analysis.datfiles import FaultEvent, FaultInterval, fault_intervals, read_faults, read_series
 from analysis.recovery import Frontier, run_frontiers
+from analysis.runfiles import run_files
 
 __all__ = [
     "EVENT_STYLES",
@@ -65,7 +66,7 @@ def total_series(run_dir: StrPath, bin_ms: int = 10) -> pd.DataFrame:
     """
     if bin_ms <= 0:
         raise ValueError(f"bin_ms must be positive, got {bin_ms}")
-    frames = [read_series(p) for p in sorted(Path(run_dir).glob("*.series"))]
+    frames = [read_series(p) for p in run_files(run_dir, "*.series")]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({"unix_ms": np.zeros(0, np.int64), "ops": np.zeros(0, np.int64)})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.runfiles import run_files
 from analysis.datfiles import (
     DatFormatError,
     IntArray,
@@ -102,10 +103,10 @@ def run_frontiers(run_dir: StrPath) -> list[Frontier]:
     """Every space's frontier from a run's ``*.seqnums`` and ``*.noops``; DatFormatError
     when there are no number records or a file is malformed."""
     run_dir = Path(run_dir)
-    logs: list[RangeLog] = [read_seqnums(p)[1] for p in sorted(run_dir.glob("*.seqnums"))]
+    logs: list[RangeLog] = [read_seqnums(p)[1] for p in run_files(run_dir, "*.seqnums")]
     if not logs:
         raise DatFormatError(f"{run_dir}: no *.seqnums files (run with --record-seqnums)")
-    logs += [read_noops(p) for p in sorted(run_dir.glob("*.noops"))]
+    logs += [read_noops(p) for p in run_files(run_dir, "*.noops")]
     nspaces = {log.nspaces for log in logs}
     if len(nspaces) != 1:
         raise DatFormatError(f"{run_dir}: records disagree on the number of spaces: "

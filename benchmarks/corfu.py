@@ -16,6 +16,7 @@ from rich.console import Console
 
 from analysis.aggregate import summarize_run
 from analysis.datfiles import read_summary
+from analysis.runfiles import run_files
 from benchmarks.run import write_report
 from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
@@ -41,7 +42,8 @@ def bench(system: str, workload: str, concurrency: int, seconds: float,
     run_dir = root / spec.name
     execute_local(spec, run_dir, console)
     s = summarize_run(run_dir)
-    misses = sum(read_summary(p).read_misses for p in run_dir.glob("client-*.summary.json"))
+    misses = sum(read_summary(p).read_misses
+                 for p in run_files(run_dir, "client-*.summary.json"))
     return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us,
             "read_misses": misses}
 

@@ -148,7 +148,7 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
         summary = summarize_run(run_dir)
         errors = answered = 0
         for proc in procs:
-            counts = read_counts(run_dir / f"{proc.name}.zkops.json")
+            counts = read_counts(Path(slot.outdir(proc.kind)) / f"{proc.name}.zkops.json")
             errors += sum(sum(k.errors.values()) for k in counts.kinds.values())
             answered += counts.setup_ops + sum(k.answered for k in counts.kinds.values())
     cpu_us = 1e6 * cpu_used / answered if server_pids and answered else None

@@ -7,11 +7,13 @@ which keeps the writer and the reader of each format in one place.
 Files a client process writes into its results directory (``client-<m>-<t>.*``):
 
 * ``.hist``  exact latency histogram, ``# latency_us count`` then ``us count`` ascending;
-* ``.dat``   the original one-line ``mrps,p50,p99,p999,p9999,retx`` (C ``%f``, retx integer);
 * ``.series`` CSV ``unix_ms,ops``: completions per fixed bin, zero bins included, appended
   while the client runs (the live line of ``masonctl run`` follows it);
 * ``.summary.json`` a :class:`ClientSummary`;
 * ``.seqnums`` one line per answered operation (with ``--record-seqnums``).
+
+The original one-line ``.dat`` (``mrps,p50,p99,p999,p9999,retx``, C ``%f``, retx integer) is
+written per client machine from those files (``format_dat``), as the original launcher had it.
 
 Proxies write ``<proxyname>.noops`` with the numbers consumed by committed noops.
 """

@@ -9,12 +9,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from orchestrator import systems
+
+if TYPE_CHECKING:
+    from orchestrator.machines import Cluster
 
 app = typer.Typer(
     add_completion=False,
@@ -247,6 +250,9 @@ def run(
     known_hosts: Path | None = KNOWN_HOSTS,
     accept_new_host_keys: bool = ACCEPT_NEW_HOST_KEYS,
     testbed_dir: Path | None = TESTBED_DIR,
+    workdir: str | None = typer.Option(
+        None, "--workdir", help="Base directory on the nodes, as given to setup (for a "
+        "machine_info.txt that does not record it). [recorded, else ~/mason]"),
     retries: int = typer.Option(
         2, "--retries", help="Re-run when a node fails to start (as run_suite.sh did)."),
     no_pin: bool = typer.Option(
@@ -258,7 +264,7 @@ def run(
     """Run one experiment; with no machine list, every role runs on this machine."""
     from orchestrator import spec as specs
     from orchestrator.runner import dry_run as plan_only
-    from orchestrator.runner import run_local
+    from orchestrator.runner import link_latest, run_local
 
     chosen, given = _system_and_spec_flags(system, dict(locals()))
     name = _outdir(outdir, results_root, "results")
@@ -277,15 +283,22 @@ def run(
 
             slots = RunMachines.local(spec, (results_root / name).resolve(), LocalHost()).slots
             raise typer.Exit(plan_only(spec, slots, out, err).code)
-        raise typer.Exit(run_local(spec, results_root / name, out, err).code)
+        result = run_local(spec, results_root / name, out, err)
+        link_latest(results_root / name)
+        raise typer.Exit(result.code)
     from orchestrator.remote import (
         RemoteOptions,
+        machine_info_note,
         planned_slots,
         read_cluster,
         run_on_testbed,
         testbed_spec,
     )
 
+    try:
+        out.print(machine_info_note(machine_info), soft_wrap=True, highlight=False)
+    except specs.SpecError as exc:
+        raise fail(str(exc)) from None
     if dry_run:
         try:
             cluster = read_cluster(machine_info)
@@ -295,11 +308,13 @@ def run(
         raise typer.Exit(plan_only(spec, planned_slots(cluster, spec), out, err).code)
 
     options = RemoteOptions(machine_info, user, identity, known_hosts, accept_new_host_keys,
-                            testbed_dir, retries, pin=not no_pin)
+                            testbed_dir, retries, pin=not no_pin, workdir=workdir)
     try:
         result = run_on_testbed(name, system, given, options, results_root / name, out, err)
     except specs.SpecError as exc:
         raise fail(str(exc)) from None
+    finally:
+        link_latest(results_root / name)
     raise typer.Exit(result.code)
 
 
@@ -555,6 +570,8 @@ def setup(
         Path("machine_info.txt"), "--machine-info", help="Where to write what setup found."),
     testbed_dir: Path | None = TESTBED_DIR,
     no_sysctl: bool = typer.Option(False, "--no-sysctl", help="Leave kernel settings alone."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Read the list and show each machine's role; contact none."),
 ) -> None:
     """Check every machine, find its experiment LAN, ship the code into a venv, tune it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -575,10 +592,14 @@ def setup(
         machine_list = machine_list or Path(state.machine_list)
         identity = identity or state.identity
         known_hosts = known_hosts or Path(state.known_hosts)
+    machine_list = machine_list or Path("machine_list.txt")
     try:
-        cluster = machines.load_list_view(machine_list or Path("machine_list.txt"))
+        cluster = machines.load_list_view(machine_list)
     except machines.MachineListError as exc:
         raise fail(str(exc)) from None
+    if dry_run:
+        _show_list_view(machine_list, cluster, user)
+        return
     if identity and not Path(identity).expanduser().is_file():
         raise fail(f"--identity {identity}: no such file")
     if dpdk:
@@ -632,6 +653,23 @@ def setup(
     out.print(f"{len(ready)} machines set up; wrote {machine_info}")
 
 
+def _show_list_view(source: Path, cluster: Cluster, user: str) -> None:
+    """What `setup` would contact: each machine's role and SSH destination."""
+    from rich.table import Table
+
+    counts = ", ".join(f"{n} {role}" for role, n in cluster.counts().items() if n)
+    out.print(f"{source}: {len(cluster)} machines ({counts}); dry run: none contacted",
+              soft_wrap=True, highlight=False)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("machine", "role", "physical id", "type", "ssh"):
+        table.add_column(column, no_wrap=True)
+    for m in cluster:
+        role = f"{m.role} (unused)" if m.unused else m.role
+        table.add_row(m.name, role, m.physical_id, m.hardware_type or "-",
+                      f"{user}@{m.ssh_host}:{m.ssh_port}")
+    out.print(table)
+
+
 @app.command()
 def profile(
     system: str = typer.Argument(..., help=systems.choices() + "."),
@@ -675,13 +713,27 @@ def profile(
 @app.command()
 def parse(
     results: Path = typer.Argument(..., help="A run, a suite, or a directory of them."),
+    original: bool = typer.Option(
+        False, "--original", help="Exactly parse_datfiles.sh's lines (mean of the machines' "
+        "percentiles, %.3f, a blank line after every 5 runs); no CSV files."),
 ) -> None:
     """Print `aggregate-throughput p50 p99 p99.9 p99.99` (Mops/s, µs) per run below a
     directory, as parse_datfiles.sh did (exact percentiles); write a suite's CSV files."""
     from analysis import suite_table
+    from analysis.parse_original import original_lines
 
     if not results.is_dir():
         raise fail(f"{results}: no such results directory")
+    if original:
+        lines, errors = original_lines(results)
+        for line in lines:
+            typer.echo(line)  # plain: the user's scripts read these lines as they are
+        for message in errors:
+            err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        if not lines and not errors:
+            raise fail(f"{results}: no run directories (with client .dat files) at or below "
+                       "it", 1)
+        raise typer.Exit(1 if errors else 0)
     lines, errors = suite_table.parse_lines(results)
     if not lines and not errors:
         raise fail(f"{results}: no run directories (with client .dat files) at or below it", 1)
@@ -753,19 +805,22 @@ def plot_recovery_cmd(
 ) -> None:
     """Throughput over time with the injected faults marked (the README's recovery.pdf)
     and, when the run recorded its numbers, each space's highest contiguous number over
-    time, also written as the original's recovery_data_<space>.dat beside the figure."""
+    time, also written as the original's recovery_data_<space>.dat in recovery-<run>/ beside
+    the run (or beside the figure when --out names it)."""
     from analysis.datfiles import DatFormatError
     from analysis.plots import plot_recovery
     from analysis.recovery import run_frontiers, write_recovery_dats
+    from analysis.runfiles import recovery_dir, run_files
 
     if not run_dir.is_dir():
         raise fail(f"{run_dir}: no such results directory")
-    if not any(run_dir.glob("*.series")):
+    if not run_files(run_dir, "*.series"):
         raise fail(f"{run_dir}: no throughput series (*.series) to plot", 1)
     stem = out_stem or run_dir / "recovery"
     try:
-        fronts = run_frontiers(run_dir) if any(run_dir.glob("*.seqnums")) else []
-        paths = write_recovery_dats(run_dir, stem.parent, fronts) if fronts else []
+        fronts = run_frontiers(run_dir) if run_files(run_dir, "*.seqnums") else []
+        dats = stem.parent if out_stem else recovery_dir(run_dir)
+        paths = write_recovery_dats(run_dir, dats, fronts) if fronts else []
         paths += plot_recovery(run_dir, stem, bin_ms=bin_ms, fronts=fronts)
     except (DatFormatError, ValueError, OSError) as exc:
         raise fail(str(exc), 1) from None

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from analysis.runfiles import subdir_for
 from nodes.logserver.layout import LAYOUT_FILE, write_layout
 from nodes.status import LEADER, parse_role
 from orchestrator import fault_plan, faults, leftovers, nemesis, pinning, render, systems, watch
@@ -191,7 +192,8 @@ class Experiment:
         return self.machines.hosts[proc.machine]
 
     def rundir_of(self, proc: Proc) -> str:
-        return next(s.rundir for s in self.machines.slots if s.name == proc.machine)
+        """Where the process's config, log, pid and data files go on its machine."""
+        return next(s.outdir(proc.kind) for s in self.machines.slots if s.name == proc.machine)
 
     def ship_configs(self) -> None:
         made: set[tuple[str, str]] = set()
@@ -408,6 +410,8 @@ class Experiment:
             entry.host.signal(entry.path(".pid"), signal.SIGKILL)
 
     def collect(self) -> None:
+        """Every machine's run directory into the results, each folder into the same
+        folder there (client processes' files into clients/)."""
         seen: set[tuple[str, str]] = set()
         for entry in self.running:
             key = (entry.host.name, entry.rundir)
@@ -415,6 +419,7 @@ class Experiment:
                 continue
             seen.add(key)
             try:
-                entry.host.fetch_dir(entry.rundir, self.results)
+                entry.host.fetch_dir(entry.rundir,
+                                     self.results / subdir_for(entry.is_client))
             except HostError as exc:
                 self.console.print(f"[yellow]warning: {exc}")

@@ -308,23 +308,32 @@ def parse_list_view(text: str, source: str = "machine_list.txt") -> Cluster:
     return Cluster(tuple(machines))
 
 
-def load_list_view(path: str | Path) -> Cluster:
+def read_list_file(path: str | Path) -> str:
+    """A list view's or machine_info.txt's text; MachineListError (one line) if unreadable."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as exc:
         raise MachineListError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_list_view(text, str(path))
+
+
+def load_list_view(path: str | Path) -> Cluster:
+    return parse_list_view(read_list_file(path), str(path))
 
 
 # ---- machine_info.txt --------------------------------------------------------------------
 #
-# The original's layout, one machine a line, fields separated by ", ":
-#   name, physical id, experiment iface, MAC, experiment IP, control IP, experiment iface 2
+# The original's layout (setup/parse_machine_list.py), one machine a line, seven fields
+# separated by a bare comma:
+#   name,physical id,experiment iface,MAC,experiment IP,control IP,experiment iface 2
 # Scripts that read the original file index these seven columns, so ours keeps them in place
-# and appends what an SSH transport needs (ssh host, port, user) as columns 8-10 and the
-# node's work directory as column 11 (so a renamed machine still finds its venv).
+# (written with ", ") and appends what an SSH transport needs (ssh host, port, user) as
+# columns 8-10 and the node's work directory as column 11 (so a renamed machine still finds
+# its venv). Both are read; an original file is reached at each control IP.
 
 _INFO_COLUMNS = 7
+_OURS_COLUMNS = 11
+ORIGINAL_FORMAT = "the original's 7-column format"
+OURS_FORMAT = "masonctl setup's 11-column format"
 
 
 def format_machine_info(cluster: Cluster) -> str:
@@ -368,9 +377,9 @@ def parse_machine_info(text: str, source: str = "machine_info.txt") -> Cluster:
                 f"[, iface 2[, ssh host, ssh port, ssh user[, workdir]]]', got {len(cols)} "
                 "fields"
             )
-        if len(cols) > 11:
-            raise MachineListError(f"{where}: {len(cols)} fields; at most 11")
-        cols += [""] * (11 - len(cols))
+        if len(cols) > _OURS_COLUMNS:
+            raise MachineListError(f"{where}: {len(cols)} fields; at most {_OURS_COLUMNS}")
+        cols += [""] * (_OURS_COLUMNS - len(cols))
         (name, physical, iface, mac, exp_ip, ctl_ip, iface2, ssh_host, ssh_port, ssh_user,
          workdir) = cols
         try:
@@ -411,9 +420,17 @@ def parse_machine_info(text: str, source: str = "machine_info.txt") -> Cluster:
     return Cluster(tuple(machines))
 
 
+def machine_info_format(text: str) -> str:
+    """Which layout a machine_info.txt is in, for the one line a run prints: the original's
+    (no ssh columns: each machine is reached at its control IP), ours, or a mix of both."""
+    widths = {len(line.split(",")) for raw in text.splitlines()
+              if (line := raw.strip()) and not line.startswith("#")}
+    if widths and max(widths) <= _INFO_COLUMNS:
+        return f"{ORIGINAL_FORMAT} (ssh to each control IP)"
+    if widths and min(widths) > _INFO_COLUMNS:
+        return OURS_FORMAT
+    return f"a mix of {ORIGINAL_FORMAT} and {OURS_FORMAT}"
+
+
 def read_machine_info(path: str | Path) -> Cluster:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise MachineListError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_machine_info(text, str(path))
+    return parse_machine_info(read_list_file(path), str(path))

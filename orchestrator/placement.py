@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from analysis.runfiles import subdir_for
 from nodes import config as node_config
 from nodes.logserver.layout import LogLayout, chain_members
 from orchestrator.spec import ExperimentSpec, SpecError
@@ -49,6 +50,12 @@ class MachineSlot:
     index: int
     address: str
     rundir: str  # where this machine's processes write (configs, logs, data)
+
+    def outdir(self, kind: str) -> str:
+        """Where a process of this kind writes on this machine: client processes into the
+        run's clients/ folder, the others into the run directory (analysis.runfiles)."""
+        sub = subdir_for(PROCESS_KINDS[kind].client)
+        return f"{self.rundir}/{sub}" if sub else self.rundir
 
 
 @dataclass
@@ -182,7 +189,8 @@ def place_groups(
             placement.procs.append(Proc(
                 name=name, kind="client", machine=slot.name, group=group,
                 context={
-                    **common, "name": name, "outdir": slot.rundir, "client_id": client_id,
+                    **common, "name": name, "outdir": slot.outdir("client"),
+                    "client_id": client_id,
                     "group": group, "concurrency": spec.client_concurrency,
                     "warmup_s": spec.warmup, "duration_s": spec.expduration,
                     "cooldown_s": spec.cooldown, "timeout_ms": spec.client_timeout_ms,
@@ -253,7 +261,7 @@ def corfu_client_procs(spec: ExperimentSpec, clients: list[MachineSlot],
         for thread in range(spec.nclient_threads):
             name = f"{slot.name}-{thread}"
             procs.append(Proc(name=name, kind="corfuclient", machine=slot.name, context={
-                "nspaces": 1, "name": name, "outdir": slot.rundir,
+                "nspaces": 1, "name": name, "outdir": slot.outdir("corfuclient"),
                 "client_id": j * spec.nclient_threads + thread, "sequencer": sequencer,
                 "log": chains, "workload": workload(spec),
                 "concurrency": spec.client_concurrency, "warmup_s": spec.warmup,

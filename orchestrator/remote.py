@@ -25,6 +25,9 @@ class RemoteOptions:
     testbed_dir: Path | None = None
     retries: int = 2
     pin: bool = True  # each node process on a core of its own
+    # Base of the nodes' work directories (`<base>/<name>`), for a machine_info.txt that does
+    # not record them (the original's); None: the recorded ones, else ~/mason.
+    workdir: str | None = None
 
 
 def read_cluster(machine_info: Path) -> machines.Cluster:
@@ -32,6 +35,15 @@ def read_cluster(machine_info: Path) -> machines.Cluster:
         return machines.read_machine_info(machine_info)
     except (machines.MachineListError, OSError) as exc:
         raise specs.SpecError(str(exc)) from None
+
+
+def machine_info_note(machine_info: Path) -> str:
+    """One line naming the layout of machine_info.txt a run reads (the original's or ours)."""
+    try:
+        text = machines.read_list_file(machine_info)
+    except machines.MachineListError as exc:
+        raise specs.SpecError(str(exc)) from None
+    return f"{machine_info}: {machines.machine_info_format(text)}"
 
 
 def testbed_spec(cluster: machines.Cluster, name: str, system: str,
@@ -70,7 +82,7 @@ class Testbed:
         self.opts = opts
         self.hosts: dict[str, Host] = dict(hosts_for(
             self.machines, user=opts.user, identity_file=identity, known_hosts=known_hosts,
-            accept_new_host_keys=opts.accept_new_host_keys,
+            accept_new_host_keys=opts.accept_new_host_keys, workdir_base=opts.workdir,
         ))
 
     def spec(self, name: str, system: str, given: dict[str, object]) -> specs.ExperimentSpec:

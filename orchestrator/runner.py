@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -55,6 +56,24 @@ def provenance() -> dict[str, object]:
         "python": platform.python_version(),
         "controller": platform.node(),
     }
+
+
+LATEST = "latest"  # <results root>/latest: a symlink to the last `masonctl run`
+
+
+def link_latest(results: Path) -> None:
+    """Point `latest` beside the run at it (relative, replaced atomically). A file or folder
+    a user named `latest` is left alone. Not for a suite's runs: its directory holds runs
+    only, and globs such as `*/done` would see the link as one more."""
+    link = results.parent / LATEST
+    if results.name == LATEST or not results.is_dir():
+        return
+    if link.exists() and not link.is_symlink():
+        return
+    tmp = results.parent / f".{LATEST}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(results.name)
+    tmp.replace(link)
 
 
 def execute_local(spec: ExperimentSpec, results: Path, console: Console) -> None:

@@ -35,6 +35,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from analysis.runfiles import run_files
 from analysis.suite_table import DONE, FAILED, SUITE_RECORD
 from orchestrator.remote import RemoteOptions
 from orchestrator.runner import RunResult
@@ -117,7 +118,7 @@ def state_of(run_dir: Path) -> str:
 def client_results(spec: ExperimentSpec, run_dir: Path) -> tuple[int, int]:
     """(client processes that left a summary, client processes run): the original counted
     the client dat files to see whether a client had failed to start."""
-    found = len(list(run_dir.glob("client-*-*.summary.json"))) if run_dir.is_dir() else 0
+    found = len(run_files(run_dir, "client-*-*.summary.json"))
     return found, spec.nclients * spec.nclient_threads
 
 

@@ -87,7 +87,7 @@ def zk_client_procs(spec: ExperimentSpec, clients: list[MachineSlot],
             group = (j * spec.nproxy_threads + thread) % len(groups)
             procs.append(Proc(name=name, kind=CLIENT_KIND, machine=slot.name, group=group,
                               context={
-                "name": name, "outdir": slot.rundir,
+                "name": name, "outdir": slot.outdir(CLIENT_KIND),
                 "client_id": j * spec.nclient_threads + thread,
                 "servers": groups[group], "connections": spec.client_connections,
                 "concurrency": spec.client_concurrency, "warmup_s": spec.warmup,

@@ -3,8 +3,10 @@
 Warm-up, then the measured window, then cool-down; latency in microseconds from an
 operation's first transmission to its answer over the whole window (an exact histogram),
 completions per bin for the time series (appended to `.series` twice a second, so a run
-can be watched), and at the end the `.dat` line in the original's format, the histogram,
-the rest of the series and the summary.
+can be watched), and at the end the histogram, the rest of the series and the summary. The
+original's one-line `.dat` is written per client machine, from these, by the orchestrator
+(analysis.aggregate.merge_machine_dats): a `.dat` per process beside it would be counted
+twice by scripts that sum every `.dat` of a run, as the original's did.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from nodes.metrics import (
     LatencyHistogram,
     SeriesFile,
     ThroughputSeries,
-    write_dat,
     write_summary,
 )
 
@@ -101,7 +102,6 @@ class Measurement:
         conf = self.conf
         out = Path(conf.outdir)
         elapsed = self.elapsed
-        write_dat(out / f"{conf.name}.dat", self.ops_measured, elapsed, self.hist, retransmits)
         self.hist.write(out / f"{conf.name}.hist")
         if self.appender is not None:
             self.appender.cancel()

@@ -42,9 +42,10 @@ def linearizability(run_dir: Path) -> Check:
     """Every znode's recorded operations fit one sequential order that respects real time
     (analysis.linearizability over the clients' .history files); none recorded: no verdict."""
     from analysis.linearizability import HISTORY_SUFFIX, check_file
+    from analysis.runfiles import run_files
     from nodes.zk.history import HistoryFormatError
 
-    if not any(run_dir.glob(f"*{HISTORY_SUFFIX}")):
+    if not run_files(run_dir, f"*{HISTORY_SUFFIX}"):
         return Check(True, ["linearizability: not recorded (run with --record-seqnums)"])
     try:
         verdict = check_file(run_dir)

@@ -34,7 +34,7 @@ def assert_checked(run_dir: Path, output: str) -> None:
     assert log.ok, "\n".join(log.lines())
     assert "contiguity: OK" in output and "log: OK" in output, output
     assert our_processes(str(run_dir)) == []
-    summaries = [read_summary(p) for p in run_dir.glob("client-*.summary.json")]
+    summaries = [read_summary(p) for p in (run_dir / "clients").glob("client-*.summary.json")]
     assert summaries and all(s.ops_measured > 0 and s.unanswered == 0 and s.refused == 0
                              for s in summaries)
 
@@ -59,6 +59,6 @@ def test_reads_find_every_prefilled_position(tmp_path, system):
     run_dir, output = run(tmp_path, f"{system}-reads", "--system", system, "--reads",
                           "--max_log_position", "5000")
     assert_checked(run_dir, output)
-    summaries = [read_summary(p) for p in run_dir.glob("client-*.summary.json")]
+    summaries = [read_summary(p) for p in (run_dir / "clients").glob("client-*.summary.json")]
     assert all(s.read_misses == 0 for s in summaries)
     assert check_log(run_dir).positions == 5000

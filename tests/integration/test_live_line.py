@@ -34,7 +34,7 @@ def test_plain_live_lines_show_throughput_and_the_fault_once_injected(tmp_path: 
 
     # The rates a user sees while measuring are those the clients' files give for the run.
     run = tmp_path / "live"
-    summaries = [read_summary(p) for p in sorted(run.glob("client-*.summary.json"))]
+    summaries = [read_summary(p) for p in sorted((run / "clients").glob("client-*.summary.json"))]
     window = max(s.window_seconds for s in summaries)
     measured = sum(s.ops_measured for s in summaries) / window
     rates = [float(m["rate"].replace(",", "")) for m in lines

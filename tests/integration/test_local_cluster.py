@@ -39,9 +39,10 @@ def test_the_checker_proves_contiguity_and_fifo_over_both_groups(two_groups):
     run_dir, _ = two_groups
     verdict = check_run(run_dir)
     assert verdict.ok, "\n".join(verdict.lines())
-    assert len(list(run_dir.glob("client-0-*.seqnums"))) == 3
+    assert len(list((run_dir / "clients").glob("client-0-*.seqnums"))) == 3
     # Both groups served operations: clients 0 and 2 use group 0, client 1 group 1.
-    groups = {json.loads(p.read_text())["name"]: p for p in run_dir.glob("*.summary.json")}
+    groups = {json.loads(p.read_text())["name"]: p
+              for p in (run_dir / "clients").glob("*.summary.json")}
     assert len(groups) == 3
     for path in groups.values():
         summary = json.loads(path.read_text())
@@ -56,8 +57,19 @@ def test_results_hold_the_original_formats_and_the_experiment(two_groups):
     experiment = (run_dir / "experiment.toml").read_text()
     assert "nsequence_spaces = 2" in experiment and "nproxy_leaders = 2" in experiment
     assert "version" in experiment
-    for name in ("sequencer-0", "proxy-0-0", "proxy-2-1", "client-0-2"):
+    for name in ("sequencer-0", "proxy-0-0", "proxy-2-1", "clients/client-0-2"):
         assert (run_dir / f"{name}.log").exists()
+
+
+def test_only_the_machine_dat_files_lie_where_the_original_put_them(two_groups):
+    # The original's parse_datfiles.sh sums every .dat below a run: only client-<m>.dat.
+    run_dir, _ = two_groups
+    assert [str(p.relative_to(run_dir)) for p in run_dir.rglob("*.dat")] == ["client-0.dat"]
+    assert not list(run_dir.glob("client-*-*"))  # per-process files are in clients/
+    assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
+    parsed = masonctl("parse", "--original", str(run_dir.parent), cwd=run_dir.parent)
+    line = (run_dir / "client-0.dat").read_text().split(",")
+    assert parsed.stdout.split() == [line[0], *(f"{float(v):.3f}" for v in line[1:5])]
 
 
 def test_no_process_outlives_the_run(two_groups):

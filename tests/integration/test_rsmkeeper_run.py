@@ -27,7 +27,7 @@ def run(root: Path, name: str, *extra: str) -> tuple[Path, str]:
 
 def corrupt_first_read(run_dir: Path) -> None:
     """Make one answered getData return bytes no client ever wrote."""
-    history = sorted(run_dir.glob("*.history"))[0]
+    history = sorted((run_dir / "clients").glob("*.history"))[0]
     lines = history.read_text().splitlines()
     reads = {json.loads(line)["op"] for line in lines
              if '"kind":"get"' in line and '"type":"invoke"' in line}
@@ -48,7 +48,8 @@ def test_a_leader_kill_keeps_the_reads_and_writes_linearizable(tmp_path):
     assert "linearizability: OK" in output, output
     assert [e.event for e in read_faults(run_dir / "faults.log")
             if e.event.startswith("kill")] == ["kill_leader"]
-    summaries = [json.loads(p.read_text()) for p in run_dir.glob("client-*.summary.json")]
+    summaries = [json.loads(p.read_text())
+                 for p in (run_dir / "clients").glob("client-*.summary.json")]
     assert summaries and all(s["ops_measured"] > 0 for s in summaries)
 
     corrupt_first_read(run_dir)

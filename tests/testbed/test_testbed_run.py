@@ -53,14 +53,36 @@ def test_run_on_the_testbed_collects_results_and_proves_contiguity(bed: Bed):
     run_dir = bed.results / "plain"
     # Files from every machine came back over SFTP.
     for name in ("sequencer-0", "sequencer-1", "proxy-0-0", "proxy-1-0", "proxy-2-0",
-                 "client-0-0", "client-0-1"):
+                 "clients/client-0-0", "clients/client-0-1"):
         assert (run_dir / f"{name}.log").exists(), name
     assert (run_dir / "client-0.dat").read_text().count(",") == 5
+    # Client processes' files came back into clients/; the only .dat is the machine's.
+    assert [p.name for p in run_dir.rglob("*.dat")] == ["client-0.dat"]
     verdict = check_run(run_dir)
     assert verdict.ok, "\n".join(verdict.lines())
     # Processes ran on the testbed addresses, not on loopback.
     config = (run_dir / "proxy-0-0.toml").read_text()
     assert "198.18." in config and "127.0.0.1" not in config
+
+
+def test_the_originals_seven_column_machine_info_drives_a_run(bed: Bed):
+    # What the original's parse_machine_list.py wrote: name,physical id,iface,MAC,IP,
+    # control IP,iface 2, bare commas, no ssh user, port or work directory.
+    ours = [line.split(", ") for line in bed.info.read_text().splitlines()]
+    original = bed.root / "original_machine_info.txt"
+    original.write_text("".join(",".join(cols[:7]) + "\n" for cols in ours))
+    done = masonctl(
+        "run", "--machine-info", str(original), "--user", "root", "--workdir",
+        str(bed.nodes), "--testbed", str(bed.dir), "--nproxies", "3", "--nproxy_threads",
+        "1", "--nclients", "1", "--nclient_threads", "2", "--client_concurrency", "16",
+        "--record-seqnums", *SHORT, "--outdir", "original-info",
+        "--results", str(bed.results), cwd=bed.root, timeout=280,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert f"{original}: the original's 7-column format" in output
+    assert "contiguity: OK" in output
+    assert "198.18." in (bed.results / "original-info" / "proxy-0-0.toml").read_text()
 
 
 def test_a_leader_kill_on_the_testbed_keeps_contiguity(bed: Bed):

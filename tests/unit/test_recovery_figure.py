@@ -114,9 +114,12 @@ def test_plot_recovery_command_writes_data_and_figure(tmp_path: Path) -> None:
     done = masonctl("plot", "recovery", str(run), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     written = sorted(p.name for p in run.iterdir() if p.name.startswith("recovery"))
-    assert written == ["recovery.pdf", "recovery.png", "recovery_data_0.dat",
-                       "recovery_data_1.dat"]
-    assert (run / "recovery_data_0.dat").read_text().splitlines()[-1] == '"(3000, 4000]",3100,7'
+    assert written == ["recovery.pdf", "recovery.png"]
+    # The original's data files beside the run: inside it they would be client .dat files.
+    dats = tmp_path / "recovery-run"
+    assert sorted(p.name for p in dats.iterdir()) == ["recovery_data_0.dat",
+                                                      "recovery_data_1.dat"]
+    assert (dats / "recovery_data_0.dat").read_text().splitlines()[-1] == '"(3000, 4000]",3100,7'
 
 
 def test_times_count_from_the_first_record_when_it_precedes_the_marked_start(tmp_path: Path):
