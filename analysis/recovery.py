@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.runfiles import run_files
 from analysis.datfiles import (
     DatFormatError,
     IntArray,
@@ -30,6 +29,7 @@ from analysis.datfiles import (
     read_noops,
     read_seqnums,
 )
+from analysis.runfiles import run_files
 
 BIN_US = 1000  # the original's bins: 1 ms of client time
 DAT_HEADER = ",time,highest_num"
