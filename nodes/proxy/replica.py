@@ -235,6 +235,8 @@ class Replica:
             self.failover.on_fill(conn, rid, msg)
         elif isinstance(msg, wire.ShardEvents):
             self.on_shard_events(msg)
+            if rid:  # taken: the shard replica stops sending it again (zkshard/outbox.py)
+                conn.reply(rid, wire.Ack())
         elif isinstance(msg, wire.Ack):
             pass
         else:

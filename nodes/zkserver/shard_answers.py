@@ -3,10 +3,13 @@
 An operation's answer comes back in the leader's reply (the shards' result); the shards'
 watch events come straight from the shard replicas. ZooKeeper promises that a client sees
 a watch event before any answer that reflects the change, so an answer is held until this
-replica has every event its shards had sent here before answering (the answer's floors);
-a shard replica that died with an event on the wire would hold it for ever, so the wait
-is bounded (EVENT_WAIT_S). Every replica of a shard sends the same events (they execute
-the same numbers with the same interest), so events are taken once per (shard, number).
+replica has every event its shards had sent here before answering (the answer's floors).
+Every replica of a shard sends the same events (they execute the same numbers with the
+same interest), each until this replica acknowledged it, and after a reconnection the
+unacknowledged ones first (nodes/zkshard/outbox.py): so each shard replica's events arrive
+here in order without a gap, and an event numbered no higher than the highest taken from
+its shard was taken already. Only a shard whose every replica is gone can keep an event
+from coming, so the wait is bounded (EVENT_WAIT_S).
 
 The other way round, an event can overtake the answer of the read that left its watch (the
 shard sends events here directly, answers go through the leader): a change right after the
@@ -156,7 +159,7 @@ class ShardAnswers:
             log.error("watch events from shard %d of %d", msg.shard, self.nshards)
             return
         if msg.number <= self.seen.get(msg.shard, -1):
-            return  # another replica of the shard sent it first
+            return  # another replica of the shard sent it first, or this one sent it again
         try:
             changes = _changes_decoder.decode(msg.changes)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

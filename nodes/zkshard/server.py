@@ -1,5 +1,6 @@
 """The shard-replica process: answers ShardCalls from proxy leaders with the ordered engine
-(engine.py) and casts watch events to the proxy replicas that hold the watching sessions.
+(engine.py) and sends watch events to the proxy replicas that hold the watching sessions,
+each until that replica acknowledged it (outbox.py).
 
 Any message other than a ShardCall closes the connection that sent it (with a logged
 reason). A stats line goes to the log every second; `<name>.exec` is flushed then too and
@@ -15,11 +16,12 @@ import msgspec
 
 from nodes import runtime, status, wire
 from nodes.config import ZkShardConfig
-from nodes.rpc import Conn, Peer
+from nodes.rpc import Conn
 from nodes.zk.machine import Change
 from nodes.zk.shard_machine import ShardMachine
 from nodes.zkshard.engine import Engine
 from nodes.zkshard.execlog import ExecWriter
+from nodes.zkshard.outbox import EventOutbox
 
 log = logging.getLogger("mason.zkshard")
 
@@ -31,20 +33,16 @@ def exec_path(outdir: str | Path, name: str) -> Path:
     return Path(outdir) / f"{name}.exec"
 
 
-def _ignore(conn: Conn, rid: int, msg: object) -> None:
-    """Proxies never call a shard replica back on its event connections."""
-
-
 async def run(conf: ZkShardConfig, stop: runtime.Stop) -> None:
     if not 0 <= conf.shard < conf.nspaces:
         raise runtime.NodeError(f"shard {conf.shard} is not one of the {conf.nspaces} shards")
     # Connections to every proxy replica, opened now so the first events find them up.
-    peers = [Peer(p.host, p.port, _ignore, name=f"{conf.name}->proxy{i}").start()
-             for i, p in enumerate(conf.proxies)]
+    outboxes = [EventOutbox(p, f"{conf.name}->proxy{i}").start()
+                for i, p in enumerate(conf.proxies)]
 
     def send_event(origin: int, number: int, changes: list[Change]) -> None:
-        peers[origin].cast(wire.ShardEvents(conf.shard, number,
-                                            _changes_encoder.encode(changes)))
+        outboxes[origin].send(wire.ShardEvents(conf.shard, number,
+                                               _changes_encoder.encode(changes)))
 
     record = ExecWriter(exec_path(conf.outdir, conf.name)) if conf.record_exec else None
     engine = Engine(ShardMachine(conf.shard, conf.nspaces), nproxies=len(conf.proxies),
@@ -67,17 +65,18 @@ async def run(conf: ZkShardConfig, stop: runtime.Stop) -> None:
     ops, noops = 0, 0
     async for span in runtime.every(stop, STATS_INTERVAL_S):
         log.info("stats: %.0f ops/s %.0f noops/s, next %d, received up to %d, %s, "
-                 "%d refused, %d znodes",
+                 "%d refused, %d znodes, %d events unacknowledged",
                  (engine.executed_ops - ops) / span, (engine.executed_noops - noops) / span,
                  engine.cursor, engine.max_received,
                  f"held at {engine.held.first}" if engine.held else "not held",
-                 engine.refused, len(engine.machine.tree))
+                 engine.refused, len(engine.machine.tree),
+                 sum(len(outbox.pending) for outbox in outboxes))
         ops, noops = engine.executed_ops, engine.executed_noops
         if record is not None:
             record.flush()
     server.close()
-    for peer in peers:
-        peer.stop()
+    for outbox in outboxes:
+        outbox.stop()
     if record is not None:
         record.close()
     status.write_summary(conf.outdir, status.NodeSummary(
