@@ -101,7 +101,7 @@ def recovery_figure(run_dir: StrPath, bin_ms: int = 10,
     warm-up and cool-down outside the measured window are shaded.
     """
     run_dir = Path(run_dir)
-    if fronts is None and any(run_dir.glob("*.seqnums")):
+    if fronts is None and run_files(run_dir, "*.seqnums"):
         fronts = run_frontiers(run_dir)
     series = total_series(run_dir, bin_ms)
     faults_path = run_dir / "faults.log"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from analysis.runfiles import run_files
 from tests.conftest import REPO, free_port_block, masonctl, our_processes, wait_for
 
 SMALL = ["--nproxies", "3", "--nproxy_threads", "1", "--nclients", "1",
@@ -38,8 +39,8 @@ def test_cleanup_ends_what_a_killed_controller_left(tmp_path: Path):
     (fake / "proxy-0-0.toml").write_text("")
     controller = start_run(tmp_path, "crashed", base)
     try:
-        wait_for(lambda: any(run_dir.glob("client-*.ready")) or controller.poll() is not None,
-                 90, "the run's clients to start")
+        wait_for(lambda: bool(run_files(run_dir, "client-*.ready"))
+                 or controller.poll() is not None, 90, "the run's clients to start")
         assert controller.poll() is None, "the run ended before it could be killed"
         controller.send_signal(signal.SIGKILL)
         controller.wait()

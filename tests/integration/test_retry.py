@@ -15,8 +15,9 @@ from orchestrator.spec import build
 from tests.conftest import free_port_block
 
 FLAKY = """#!/bin/sh
-# Fails the first time it is used (as a node that cannot start), then runs Python.
-if [ ! -e "{marker}" ]; then
+# Fails the first time it starts a node (python -m nodes.<role>), then runs Python; the
+# controller's own checks (python -c) always run.
+if [ "$1" = "-m" ] && [ ! -e "{marker}" ]; then
   touch "{marker}"
   echo "error: simulated start failure"
   exit 3
