@@ -439,3 +439,135 @@ def test_the_model_answers_as_the_zookeeper_tree_does(
             answer = ("ok",)
         expected, state = apply(state, kind, value, version)
         assert answer == expected, (kind, value, version)
+
+
+# ---- what a verdict says -----------------------------------------------------------------
+
+
+def test_a_violation_report_names_the_prefix_the_blocked_operation_and_the_candidates() -> None:
+    stale = op(3, "get", 40, 50, got=(b"a", 1))
+    first = op(1, "set", 0, 10, value=b"a", got=1)
+    blocked = op(2, "set", 20, 30, value=b"b", got=2)
+    check_ok = op(11, "check", 22, 70, version=1, error="bad_version")
+    wrong_read = op(12, "get", 25, 70, got=(b"q", 3))
+    at_deadline = op(7, "check", 30, 60, version=5)
+    early, late = op(8, "set", 2, None, value=b"d"), op(10, "set", 25, None, value=b"f")
+    ops = [stale, first, early,  # the stale read is listed before the operation it blocks
+           op(4, "set", 5, None, value=b"c", version=7),  # would change nothing: inert
+           op(9, "set", 6, None, value=b"e", version=0),  # so would this one
+           late, blocked, at_deadline, check_ok, wrong_read,
+           op(5, "get", 1, None), op(13, "check", 1, None, version=2),  # left out
+           op(6, "set", 3, 4, value=b"g", error="not_applied")]  # left out
+    verdict = check_key(K, ops, START)
+    assert (verdict.operations, verdict.unknown, verdict.dropped, verdict.inert) == (10, 4, 3, 2)
+    but = f", but then nothing could answer {stale.describe()} (it needs version 1)"
+    assert verdict.lines() == [
+        "/k: 10 operations (4 of unknown outcome, 3 left out), NOT linearizable",
+        "  longest linearizable prefix: 1 operations, leaving data 'a' at version 1",
+        f"    ... {first.describe()}",
+        f"  cannot place: {blocked.describe()}",
+        # answered operations first, by invocation; then those of unknown outcome
+        f"    candidate {blocked.describe()}; the register answers v2{but}",
+        f"    candidate {check_ok.describe()}; the register answers ok",
+        f"    candidate {wrong_read.describe()}; the register answers ('a', v1)",
+        f"    candidate {at_deadline.describe()}; the register answers bad_version",
+        f"    candidate {early.describe()}; the register answers v2{but}",
+        f"    candidate {late.describe()}; the register answers v2{but}",
+        "    (2 writes of unknown outcome would change nothing there)"]
+
+
+def test_a_write_that_strands_a_read_of_version_0_is_named() -> None:
+    write = op(1, "set", 0, 10, value=b"a", got=1)
+    read = op(2, "get", 20, 30, got=(b"x", 0))
+    lines = check_key(K, [write, read, op(3, "check", 20, 30, version=0)], START).lines()
+    assert lines[1:] == [
+        "  longest linearizable prefix: 0 operations, leaving the initial state",
+        f"  cannot place: {write.describe()}",
+        f"    candidate {write.describe()}; the register answers v1, but then nothing could "
+        f"answer {read.describe()} (it needs version 0)"]
+
+
+def test_with_deletes_versions_may_go_back_and_no_write_is_said_to_strand_a_read() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "set", 20, 30, value=b"b", got=2),
+           op(3, "get", 40, 50, got=(b"a", 1)),
+           op(4, "delete", 60, 70, version=9, error="bad_version")]
+    refused = check_key(K, ops, START)  # a delete that failed deletes nothing
+    assert refused.lines()[3:] == [
+        f"  cannot place: {ops[1].describe()}",
+        f"    candidate {ops[1].describe()}; the register answers v2, but then nothing could "
+        f"answer {ops[2].describe()} (it needs version 1)"]
+    ops[3] = op(4, "delete", 60, 70)
+    deleted = check_key(K, ops, START)
+    assert deleted.lines()[1:] == [
+        "  longest linearizable prefix: 2 operations, leaving data 'b' at version 2",
+        f"    ... {ops[0].describe()}",
+        f"    ... {ops[1].describe()}",
+        f"  cannot place: {ops[2].describe()}",
+        f"    candidate {ops[2].describe()}; the register answers ('b', v2)"]
+
+
+def test_a_prefix_that_ends_absent_says_so() -> None:
+    ops = [op(1, "delete", 0, 10), op(2, "get", 20, 30, got=(b"x", 0))]
+    assert check_key(K, ops, START).lines()[1:] == [
+        "  longest linearizable prefix: 1 operations, leaving the znode absent",
+        f"    ... {ops[0].describe()}",
+        f"  cannot place: {ops[1].describe()}",
+        f"    candidate {ops[1].describe()}; the register answers no_node"]
+
+
+@pytest.mark.parametrize("reads", [10, 12])
+def test_a_long_report_shows_the_last_three_placed_and_ten_candidates(reads: int) -> None:
+    writes = [op(1, "set", 10 * i, 10 * i + 5, value=bytes([97 + i]), got=i + 1)
+              for i in range(5)]
+    bad = [op(2 + i, "get", 60, 100, got=(b"z", 9)) for i in range(reads)]
+    lines = check_key(K, writes + bad, START).lines()
+    assert lines[:6] == [
+        f"/k: {5 + reads} operations, NOT linearizable",
+        "  longest linearizable prefix: 5 operations, leaving data 'e' at version 5",
+        *(f"    ... {w.describe()}" for w in writes[2:]),
+        f"  cannot place: {bad[0].describe()}"]
+    listed = [f"    candidate {b.describe()}; the register answers ('e', v5)" for b in bad[:10]]
+    assert lines[6:] == listed + (["    and 2 more candidates"] if reads == 12 else [])
+
+
+def test_the_summary_line_counts_znodes_and_operations() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 5, None, value=b"b"),
+           op(3, "get", 1, None), op(1, "get", 0, 5, got=(b"x", 0), path="/q")]
+    verdict = check_operations(ops, {K: START, "/q": START})
+    assert verdict.lines() == [
+        "/k: 2 operations (1 of unknown outcome, 1 left out), linearizable (1 steps)",
+        "/q: 1 operations, linearizable (1 steps)",
+        "linearizability: OK (2 znodes, 3 operations)"]
+
+
+def test_violations_outrank_undecided_znodes_in_the_summary() -> None:
+    big = simulate(5, 200, nclients=4)
+    bad = [op(1, "get", 0, 5, got=(b"y", 0), path=p) for p in ("/a", "/b")]
+    verdict = check_operations(big + bad, {"/k0": INITIAL}, max_steps=10)
+    assert verdict.lines()[-1] == "linearizability: FAILED on /a, /b"
+    assert not verdict.undecided
+    other = simulate(6, 200, nclients=4, paths=("/k1",))
+    open_ = check_operations(big + other, {"/k0": INITIAL, "/k1": INITIAL}, max_steps=10)
+    assert open_.undecided and not open_.ok
+    assert open_.lines()[-1] == "linearizability: UNDECIDED on /k0, /k1"
+    assert open_.lines()[0] == f"/k0: 200 operations, UNDECIDED: no verdict within " \
+        f"{open_.keys[0].steps} steps"
+
+
+def test_operations_of_another_znode_or_kind_are_refused() -> None:
+    other = op(1, "get", 0, 5, got=(b"x", 0), path="/q")
+    with pytest.raises(ValueError) as refused:
+        check_key(K, [other], START)
+    assert str(refused.value) == f"{other.describe()} is not on /k"
+    with pytest.raises(ValueError, match="^unknown operation kind 'watch'$"):
+        apply((b"x", 0), "watch", None, None)
+
+
+def test_the_linearization_carries_the_znode_after_each_operation() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", version=5, error="bad_version"),
+           op(2, "set", 20, 30, value=b"b", version=0, got=1),
+           op(3, "delete", 40, 50, version=1)]
+    verdict = check_key(K, ops, START)
+    assert verdict.ok
+    assert [after for _, after in verdict.linearized] == [START, VersionedData(b"b", 1), None]
