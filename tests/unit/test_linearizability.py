@@ -571,3 +571,90 @@ def test_the_linearization_carries_the_znode_after_each_operation() -> None:
     verdict = check_key(K, ops, START)
     assert verdict.ok
     assert [after for _, after in verdict.linearized] == [START, VersionedData(b"b", 1), None]
+
+
+# ---- the reductions: sound, and what keeps the search small ------------------------------
+
+
+def test_a_version_may_be_read_again_after_a_delete() -> None:
+    # Versions only rise without deletes; with one, a read of version 0 may follow a write
+    # that raised the version past 0.
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "delete", 20, 30),
+           op(3, "create", 40, 45, value=b"b"),
+           op(4, "get", 50, 60, got=(b"b", 0))]
+    assert status(ops) == LINEARIZABLE
+    refused_delete = [*ops[:1], op(2, "delete", 20, 30, version=7, error="bad_version"),
+                      *ops[2:]]
+    assert status(refused_delete) == VIOLATION
+
+
+def test_of_interchangeable_unknown_writes_the_first_invoked_is_tried() -> None:
+    # Listed before it, an identical write invoked too late to explain the read must not
+    # stand in for the one invoked in time.
+    ops = [op(1, "set", 50, None, value=b"a"),
+           op(2, "set", 0, None, value=b"a"),
+           op(3, "get", 10, 20, got=(b"a", 1))]
+    assert status(ops) == LINEARIZABLE
+
+
+def test_identical_unknown_writes_may_all_take_effect() -> None:
+    ops = [op(i, "set", 0, None, value=b"a") for i in range(3)]
+    assert status([*ops, op(5, "get", 10, 20, got=(b"a", 3))]) == LINEARIZABLE
+    assert status([*ops, op(5, "get", 10, 20, got=(b"a", 4))]) == VIOLATION
+
+
+def test_answered_writes_are_tried_before_writes_of_unknown_outcome() -> None:
+    # Many unknown outcomes: trying those writes first takes nearly twice the steps.
+    ops = simulate(3, 150, nclients=5, unknown_rate=0.3)
+    assert check_key("/k0", ops, INITIAL, max_steps=250).status == LINEARIZABLE
+
+
+def test_a_budget_of_exactly_the_steps_needed_decides() -> None:
+    ops = simulate(3, 120, nclients=5, unknown_rate=0.1)
+    needed = check_key("/k0", ops, INITIAL).steps
+    assert check_key("/k0", ops, INITIAL, max_steps=needed).status == LINEARIZABLE
+    assert check_key("/k0", ops, INITIAL, max_steps=needed - 1).status == UNDECIDED
+
+
+def _concurrent_reads() -> list[Operation]:
+    # Eight reads that may each go anywhere in [0, 100], a write beside them, and a read of
+    # data never written: the search has to try everything before it says so.
+    return [*(op(i, "get", 0, 100, got=(b"x", 0)) for i in range(8)),
+            op(20, "set", 0, 100, value=b"a", got=1), op(21, "get", 200, 300, got=(b"z", 5))]
+
+
+def _concurrent_checks() -> list[Operation]:
+    return [*(op(i, "check", 0, 100, version=0) for i in range(8)),
+            op(20, "set", 0, 100, value=b"a", got=1), op(21, "get", 200, 300, got=(b"z", 5))]
+
+
+def _unread_unknown_writes() -> list[Operation]:
+    # Eight writes of unknown outcome of data nobody read: one class of writes.
+    return [*(op(i, "set", 0, None, value=b"w%d" % i) for i in range(8)),
+            op(20, "get", 50, 60, got=(b"z", 20))]
+
+
+def _read_unknown_writes() -> list[Operation]:
+    # Six writes of unknown outcome, each of data that it alone wrote and that one read
+    # returned at one version: each can only take effect at that version.
+    return [*(op(i, "set", 0, None, value=b"p%d" % i) for i in range(6)),
+            *(op(10 + i, "get", 10 * i + 10, 10 * i + 15, got=(b"p%d" % i, i + 1))
+              for i in range(6)),
+            op(30, "get", 200, 300, got=(b"z", 9))]
+
+
+def _unread_data_of_answered_writes() -> list[Operation]:
+    # The data of answered writes that no read returned is unread data too.
+    return [*(op(i, "set", 0, None, value=b"w%d" % i) for i in range(8)),
+            *(op(10 + i, "set", 100 + 10 * i, 105 + 10 * i, value=b"w%d" % i, got=i + 1)
+              for i in range(3)),
+            op(20, "get", 500, 600, got=(b"z", 20))]
+
+
+@pytest.mark.parametrize(("history", "budget"), [
+    (_concurrent_reads, 40), (_concurrent_checks, 40), (_unread_unknown_writes, 40),
+    (_read_unknown_writes, 60), (_unread_data_of_answered_writes, 60)])
+def test_the_reductions_keep_the_search_small(history, budget: int) -> None:
+    # Without the reduction each of these takes several times the budget.
+    assert check_key(K, history(), START, max_steps=budget).status == VIOLATION
