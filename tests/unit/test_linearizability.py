@@ -641,6 +641,9 @@ def _read_unknown_writes() -> list[Operation]:
     return [*(op(i, "set", 0, None, value=b"p%d" % i) for i in range(6)),
             *(op(10 + i, "get", 10 * i + 10, 10 * i + 15, got=(b"p%d" % i, i + 1))
               for i in range(6)),
+            # refused writes of the same data write nothing: the pins hold
+            *(op(20 + i, "set", 0, 5, value=b"p%d" % i, version=99, error="bad_version")
+              for i in range(6)),
             op(30, "get", 200, 300, got=(b"z", 9))]
 
 
@@ -658,3 +661,33 @@ def _unread_data_of_answered_writes() -> list[Operation]:
 def test_the_reductions_keep_the_search_small(history, budget: int) -> None:
     # Without the reduction each of these takes several times the budget.
     assert check_key(K, history(), START, max_steps=budget).status == VIOLATION
+
+
+def test_a_report_names_the_version_a_stranded_write_or_check_needs() -> None:
+    first = op(1, "set", 0, 10, value=b"a", got=1)
+    late_set = op(2, "set", 20, 30, value=b"b", got=1)
+    late_check = op(3, "check", 20, 30, version=0)
+    for late in (late_set, late_check):
+        assert check_key(K, [first, late], START).lines()[1:] == [
+            "  longest linearizable prefix: 0 operations, leaving the initial state",
+            f"  cannot place: {first.describe()}",
+            f"    candidate {first.describe()}; the register answers v1, but then nothing "
+            f"could answer {late.describe()} (it needs version 0)"]
+
+
+def test_a_check_of_any_version_waits_for_no_version() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 20, 30, value=b"b", got=2),
+           op(3, "check", 40, 50, version=-1)]
+    assert status(ops) == LINEARIZABLE
+
+
+@pytest.mark.parametrize("initial", [START, None])
+def test_data_written_twice_may_take_effect_at_a_version_no_read_saw(
+        initial: VersionedData | None) -> None:
+    # b"x" is the initial data, or created: the unknown write of b"x" is not the only
+    # writer of it, so the reads of b"x" do not pin where it takes effect.
+    created = [] if initial else [op(9, "create", 0, 2, value=b"x")]
+    ops = [*created, op(1, "get", 3, 5, got=(b"x", 0)),
+           op(2, "set", 6, None, value=b"x"),
+           op(3, "set", 10, 20, value=b"b", got=2)]  # the unknown write took effect as v1
+    assert status(ops, initial) == LINEARIZABLE
