@@ -691,3 +691,56 @@ def test_data_written_twice_may_take_effect_at_a_version_no_read_saw(
            op(2, "set", 6, None, value=b"x"),
            op(3, "set", 10, 20, value=b"b", got=2)]  # the unknown write took effect as v1
     assert status(ops, initial) == LINEARIZABLE
+
+
+# ---- the search's effort on fixed histories ----------------------------------------------
+# Each reduction only drops branches, so these histories keep their verdicts (checked
+# against brute force or known by construction) whatever the search does; the step counts
+# are the search's effort on them as it stands. A change that needs more steps is a
+# regression of the reductions; one that needs fewer may lower the numbers.
+
+
+def _seeded_small_history(rnd: random.Random) -> tuple[list[Operation], VersionedData | None]:
+    """As small_histories draws them, from a seeded generator."""
+    ops = []
+    for n in range(rnd.randint(1, 6)):
+        kind = rnd.choice(KINDS)
+        start = rnd.randint(0, 20)
+        end = None if rnd.random() < 0.3 else rnd.randint(start, 25)
+        value = rnd.choice([b"a", b"b", b"c"]) if kind in ("set", "create") else None
+        version = rnd.randint(-1, 2) if kind in ("set", "check", "delete") else None
+        error = rnd.choice(ERRORS[kind]) if rnd.random() < 0.3 else None
+        got: tuple[bytes, int] | int | None = None
+        if error is None and kind == "get":
+            got = (rnd.choice([b"x", b"a", b"b", b"c"]), rnd.randint(0, 3))
+        elif error is None and kind == "set":
+            got = rnd.randint(1, 3)
+        ops.append(op(n, kind, start, end, value=value, version=version, got=got,
+                      error=error))
+    return ops, rnd.choice([START, None])
+
+
+def test_small_seeded_histories_agree_with_brute_force_within_a_step_budget() -> None:
+    rnd = random.Random(7)
+    steps = 0
+    for _ in range(400):
+        ops, initial = _seeded_small_history(rnd)
+        verdict = check_key(K, ops, initial)
+        assert verdict.status == (LINEARIZABLE if brute_force(ops, initial) else VIOLATION)
+        steps += verdict.steps
+    assert steps <= 1096
+
+
+@pytest.mark.parametrize(("ops", "budget", "corrupted_budget"), [
+    pytest.param(simulate(11, 400, nclients=5, outstanding=3,
+                          outage=Outage(start=40_000, end=60_000, applied=0.5)), 994, 1173,
+                 id="a leader kill"),
+    pytest.param(simulate(12, 300, nclients=6, unknown_rate=0.2), 733, 1896,
+                 id="many unknown outcomes"),
+])
+def test_simulated_histories_within_a_step_budget(ops: list[Operation], budget: int,
+                                                   corrupted_budget: int) -> None:
+    assert check_key("/k0", ops, INITIAL, max_steps=budget).status == LINEARIZABLE
+    corrupted = corrupt_value(ops, ok_gets(ops)[-5])
+    assert check_key("/k0", corrupted, INITIAL,
+                     max_steps=corrupted_budget).status == VIOLATION
