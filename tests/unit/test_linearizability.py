@@ -744,3 +744,16 @@ def test_simulated_histories_within_a_step_budget(ops: list[Operation], budget: 
     corrupted = corrupt_value(ops, ok_gets(ops)[-5])
     assert check_key("/k0", corrupted, INITIAL,
                      max_steps=corrupted_budget).status == VIOLATION
+
+
+def test_the_prefix_reported_is_the_longest_and_the_first_found_of_its_length() -> None:
+    # The search places set a and the read of it, fails, and then tries the unknown write
+    # first: a shorter prefix, found later.
+    write, read = op(1, "set", 0, 10, value=b"a", got=1), op(3, "get", 20, 30, got=(b"a", 1))
+    ops = [write, op(2, "set", 0, None, value=b"b"), read, op(4, "get", 40, 50, got=(b"z", 9))]
+    assert [o for o, _ in check_key(K, ops, START).linearized] == [write, read]
+    # Set a and set b each make a prefix of one; set a's is found first. (The delete, of a
+    # version never reached, turns off the version reduction, which would cut both.)
+    a, b = op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 0, 10, value=b"b", got=1)
+    verdict = check_key(K, [a, b, op(3, "delete", 20, 30, version=7)], START)
+    assert [o for o, _ in verdict.linearized] == [a] and verdict.blocking == b
