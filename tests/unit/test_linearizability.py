@@ -757,3 +757,51 @@ def test_the_prefix_reported_is_the_longest_and_the_first_found_of_its_length() 
     a, b = op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 0, 10, value=b"b", got=1)
     verdict = check_key(K, [a, b, op(3, "delete", 20, 30, version=7)], START)
     assert [o for o, _ in verdict.linearized] == [a] and verdict.blocking == b
+
+
+@pytest.mark.parametrize("ops", [
+    pytest.param([op(0, "set", 9, 38, value=b"a", got=1),
+                  op(1, "delete", 5, 24),
+                  op(2, "check", 15, 38, version=0, error="bad_version")], id="set-check-delete"),
+    pytest.param([op(0, "delete", 22, 22),
+                  op(1, "set", 24, 33, value=b"d", got=1),
+                  op(2, "create", 17, 39, value=b"b"),
+                  op(3, "delete", 5, 40)], id="delete-create-set-delete"),
+])
+def test_histories_that_need_the_search_to_back_up_are_linearizable(
+        ops: list[Operation]) -> None:
+    # Found by random search: the first order tried fails, and the search must back up
+    # over a write and its neighbours in the list of calls and returns without losing any.
+    assert brute_force(ops, START)
+    assert status(ops) == LINEARIZABLE
+
+
+@pytest.mark.parametrize(("initial", "ops", "budget"), [
+    pytest.param(START, [
+        op(0, "set", 6, None, value=b"d", version=1), op(1, "set", 24, None, value=b"c"),
+        op(2, "get", 10, 25, got=(b"c", 3)), op(3, "set", 19, None, value=b"d"),
+        op(4, "create", 21, None, value=b"c"),
+        op(5, "set", 20, 39, value=b"a", version=1, got=2),
+        op(6, "set", 22, 27, value=b"a", version=0, got=4), op(7, "delete", 2, None),
+        op(8, "delete", 17, 30)], 585, id="memo"),
+    pytest.param(START, [
+        op(0, "set", 19, 30, value=b"b", version=-1, error="bad_version"),
+        op(1, "create", 16, 35, value=b"d", error="node_exists"),
+        op(2, "delete", 8, 13, version=0), op(3, "delete", 2, None),
+        op(4, "set", 26, None, value=b"a", version=2), op(5, "get", 2, 25, got=(b"a", 3)),
+        op(6, "create", 5, None, value=b"b"), op(7, "create", 10, 14, value=b"d"),
+        op(8, "get", 6, 28, got=(b"a", 2))], 54, id="dead observer"),
+    pytest.param(None, [
+        op(0, "create", 13, None, value=b"c"), op(1, "get", 11, 39, error="no_node"),
+        op(2, "set", 7, 15, value=b"d", version=2, got=2), op(3, "delete", 11, 20),
+        op(4, "get", 10, 22, got=(b"x", 0)), op(5, "create", 13, 34, value=b"a"),
+        op(6, "set", 26, 37, value=b"a", version=0, got=3),
+        op(7, "create", 4, None, value=b"b")], 29, id="backing up"),
+])
+def test_violations_found_within_a_step_budget(initial: VersionedData | None,
+                                               ops: list[Operation], budget: int) -> None:
+    # Random histories on which the memo of dead configurations, giving up a configuration
+    # where an observer meets one, and keeping the set of placed operations right when
+    # backing up each save steps.
+    assert status(ops, initial) == VIOLATION
+    assert check_key(K, ops, initial, max_steps=budget).status == VIOLATION
