@@ -498,13 +498,15 @@ def test_with_deletes_versions_may_go_back_and_no_write_is_said_to_strand_a_read
         f"    candidate {ops[1].describe()}; the register answers v2, but then nothing could "
         f"answer {ops[2].describe()} (it needs version 1)"]
     ops[3] = op(4, "delete", 60, 70)
-    deleted = check_key(K, ops, START)
+    again = op(5, "get", 40, 50, got=(b"a", 1))  # a second stale read, the same
+    deleted = check_key(K, [*ops, again], START)
     assert deleted.lines()[1:] == [
         "  longest linearizable prefix: 2 operations, leaving data 'b' at version 2",
         f"    ... {ops[0].describe()}",
         f"    ... {ops[1].describe()}",
         f"  cannot place: {ops[2].describe()}",
-        f"    candidate {ops[2].describe()}; the register answers ('b', v2)"]
+        f"    candidate {ops[2].describe()}; the register answers ('b', v2)",
+        f"    candidate {again.describe()}; the register answers ('b', v2)"]
 
 
 def test_a_prefix_that_ends_absent_says_so() -> None:
