@@ -328,10 +328,8 @@ def _resp(op: Operation) -> int:
 
 
 class _Unread:
-    """Stands in for any data no read returned: such data can never be told apart."""
-
-    def __repr__(self) -> str:
-        return "<unread data>"
+    """Stands in for any data no read returned: such data can never be told apart. Verdicts
+    never show it: they replay the clients' own data."""
 
 
 UNREAD = _Unread()

@@ -145,6 +145,8 @@ class ZkStateMachine:
         return zxid
 
     def _run(self, request: Request, session: int, zxid: int) -> Result:
+        # Only the code of a refusal reaches the client (ZooKeeper's replies carry no text);
+        # a ZkError's detail, where there is one, is for the reader of this code.
         try:
             return self._handlers[type(request)](request, session, zxid)
         except ZkError as e:
@@ -183,12 +185,12 @@ class ZkStateMachine:
             raise ZkError(Err.UNIMPLEMENTED, "container and TTL nodes")
         _no_null(path)
         if "/" not in path:
-            raise ZkError(Err.BAD_ARGUMENTS, path)
+            raise ZkError(Err.BAD_ARGUMENTS)
         self._check_size(req.data)
         if req.mode.ephemeral and not session:
             raise ZkError(Err.BAD_ARGUMENTS, "an ephemeral node needs a session")
         if not req.acl:
-            raise ZkError(Err.INVALID_ACL, path)
+            raise ZkError(Err.INVALID_ACL)
         parent_path = path[:path.rfind("/")] or paths.ROOT
         parent = self._node(parent_path)
         if req.mode.sequential:
@@ -196,9 +198,9 @@ class ZkStateMachine:
         # Checked after the parent as ZooKeeper does: "/a//b" is NoNode (there is no "/a/").
         self._validate(path)
         if path in self.tree:
-            raise ZkError(Err.NODE_EXISTS, path)
+            raise ZkError(Err.NODE_EXISTS)
         if parent.ephemeral_owner:
-            raise ZkError(Err.NO_CHILDREN_FOR_EPHEMERALS, parent_path)
+            raise ZkError(Err.NO_CHILDREN_FOR_EPHEMERALS)
         owner = session if req.mode.ephemeral else 0
         node = self.tree.create(path, req.data, req.acl, zxid, self.now_ms, owner)
         self._changes += [Change(EventType.NODE_CREATED, path),
@@ -214,7 +216,7 @@ class ZkStateMachine:
         node = self._node(req.path)
         _check_version(node.version, req.version)
         if node.children:
-            raise ZkError(Err.NOT_EMPTY, req.path)
+            raise ZkError(Err.NOT_EMPTY)
         self._remove(req.path, zxid)
         return OkResult()
 
@@ -234,7 +236,7 @@ class ZkStateMachine:
     def _set_acl(self, req: SetAcl, session: int, zxid: int) -> StatResult:
         self._validate(req.path)
         if not req.acl:
-            raise ZkError(Err.INVALID_ACL, req.path)
+            raise ZkError(Err.INVALID_ACL)
         _check_version(self._node(req.path).aversion, req.version)
         return StatResult(self.tree.set_acl(req.path, req.acl).stat())
 
@@ -346,7 +348,7 @@ class ZkStateMachine:
     def _node(self, path: str) -> Znode:
         node = self.tree.get(path)
         if node is None:
-            raise ZkError(Err.NO_NODE, path)
+            raise ZkError(Err.NO_NODE)
         return node
 
     @staticmethod

@@ -439,3 +439,371 @@ def test_the_model_answers_as_the_zookeeper_tree_does(
             answer = ("ok",)
         expected, state = apply(state, kind, value, version)
         assert answer == expected, (kind, value, version)
+
+
+# ---- what a verdict says -----------------------------------------------------------------
+
+
+def test_a_violation_report_names_the_prefix_the_blocked_operation_and_the_candidates() -> None:
+    stale = op(3, "get", 40, 50, got=(b"a", 1))
+    first = op(1, "set", 0, 10, value=b"a", got=1)
+    blocked = op(2, "set", 20, 30, value=b"b", got=2)
+    check_ok = op(11, "check", 22, 70, version=1, error="bad_version")
+    wrong_read = op(12, "get", 25, 70, got=(b"q", 3))
+    at_deadline = op(7, "check", 30, 60, version=5)
+    early, late = op(8, "set", 2, None, value=b"d"), op(10, "set", 25, None, value=b"f")
+    ops = [stale, first, early,  # the stale read is listed before the operation it blocks
+           op(4, "set", 5, None, value=b"c", version=7),  # would change nothing: inert
+           op(9, "set", 6, None, value=b"e", version=0),  # so would this one
+           late, blocked, at_deadline, check_ok, wrong_read,
+           op(5, "get", 1, None), op(13, "check", 1, None, version=2),  # left out
+           op(6, "set", 3, 4, value=b"g", error="not_applied")]  # left out
+    verdict = check_key(K, ops, START)
+    assert (verdict.operations, verdict.unknown, verdict.dropped, verdict.inert) == (10, 4, 3, 2)
+    but = f", but then nothing could answer {stale.describe()} (it needs version 1)"
+    assert verdict.lines() == [
+        "/k: 10 operations (4 of unknown outcome, 3 left out), NOT linearizable",
+        "  longest linearizable prefix: 1 operations, leaving data 'a' at version 1",
+        f"    ... {first.describe()}",
+        f"  cannot place: {blocked.describe()}",
+        # answered operations first, by invocation; then those of unknown outcome
+        f"    candidate {blocked.describe()}; the register answers v2{but}",
+        f"    candidate {check_ok.describe()}; the register answers ok",
+        f"    candidate {wrong_read.describe()}; the register answers ('a', v1)",
+        f"    candidate {at_deadline.describe()}; the register answers bad_version",
+        f"    candidate {early.describe()}; the register answers v2{but}",
+        f"    candidate {late.describe()}; the register answers v2{but}",
+        "    (2 writes of unknown outcome would change nothing there)"]
+
+
+def test_a_write_that_strands_a_read_of_version_0_is_named() -> None:
+    write = op(1, "set", 0, 10, value=b"a", got=1)
+    read = op(2, "get", 20, 30, got=(b"x", 0))
+    lines = check_key(K, [write, read, op(3, "check", 20, 30, version=0)], START).lines()
+    assert lines[1:] == [
+        "  longest linearizable prefix: 0 operations, leaving the initial state",
+        f"  cannot place: {write.describe()}",
+        f"    candidate {write.describe()}; the register answers v1, but then nothing could "
+        f"answer {read.describe()} (it needs version 0)"]
+
+
+def test_with_deletes_versions_may_go_back_and_no_write_is_said_to_strand_a_read() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "set", 20, 30, value=b"b", got=2),
+           op(3, "get", 40, 50, got=(b"a", 1)),
+           op(4, "delete", 60, 70, version=9, error="bad_version")]
+    refused = check_key(K, ops, START)  # a delete that failed deletes nothing
+    assert refused.lines()[3:] == [
+        f"  cannot place: {ops[1].describe()}",
+        f"    candidate {ops[1].describe()}; the register answers v2, but then nothing could "
+        f"answer {ops[2].describe()} (it needs version 1)"]
+    ops[3] = op(4, "delete", 60, 70)
+    again = op(5, "get", 40, 50, got=(b"a", 1))  # a second stale read, the same
+    deleted = check_key(K, [*ops, again], START)
+    assert deleted.lines()[1:] == [
+        "  longest linearizable prefix: 2 operations, leaving data 'b' at version 2",
+        f"    ... {ops[0].describe()}",
+        f"    ... {ops[1].describe()}",
+        f"  cannot place: {ops[2].describe()}",
+        f"    candidate {ops[2].describe()}; the register answers ('b', v2)",
+        f"    candidate {again.describe()}; the register answers ('b', v2)"]
+
+
+def test_a_prefix_that_ends_absent_says_so() -> None:
+    ops = [op(1, "delete", 0, 10), op(2, "get", 20, 30, got=(b"x", 0))]
+    assert check_key(K, ops, START).lines()[1:] == [
+        "  longest linearizable prefix: 1 operations, leaving the znode absent",
+        f"    ... {ops[0].describe()}",
+        f"  cannot place: {ops[1].describe()}",
+        f"    candidate {ops[1].describe()}; the register answers no_node"]
+
+
+@pytest.mark.parametrize("reads", [10, 12])
+def test_a_long_report_shows_the_last_three_placed_and_ten_candidates(reads: int) -> None:
+    writes = [op(1, "set", 10 * i, 10 * i + 5, value=bytes([97 + i]), got=i + 1)
+              for i in range(5)]
+    bad = [op(2 + i, "get", 60, 100, got=(b"z", 9)) for i in range(reads)]
+    lines = check_key(K, writes + bad, START).lines()
+    assert lines[:6] == [
+        f"/k: {5 + reads} operations, NOT linearizable",
+        "  longest linearizable prefix: 5 operations, leaving data 'e' at version 5",
+        *(f"    ... {w.describe()}" for w in writes[2:]),
+        f"  cannot place: {bad[0].describe()}"]
+    listed = [f"    candidate {b.describe()}; the register answers ('e', v5)" for b in bad[:10]]
+    assert lines[6:] == listed + (["    and 2 more candidates"] if reads == 12 else [])
+
+
+def test_the_summary_line_counts_znodes_and_operations() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 5, None, value=b"b"),
+           op(3, "get", 1, None), op(1, "get", 0, 5, got=(b"x", 0), path="/q")]
+    verdict = check_operations(ops, {K: START, "/q": START})
+    assert verdict.lines() == [
+        "/k: 2 operations (1 of unknown outcome, 1 left out), linearizable (1 steps)",
+        "/q: 1 operations, linearizable (1 steps)",
+        "linearizability: OK (2 znodes, 3 operations)"]
+
+
+def test_violations_outrank_undecided_znodes_in_the_summary() -> None:
+    big = simulate(5, 200, nclients=4)
+    bad = [op(1, "get", 0, 5, got=(b"y", 0), path=p) for p in ("/a", "/b")]
+    verdict = check_operations(big + bad, {"/k0": INITIAL}, max_steps=10)
+    assert verdict.lines()[-1] == "linearizability: FAILED on /a, /b"
+    assert not verdict.undecided
+    other = simulate(6, 200, nclients=4, paths=("/k1",))
+    open_ = check_operations(big + other, {"/k0": INITIAL, "/k1": INITIAL}, max_steps=10)
+    assert open_.undecided and not open_.ok
+    assert open_.lines()[-1] == "linearizability: UNDECIDED on /k0, /k1"
+    assert open_.lines()[0] == f"/k0: 200 operations, UNDECIDED: no verdict within " \
+        f"{open_.keys[0].steps} steps"
+
+
+def test_operations_of_another_znode_or_kind_are_refused() -> None:
+    other = op(1, "get", 0, 5, got=(b"x", 0), path="/q")
+    with pytest.raises(ValueError) as refused:
+        check_key(K, [other], START)
+    assert str(refused.value) == f"{other.describe()} is not on /k"
+    with pytest.raises(ValueError, match="^unknown operation kind 'watch'$"):
+        apply((b"x", 0), "watch", None, None)
+
+
+def test_the_linearization_carries_the_znode_after_each_operation() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", version=5, error="bad_version"),
+           op(2, "set", 20, 30, value=b"b", version=0, got=1),
+           op(3, "delete", 40, 50, version=1)]
+    verdict = check_key(K, ops, START)
+    assert verdict.ok
+    assert [after for _, after in verdict.linearized] == [START, VersionedData(b"b", 1), None]
+
+
+# ---- the reductions: sound, and what keeps the search small ------------------------------
+
+
+def test_a_version_may_be_read_again_after_a_delete() -> None:
+    # Versions only rise without deletes; with one, a read of version 0 may follow a write
+    # that raised the version past 0.
+    ops = [op(1, "set", 0, 10, value=b"a", got=1),
+           op(2, "delete", 20, 30),
+           op(3, "create", 40, 45, value=b"b"),
+           op(4, "get", 50, 60, got=(b"b", 0))]
+    assert status(ops) == LINEARIZABLE
+    refused_delete = [*ops[:1], op(2, "delete", 20, 30, version=7, error="bad_version"),
+                      *ops[2:]]
+    assert status(refused_delete) == VIOLATION
+
+
+def test_of_interchangeable_unknown_writes_the_first_invoked_is_tried() -> None:
+    # Listed before it, an identical write invoked too late to explain the read must not
+    # stand in for the one invoked in time.
+    ops = [op(1, "set", 50, None, value=b"a"),
+           op(2, "set", 0, None, value=b"a"),
+           op(3, "get", 10, 20, got=(b"a", 1))]
+    assert status(ops) == LINEARIZABLE
+
+
+def test_identical_unknown_writes_may_all_take_effect() -> None:
+    ops = [op(i, "set", 0, None, value=b"a") for i in range(3)]
+    assert status([*ops, op(5, "get", 10, 20, got=(b"a", 3))]) == LINEARIZABLE
+    assert status([*ops, op(5, "get", 10, 20, got=(b"a", 4))]) == VIOLATION
+
+
+def test_answered_writes_are_tried_before_writes_of_unknown_outcome() -> None:
+    # Many unknown outcomes: trying those writes first takes nearly twice the steps.
+    ops = simulate(3, 150, nclients=5, unknown_rate=0.3)
+    assert check_key("/k0", ops, INITIAL, max_steps=250).status == LINEARIZABLE
+
+
+def test_a_budget_of_exactly_the_steps_needed_decides() -> None:
+    ops = simulate(3, 120, nclients=5, unknown_rate=0.1)
+    needed = check_key("/k0", ops, INITIAL).steps
+    assert check_key("/k0", ops, INITIAL, max_steps=needed).status == LINEARIZABLE
+    assert check_key("/k0", ops, INITIAL, max_steps=needed - 1).status == UNDECIDED
+
+
+def _concurrent_reads() -> list[Operation]:
+    # Eight reads that may each go anywhere in [0, 100], a write beside them, and a read of
+    # data never written: the search has to try everything before it says so.
+    return [*(op(i, "get", 0, 100, got=(b"x", 0)) for i in range(8)),
+            op(20, "set", 0, 100, value=b"a", got=1), op(21, "get", 200, 300, got=(b"z", 5))]
+
+
+def _concurrent_checks() -> list[Operation]:
+    return [*(op(i, "check", 0, 100, version=0) for i in range(8)),
+            op(20, "set", 0, 100, value=b"a", got=1), op(21, "get", 200, 300, got=(b"z", 5))]
+
+
+def _unread_unknown_writes() -> list[Operation]:
+    # Eight writes of unknown outcome of data nobody read: one class of writes.
+    return [*(op(i, "set", 0, None, value=b"w%d" % i) for i in range(8)),
+            op(20, "get", 50, 60, got=(b"z", 20))]
+
+
+def _read_unknown_writes() -> list[Operation]:
+    # Six writes of unknown outcome, each of data that it alone wrote and that one read
+    # returned at one version: each can only take effect at that version.
+    return [*(op(i, "set", 0, None, value=b"p%d" % i) for i in range(6)),
+            *(op(10 + i, "get", 10 * i + 10, 10 * i + 15, got=(b"p%d" % i, i + 1))
+              for i in range(6)),
+            # refused writes of the same data write nothing: the pins hold
+            *(op(20 + i, "set", 0, 5, value=b"p%d" % i, version=99, error="bad_version")
+              for i in range(6)),
+            op(30, "get", 200, 300, got=(b"z", 9))]
+
+
+def _unread_data_of_answered_writes() -> list[Operation]:
+    # The data of answered writes that no read returned is unread data too.
+    return [*(op(i, "set", 0, None, value=b"w%d" % i) for i in range(8)),
+            *(op(10 + i, "set", 100 + 10 * i, 105 + 10 * i, value=b"w%d" % i, got=i + 1)
+              for i in range(3)),
+            op(20, "get", 500, 600, got=(b"z", 20))]
+
+
+@pytest.mark.parametrize(("history", "budget"), [
+    (_concurrent_reads, 40), (_concurrent_checks, 40), (_unread_unknown_writes, 40),
+    (_read_unknown_writes, 60), (_unread_data_of_answered_writes, 60)])
+def test_the_reductions_keep_the_search_small(history, budget: int) -> None:
+    # Without the reduction each of these takes several times the budget.
+    assert check_key(K, history(), START, max_steps=budget).status == VIOLATION
+
+
+def test_a_report_names_the_version_a_stranded_write_or_check_needs() -> None:
+    first = op(1, "set", 0, 10, value=b"a", got=1)
+    late_set = op(2, "set", 20, 30, value=b"b", got=1)
+    late_check = op(3, "check", 20, 30, version=0)
+    for late in (late_set, late_check):
+        assert check_key(K, [first, late], START).lines()[1:] == [
+            "  longest linearizable prefix: 0 operations, leaving the initial state",
+            f"  cannot place: {first.describe()}",
+            f"    candidate {first.describe()}; the register answers v1, but then nothing "
+            f"could answer {late.describe()} (it needs version 0)"]
+
+
+def test_a_check_of_any_version_waits_for_no_version() -> None:
+    ops = [op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 20, 30, value=b"b", got=2),
+           op(3, "check", 40, 50, version=-1)]
+    assert status(ops) == LINEARIZABLE
+
+
+@pytest.mark.parametrize("initial", [START, None])
+def test_data_written_twice_may_take_effect_at_a_version_no_read_saw(
+        initial: VersionedData | None) -> None:
+    # b"x" is the initial data, or created: the unknown write of b"x" is not the only
+    # writer of it, so the reads of b"x" do not pin where it takes effect.
+    created = [] if initial else [op(9, "create", 0, 2, value=b"x")]
+    ops = [*created, op(1, "get", 3, 5, got=(b"x", 0)),
+           op(2, "set", 6, None, value=b"x"),
+           op(3, "set", 10, 20, value=b"b", got=2)]  # the unknown write took effect as v1
+    assert status(ops, initial) == LINEARIZABLE
+
+
+# ---- the search's effort on fixed histories ----------------------------------------------
+# Each reduction only drops branches, so these histories keep their verdicts (checked
+# against brute force or known by construction) whatever the search does; the step counts
+# are the search's effort on them as it stands. A change that needs more steps is a
+# regression of the reductions; one that needs fewer may lower the numbers.
+
+
+def _seeded_small_history(rnd: random.Random) -> tuple[list[Operation], VersionedData | None]:
+    """As small_histories draws them, from a seeded generator."""
+    ops = []
+    for n in range(rnd.randint(1, 6)):
+        kind = rnd.choice(KINDS)
+        start = rnd.randint(0, 20)
+        end = None if rnd.random() < 0.3 else rnd.randint(start, 25)
+        value = rnd.choice([b"a", b"b", b"c"]) if kind in ("set", "create") else None
+        version = rnd.randint(-1, 2) if kind in ("set", "check", "delete") else None
+        error = rnd.choice(ERRORS[kind]) if rnd.random() < 0.3 else None
+        got: tuple[bytes, int] | int | None = None
+        if error is None and kind == "get":
+            got = (rnd.choice([b"x", b"a", b"b", b"c"]), rnd.randint(0, 3))
+        elif error is None and kind == "set":
+            got = rnd.randint(1, 3)
+        ops.append(op(n, kind, start, end, value=value, version=version, got=got,
+                      error=error))
+    return ops, rnd.choice([START, None])
+
+
+def test_small_seeded_histories_agree_with_brute_force_within_a_step_budget() -> None:
+    rnd = random.Random(7)
+    steps = 0
+    for _ in range(400):
+        ops, initial = _seeded_small_history(rnd)
+        verdict = check_key(K, ops, initial)
+        assert verdict.status == (LINEARIZABLE if brute_force(ops, initial) else VIOLATION)
+        steps += verdict.steps
+    assert steps <= 1096
+
+
+@pytest.mark.parametrize(("ops", "budget", "corrupted_budget"), [
+    pytest.param(simulate(11, 400, nclients=5, outstanding=3,
+                          outage=Outage(start=40_000, end=60_000, applied=0.5)), 994, 1173,
+                 id="a leader kill"),
+    pytest.param(simulate(12, 300, nclients=6, unknown_rate=0.2), 733, 1896,
+                 id="many unknown outcomes"),
+])
+def test_simulated_histories_within_a_step_budget(ops: list[Operation], budget: int,
+                                                   corrupted_budget: int) -> None:
+    assert check_key("/k0", ops, INITIAL, max_steps=budget).status == LINEARIZABLE
+    corrupted = corrupt_value(ops, ok_gets(ops)[-5])
+    assert check_key("/k0", corrupted, INITIAL,
+                     max_steps=corrupted_budget).status == VIOLATION
+
+
+def test_the_prefix_reported_is_the_longest_and_the_first_found_of_its_length() -> None:
+    # The search places set a and the read of it, fails, and then tries the unknown write
+    # first: a shorter prefix, found later.
+    write, read = op(1, "set", 0, 10, value=b"a", got=1), op(3, "get", 20, 30, got=(b"a", 1))
+    ops = [write, op(2, "set", 0, None, value=b"b"), read, op(4, "get", 40, 50, got=(b"z", 9))]
+    assert [o for o, _ in check_key(K, ops, START).linearized] == [write, read]
+    # Set a and set b each make a prefix of one; set a's is found first. (The delete, of a
+    # version never reached, turns off the version reduction, which would cut both.)
+    a, b = op(1, "set", 0, 10, value=b"a", got=1), op(2, "set", 0, 10, value=b"b", got=1)
+    verdict = check_key(K, [a, b, op(3, "delete", 20, 30, version=7)], START)
+    assert [o for o, _ in verdict.linearized] == [a] and verdict.blocking == b
+
+
+@pytest.mark.parametrize("ops", [
+    pytest.param([op(0, "set", 9, 38, value=b"a", got=1),
+                  op(1, "delete", 5, 24),
+                  op(2, "check", 15, 38, version=0, error="bad_version")], id="set-check-delete"),
+    pytest.param([op(0, "delete", 22, 22),
+                  op(1, "set", 24, 33, value=b"d", got=1),
+                  op(2, "create", 17, 39, value=b"b"),
+                  op(3, "delete", 5, 40)], id="delete-create-set-delete"),
+])
+def test_histories_that_need_the_search_to_back_up_are_linearizable(
+        ops: list[Operation]) -> None:
+    # Found by random search: the first order tried fails, and the search must back up
+    # over a write and its neighbours in the list of calls and returns without losing any.
+    assert brute_force(ops, START)
+    assert status(ops) == LINEARIZABLE
+
+
+@pytest.mark.parametrize(("initial", "ops", "budget"), [
+    pytest.param(START, [
+        op(0, "set", 6, None, value=b"d", version=1), op(1, "set", 24, None, value=b"c"),
+        op(2, "get", 10, 25, got=(b"c", 3)), op(3, "set", 19, None, value=b"d"),
+        op(4, "create", 21, None, value=b"c"),
+        op(5, "set", 20, 39, value=b"a", version=1, got=2),
+        op(6, "set", 22, 27, value=b"a", version=0, got=4), op(7, "delete", 2, None),
+        op(8, "delete", 17, 30)], 585, id="memo"),
+    pytest.param(START, [
+        op(0, "set", 19, 30, value=b"b", version=-1, error="bad_version"),
+        op(1, "create", 16, 35, value=b"d", error="node_exists"),
+        op(2, "delete", 8, 13, version=0), op(3, "delete", 2, None),
+        op(4, "set", 26, None, value=b"a", version=2), op(5, "get", 2, 25, got=(b"a", 3)),
+        op(6, "create", 5, None, value=b"b"), op(7, "create", 10, 14, value=b"d"),
+        op(8, "get", 6, 28, got=(b"a", 2))], 54, id="dead observer"),
+    pytest.param(None, [
+        op(0, "create", 13, None, value=b"c"), op(1, "get", 11, 39, error="no_node"),
+        op(2, "set", 7, 15, value=b"d", version=2, got=2), op(3, "delete", 11, 20),
+        op(4, "get", 10, 22, got=(b"x", 0)), op(5, "create", 13, 34, value=b"a"),
+        op(6, "set", 26, 37, value=b"a", version=0, got=3),
+        op(7, "create", 4, None, value=b"b")], 29, id="backing up"),
+])
+def test_violations_found_within_a_step_budget(initial: VersionedData | None,
+                                               ops: list[Operation], budget: int) -> None:
+    # Random histories on which the memo of dead configurations, giving up a configuration
+    # where an observer meets one, and keeping the set of placed operations right when
+    # backing up each save steps.
+    assert status(ops, initial) == VIOLATION
+    assert check_key(K, ops, initial, max_steps=budget).status == VIOLATION

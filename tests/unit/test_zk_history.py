@@ -143,16 +143,56 @@ def test_files_on_different_clocks_are_not_combined(tmp_path: Path) -> None:
     write_run([o for o in ops if o.process == 0], tmp_path, {"/k0": INITIAL})
     write_run([o for o in ops if o.process == 1], tmp_path, {"/k0": INITIAL},
               clock="monotonic:another-boot")
-    with pytest.raises(HistoryFormatError, match="times from different clocks"):
+    with pytest.raises(HistoryFormatError) as refused:
         load_history(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path / 'client-1.history'}: clock 'monotonic:another-boot', but "
+        f"{tmp_path / 'client-0.history'} has 'monotonic:test-boot'; times from different "
+        "clocks cannot be ordered")
 
 
 def test_files_disagreeing_on_an_initial_state_are_refused(tmp_path: Path) -> None:
     ops = simulate(1, 50, nclients=2)
     write_run([o for o in ops if o.process == 0], tmp_path, {"/k0": INITIAL})
     write_run([o for o in ops if o.process == 1], tmp_path, {"/k0": VersionedData(b"other", 0)})
-    with pytest.raises(HistoryFormatError, match="initial state of /k0 disagrees"):
+    with pytest.raises(HistoryFormatError) as refused:
         load_history(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'client-1.history'}: initial state of /k0 "
+                                  "disagrees with another file's")
+
+
+def test_one_process_in_two_files_is_refused(tmp_path: Path) -> None:
+    ops = [o for o in simulate(1, 50, nclients=2) if o.process == 0]
+    write_run(ops, tmp_path / "a", {"/k0": INITIAL})
+    (tmp_path / "a" / "client-0.history").rename(tmp_path / "a" / "again.history")
+    write_run(ops, tmp_path / "a", {"/k0": INITIAL})
+    with pytest.raises(HistoryFormatError) as refused:
+        load_history(tmp_path / "a")
+    assert str(refused.value) == (f"{tmp_path / 'a' / 'client-0.history'}: process 0 also "
+                                  f"wrote {tmp_path / 'a' / 'again.history'}")
+
+
+def test_a_history_is_a_file_or_a_directory_of_them(tmp_path: Path) -> None:
+    ops = simulate(1, 50, nclients=2)
+    write_run(ops, tmp_path, {"/k0": INITIAL})
+    one = load_history(tmp_path / "client-1.history")
+    assert one.files == 1 and {o.process for o in one.operations} == {1}
+    assert one.initial == {"/k0": INITIAL}
+    both = load_history(tmp_path)
+    assert both.files == 2 and len(both.operations) == len(ops)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HistoryFormatError) as refused:
+        load_history(tmp_path / "empty")
+    assert str(refused.value) == f"{tmp_path / 'empty'}: no *.history files"
+    with pytest.raises(HistoryFormatError) as refused:
+        load_history(tmp_path / "nothing")
+    assert str(refused.value) == f"{tmp_path / 'nothing'}: no such file or directory"
+
+
+def test_check_file_keeps_to_its_step_budget(tmp_path: Path) -> None:
+    write_run(simulate(5, 200, nclients=4), tmp_path, {"/k0": INITIAL})
+    assert check_file(tmp_path).ok
+    assert check_file(tmp_path, max_steps=10).undecided
 
 
 def test_check_file_on_written_runs(tmp_path: Path) -> None:
