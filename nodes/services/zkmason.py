@@ -132,7 +132,7 @@ class Kept(msgspec.Struct, array_like=True):
 
 
 _kept_encoder = msgspec.msgpack.Encoder()
-_kept_decoder = msgspec.msgpack.Decoder(tuple[bytes, list[Kept]])
+_kept_decoder = msgspec.msgpack.Decoder(tuple[bytes, list[Kept], dict[int, int]])
 
 
 def zxid_of(lasts: list[int]) -> int:
@@ -159,6 +159,7 @@ class ZkMasonService:
         self.calls: dict[Key, ZkCall] = {}  # committed, until done and acknowledged
         self.undone: set[Key] = set()
         self.finished: list[Key] = []  # leader: done since the last entry
+        self.acked_upto: dict[int, int] = {}  # client -> every answer up to here received
         self.listeners: list[AppliedListener] = []
         self.restored: list[Callable[[], None]] = []
         self.closed_listeners: list[Callable[[list[int]], None]] = []
@@ -283,14 +284,19 @@ class ZkMasonService:
         decoded = _notes_decoder.decode(notes)
         self.entry_time_ms = decoded.time_ms
         calls = self.calls
+        acked = self.acked_upto
         for raw in decoded.done:
             key = (raw[0], raw[1], raw[2])
             self.undone.discard(key)
-            if key[0] == NOOP_CLIENT:
-                calls.pop(key, None)  # nobody will ask for a noop's answer
+            # Nobody will ask for a noop's answer, nor for one its client already has.
+            if key[0] == NOOP_CLIENT or key[1] <= acked.get(key[0], -1):
+                calls.pop(key, None)
 
     def acked(self, client_id: int, ack: int) -> None:
-        """The client has every answer up to `ack`: its done calls are no longer needed."""
+        """The client has every answer up to `ack`: its done calls are no longer needed
+        (those still undone go when they are reported done)."""
+        if ack > self.acked_upto.get(client_id, -1):
+            self.acked_upto[client_id] = ack
         for key in [k for k in self.calls if k[0] == client_id and k[1] <= ack
                     and k not in self.undone]:
             del self.calls[key]
@@ -307,14 +313,14 @@ class ZkMasonService:
     def snapshot(self) -> bytes:
         kept = [Kept(c.key, c.txn, list(c.numbers), c.local, c.origin, list(c.noops),
                      c.settled, c.key not in self.undone) for c in self.calls.values()]
-        return _kept_encoder.encode((zk_snapshot.take(self.machine), kept))
+        return _kept_encoder.encode((zk_snapshot.take(self.machine), kept, self.acked_upto))
 
     def restore(self, data: bytes) -> None:
-        self.calls, self.undone = {}, set()
+        self.calls, self.undone, self.acked_upto = {}, set(), {}
         if not data:
             self.machine = ZkStateMachine(tick_ms=self.tick_ms)
         else:
-            machine_bytes, kept = _kept_decoder.decode(data)
+            machine_bytes, kept, self.acked_upto = _kept_decoder.decode(data)
             self.machine = zk_snapshot.restore(machine_bytes)
             for k in kept:
                 key = (k.key[0], k.key[1], k.key[2])

@@ -203,3 +203,21 @@ def test_a_snapshot_restores_every_part_of_the_state():
 def test_a_snapshot_for_another_number_of_spaces_is_refused():
     with pytest.raises(ValueError):
         GroupState(1, 1, "h", 1, block=8).restore(rich_state().snapshot())
+
+
+def test_a_clients_ack_reaches_the_service_with_its_client_and_reqid():
+    from nodes.services.zkmason import ZkMasonService, encode_op
+    from nodes.zk.requests import GetData, Txn
+
+    service = ZkMasonService(1, clock=lambda: 1000)
+    state = GroupState(1, 1, "h", 1, service=service)
+    read = encode_op(Txn(0, 0, GetData("/k")), -1)
+    ops = [OpRecord(7, r, [1], [r], read) for r in range(3)] + [OpRecord(8, 0, [1], [3], read)]
+    state.apply(BatchEntry(1, 1, ops, []))
+    for call in service.pending():
+        service.done(call)
+    # The next entry reports them done, and client 7 has its answers up to reqid 1.
+    state.apply(BatchEntry(2, 2, [], [(7, 1)], notes=service.take_notes()))
+    assert service.call_of(7, 0) is None and service.call_of(7, 1) is None
+    assert service.call_of(7, 2) is not None  # not acknowledged yet
+    assert service.call_of(8, 0) is not None  # another client's

@@ -143,7 +143,9 @@ def test_a_snapshot_keeps_sessions_and_what_is_owed() -> None:
     s = service()
     session = open_session(s)
     s.apply([record(Txn(session, 0, GetData("/k")), [1, 0, 0, 0], [0, -1, -1, -1])], False)
+    s.acked(5, 0)
     twin = ZkMasonService(NSHARDS, group=3)
     twin.restore(s.snapshot())
     assert session in twin.machine.sessions
     assert twin.pending() == s.pending()
+    assert twin.acked_upto == {5: 0}
