@@ -43,7 +43,7 @@ def test_cleanup_ends_what_a_killed_controller_left_on_every_machine(bed: Bed):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
-        wait_for(lambda: any(bed.nodes.rglob("crashed/client-*.ready"))
+        wait_for(lambda: any(bed.nodes.rglob("crashed/clients/client-*.ready"))
                  or controller.poll() is not None, 120, "the run's clients to start")
         assert controller.poll() is None, "the run ended before it could be killed"
         controller.send_signal(signal.SIGKILL)

@@ -119,7 +119,9 @@ def test_each_node_process_runs_on_the_core_experiment_toml_records(bed: Bed):
     record_path = bed.results / name / "experiment.toml"
 
     def pid_file(proc: str) -> Path | None:
-        found = list(bed.nodes.glob(f"**/runs/{name}/{proc}.pid"))
+        # A client process's files are in its run's clients/ (analysis/runfiles.py).
+        where = "clients/" if proc.startswith("client-") else ""
+        found = list(bed.nodes.glob(f"**/runs/{name}/{where}{proc}.pid"))
         return found[0] if found and found[0].with_suffix(".ready").exists() else None
 
     def recorded_pinning() -> dict | None:
