@@ -1,4 +1,5 @@
-"""The whole Emulab workflow rehearsed: testbed up -> setup -> run (and a fault run) -> down.
+"""The whole Emulab workflow rehearsed: testbed up -> setup -> run (and a fault run) -> down,
+with the leftovers of a killed controller cleaned up and the ZooKeeper systems run too.
 
 Real sshd in network namespaces on 198.18.0.0/15, real node processes started over SSH,
 results collected over SFTP; skipped with the reason unless root, iproute2 and sshd exist
@@ -8,6 +9,7 @@ results collected over SFTP; skipped with the reason unless root, iproute2 and s
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import msgspec
 import pytest
 
 from analysis.contiguity import check_run
+from analysis.zkshards import check_run as check_shards
 from orchestrator import testbed
 from tests.conftest import REPO, interrupt, masonctl, our_processes, wait_for
 from tests.faults.timing import ELECTION_RECOVERY_S, run_length
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.testbed
 require_testbed()
 
 SHORT = ["--warmup", "1", "--cooldown", "0.5", "--expduration", "3"]
+ROLES = "sequencer=2,proxy=3,client=1,server=3"
 
 
 def run(bed: Bed, name: str, *extra: str):
@@ -41,7 +45,9 @@ def run(bed: Bed, name: str, *extra: str):
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    with set_up_bed(tmp_path_factory, "rehearsal-run") as ready:
+    # Three server hosts: a ZK-Mason shard's replicas each on its own (one testbed for the
+    # whole workflow: bringing one up is the slow part).
+    with set_up_bed(tmp_path_factory, "rehearsal-run", roles=ROLES) as ready:
         yield ready
 
 
@@ -171,6 +177,94 @@ def test_the_corfu_systems_run_on_the_testbed(bed: Bed):
         run_dir = bed.results / system
         assert (run_dir / "server-0-0.entries").exists()  # the dump came back over SFTP
         assert "198.18." in (run_dir / "server-0-0.toml").read_text()
+
+
+# ---- leftovers after a crash ----------------------------------------------------------
+
+LOAD = ["--nproxies", "3", "--nproxy_threads", "1", "--nclients", "1", "--nclient_threads",
+        "1", "--client_concurrency", "4", "--warmup", "1", "--cooldown", "0.5"]
+
+
+def run_args(bed: Bed, name: str, seconds: str) -> list[str]:
+    return ["run", "--machine-info", str(bed.info), "--testbed", str(bed.dir), *LOAD,
+            "--expduration", seconds, "--outdir", name, "--results", str(bed.results),
+            "--retries", "0"]
+
+
+def test_cleanup_ends_what_a_killed_controller_left_on_every_machine(bed: Bed):
+    controller = subprocess.Popen(
+        [sys.executable, "-c", "from orchestrator.cli import main; main()",
+         *run_args(bed, "crashed", "300")],
+        cwd=bed.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        wait_for(lambda: any(bed.nodes.rglob("crashed/clients/client-*.ready"))
+                 or controller.poll() is not None, 120, "the run's clients to start")
+        assert controller.poll() is None, "the run ended before it could be killed"
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+        # The nodes themselves (python -m nodes.<role>), not the launchers watching them.
+        nodes = [p for p in our_processes(str(bed.nodes)) if p.split()[1:2] == ["-m"]]
+        assert len(nodes) >= 5, nodes  # sequencers, 3 proxies, a client
+
+        again = masonctl(*run_args(bed, "second", "2"), cwd=bed.root, timeout=180)
+        assert again.returncode != 0
+        errors = [line for line in again.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1, again.stderr
+        assert "ports this run needs are held" in errors[0] and "(pid " in errors[0]
+        assert "masonctl cleanup --machine-info" in errors[0]
+
+        done = masonctl("cleanup", "--machine-info", str(bed.info), "--testbed",
+                        str(bed.dir), cwd=bed.root, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"ended {len(nodes)} node process(es)" in done.stdout, done.stdout
+        # The SSH launchers that watched the nodes write their exit status and go too.
+        wait_for(lambda: our_processes(str(bed.nodes)) == [], 30,
+                 "every process of the run to be gone")
+        quiet = masonctl("cleanup", "--machine-info", str(bed.info), "--testbed",
+                         str(bed.dir), cwd=bed.root, timeout=180)
+        assert quiet.returncode == 0 and "no node process left behind" in quiet.stdout
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait()
+        masonctl("cleanup", "--machine-info", str(bed.info), "--testbed", str(bed.dir),
+                 cwd=bed.root, timeout=180)
+
+
+# ---- the ZooKeeper systems ----------------------------------------------------------------
+
+ZK_RUN = ["--warmup", "1", "--cooldown", "0.5", "--nclients", "1", "--nclient_threads", "2",
+       "--client_concurrency", "8", "--write_percent", "50", "--read_percent", "50",
+       "--record-seqnums", "--expduration", str(run_length(1.0, ELECTION_RECOVERY_S))]
+
+
+def zk_run(bed: Bed, name: str, *extra: str) -> str:
+    done = masonctl("run", "--machine-info", str(bed.info), "--testbed", str(bed.dir),
+                    *ZK_RUN, *extra, "--outdir", name, "--results", str(bed.results),
+                    cwd=bed.root, timeout=280)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "linearizability: OK" in output, output
+    return output
+
+
+def test_rsmkeeper_on_the_testbed(bed: Bed) -> None:
+    zk_run(bed, "rsmkeeper", "--system", "rsmkeeper", "--nproxies", "3", "--kill_leader", "1")
+    assert "198.18." in (bed.results / "rsmkeeper" / "proxy-0-0.toml").read_text()
+
+
+def test_zkmason_on_the_testbed(bed: Bed) -> None:
+    output = zk_run(bed, "zkmason", "--system", "zkmason", "--nproxies", "3",
+                 "--nzk_servers", "3", "--kill_zk_server", "1")
+    assert "shards: OK" in output, output
+    run_dir = bed.results / "zkmason"
+    verdict = check_shards(run_dir)
+    assert verdict.ok and len(verdict.shards) == 1, "\n".join(verdict.lines())
+    # Each shard replica ran on its own testbed host and its record came back over SFTP.
+    assert len(list(run_dir.glob("*.exec"))) == 3
+    assert "198.18." in (run_dir / "server-0.toml").read_text()
 
 
 def test_down_leaves_nothing_behind(bed: Bed):
