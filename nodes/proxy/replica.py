@@ -38,6 +38,7 @@ from nodes.proxy.group_state import GroupState
 from nodes.proxy.sequencer_link import SequencerLink
 from nodes.rpc import Conn, Peer
 from nodes.services import Effect, LogWrite, Refused, Service, make_service
+from nodes.services.zkmason import ZkCall
 
 log = logging.getLogger("mason.proxy")
 
@@ -439,9 +440,9 @@ class Replica:
         redriven: list[tuple[Op | None, list[Effect]]] = []
         for effect in owed:
             op = None
-            owner = effect.owner if isinstance(effect, LogWrite) else getattr(effect, "key", None)
-            if owner is not None and owner[0] != entries.NOOP_CLIENT:
-                op = Op(owner[0], owner[1], [], None, 0)
+            if isinstance(effect, (LogWrite, ZkCall)) and effect.owner[0] != entries.NOOP_CLIENT:
+                client_id, reqid = effect.owner
+                op = Op(client_id, reqid, [], None, 0)
             redriven.append((op, [effect]))
         self.owe(redriven)
 

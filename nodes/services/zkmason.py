@@ -108,6 +108,11 @@ class ZkCall:
     noops: tuple[tuple[int, int, int], ...] = ()
     settled: bytes = b""
 
+    @property
+    def owner(self) -> tuple[int, int]:
+        """(client id, reqid) of the operation; NOOP_CLIENT first for a noop's."""
+        return self.key[0], self.key[1]
+
 
 class Notes(msgspec.Struct, array_like=True):
     time_ms: int
@@ -238,17 +243,14 @@ class ZkMasonService:
             expired = machine.sessions.expired(now)
             if not expired:
                 # Nothing to delete anywhere: its numbers pass as noops, holding no shard.
-                answer = encode_answer(Answer(OkResult(), txn.zxid))
-                noops = tuple((space, number, number) for space, number in numbers)
-                return [self._owe(ZkCall(key, None, (), False, zop.origin, noops, answer))]
+                return [self._owe_as_noops(key, zop.origin, numbers, OkResult(), txn.zxid)]
             for sid in expired:
                 machine.sessions.close(sid)
             self._closed(expired)
             txn = msgspec.structs.replace(txn, request=Tick(sessions=expired))
         elif txn.session and not machine.sessions.touch(txn.session, now):
-            answer = encode_answer(Answer(ErrorResult(Err.SESSION_EXPIRED), txn.zxid))
-            noops = tuple((space, number, number) for space, number in numbers)
-            return [self._owe(ZkCall(key, None, (), False, zop.origin, noops, answer))]
+            return [self._owe_as_noops(key, zop.origin, numbers,
+                                       ErrorResult(Err.SESSION_EXPIRED), txn.zxid)]
         elif isinstance(request, CloseSession):
             machine.sessions.close(txn.session)
             self._closed([txn.session])
@@ -263,6 +265,14 @@ class ZkMasonService:
         if sessions:
             for listener in self.closed_listeners:
                 listener(sessions)
+
+    def _owe_as_noops(self, key: Key, origin: int, numbers: tuple[tuple[int, int], ...],
+                      result: Result, zxid: int) -> ZkCall:
+        """An operation whose answer is known without the shards: its numbers still reach
+        them, as noops."""
+        noops = tuple((space, number, number) for space, number in numbers)
+        answer = encode_answer(Answer(result, zxid))
+        return self._owe(ZkCall(key, None, (), False, origin, noops, answer))
 
     def _owe(self, call: ZkCall) -> ZkCall:
         self.calls[call.key] = call

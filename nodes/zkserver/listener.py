@@ -53,8 +53,7 @@ class ZkListener:
         self.service = service
         self.conf = conf
         # ZK-Mason's replicas hold no tree: every read goes to the shards.
-        self.sharded = isinstance(service, ZkMasonService)
-        self.local_reads = conf.zk_local_reads and not self.sharded
+        self.local_reads = conf.zk_local_reads and not isinstance(service, ZkMasonService)
         self.max_frame = conf.zk_max_frame
         self.keepalive_s = conf.zk_tick_ms / 2000
         self.submitter = Submitter(replica)
