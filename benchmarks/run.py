@@ -21,15 +21,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from analysis.aggregate import summarize_run
+from benchmarks.cpu import CpuSampler, client_window, cpu_per_op, format_roles
 from orchestrator.ports import free_port_block
 from orchestrator.runner import execute_local
 from orchestrator.spec import ExperimentSpec, validate
 
 CONCURRENCY = (1, 16, 64)
+# Client loads that saturate this machine's two cores: the CPU-per-operation figure.
+SATURATION = ("4x64", "16x16")
 console = Console(stderr=True)
 
 
@@ -59,16 +63,22 @@ def driver(kind: str, port: int, concurrency: int, seconds: float) -> dict[str, 
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def bench_mason(concurrency: int, seconds: float, root: Path) -> dict[str, float]:
+def bench_mason(concurrency: int, seconds: float, root: Path,
+                processes: int = 1) -> dict[str, Any]:
+    """One mason run: `processes` client processes with `concurrency` outstanding each;
+    throughput, latency and the CPU every role spent per operation (us)."""
     spec = validate(ExperimentSpec(
-        name=f"mason-c{concurrency}", nclient_threads=1, client_concurrency=concurrency,
-        expduration=seconds, warmup=1.0, cooldown=0.5, base_port=free_port_block(64),
-        record_seqnums=False,
+        name=f"mason-{processes}x{concurrency}", nclient_threads=processes,
+        client_concurrency=concurrency, expduration=seconds, warmup=1.0, cooldown=0.5,
+        base_port=free_port_block(64), record_seqnums=False,
     ))
     run_dir = root / spec.name
-    execute_local(spec, run_dir, console)
+    with CpuSampler(str(run_dir)) as sampler:
+        execute_local(spec, run_dir, console)
     s = summarize_run(run_dir)
-    return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us}
+    start, end, ops = client_window(run_dir)
+    return {"ops_per_s": s.throughput_ops, "p50_us": s.p50_us, "p99_us": s.p99_us,
+            "cpu_us_per_op": cpu_per_op(sampler, run_dir, start, end, ops)}
 
 
 def bench_redis(concurrency: int, seconds: float) -> dict[str, float] | None:
@@ -127,8 +137,8 @@ def table(rows: list[dict[str, object]]) -> str:
     lines = [
         "| outstanding | mason ops/s | p50 us | p99 us | redis INCR ops/s | p50 us | p99 us "
         "| redis-benchmark ops/s | RPC ceiling ops/s | p50 us | p99 us | mason/redis "
-        "| mason/ceiling |",
-        "|" + "---|" * 13,
+        "| mason/ceiling | mason CPU us/op (by role) |",
+        "|" + "---|" * 14,
     ]
     for r in rows:
         m, rd, c = r["mason"], r.get("redis"), r["ceiling"]
@@ -140,8 +150,23 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{fmt(rd.get('p99_us'))} | {fmt(rd.get('redis_benchmark_ops_per_s'))} | "
             f"{fmt(c['ops_per_s'])} | {fmt(c['p50_us'])} | {fmt(c['p99_us'])} | "
             f"{fmt(ratio(r, 'mason_over_redis'), '.2f')} | "
-            f"{fmt(ratio(r, 'mason_over_ceiling'), '.2f')} |"
+            f"{fmt(ratio(r, 'mason_over_ceiling'), '.2f')} | "
+            f"{format_roles(m.get('cpu_us_per_op') or {})} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def saturation_table(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return ""
+    lines = ["", "Saturation: several client processes against the one group.", "",
+             "| client processes x outstanding | ops/s | p50 us | p99 us "
+             "| CPU us/op (by role) |", "|---|---|---|---|---|"]
+    for r in rows:
+        m = r["mason"]
+        assert isinstance(m, dict)
+        lines.append(f"| {r['saturation']} | {fmt(m['ops_per_s'])} | {fmt(m['p50_us'])} | "
+                     f"{fmt(m['p99_us'])} | {format_roles(m.get('cpu_us_per_op') or {})} |")
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--concurrency", type=int, nargs="*", default=list(CONCURRENCY))
+    parser.add_argument("--saturation", type=str, nargs="*", default=list(SATURATION),
+                        help="PROCESSESxOUTSTANDING client loads for the saturation rows")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
@@ -167,9 +194,19 @@ def main(argv: list[str] | None = None) -> None:
                 row["mason_over_redis"] = mason["ops_per_s"] / redis["ops_per_s"]
             row["mason_over_ceiling"] = mason["ops_per_s"] / ceiling["ops_per_s"]
             rows.append(row)
+        for load in args.saturation:
+            processes, outstanding = (int(part) for part in load.split("x"))
+            console.print(f"saturation {load}: mason")
+            rows.append({"saturation": load, "mason": bench_mason(
+                outstanding, args.seconds, Path(tmp), processes)})
+    single = [r for r in rows if "outstanding" in r]
+    saturated = [r for r in rows if "saturation" in r]
     write_report(args.out, "core", "mason core benchmark", args.seconds,
                  "One sequencer, one group of three, one client process; all on this "
-                 "machine.", rows, table(rows))
+                 "machine. CPU per operation: every process's CPU (from /proc) in the "
+                 "clients' measured window over the operations answered in it; the "
+                 "followers' figure is both followers together.", rows,
+                 table(single) + saturation_table(saturated))
 
 
 def write_report(out: Path, stem: str, title: str, seconds: float | None, setup: str,

@@ -1,0 +1,184 @@
+"""CPU per operation: what every process of a run spends, read from /proc while it runs.
+
+A sampler thread reads utime+stime (children included) of every process whose command line
+names the run's directory, a few times a second. After the run, each process's CPU inside
+the clients' measured window is interpolated from the samples around the window's edges,
+so start-up and shut-down cancel out. Divided by the operations answered in the window it
+gives microseconds of CPU per operation, in all and per role (client, leader, follower,
+sequencer, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+SAMPLE_S = 0.05
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """utime + stime + cutime + cstime of `pid` in seconds, None once it has gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its end.
+    fields = raw[raw.rindex(b")") + 2:].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) * TICK_S
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def node_name(cmdline: list[str]) -> str | None:
+    """A node process's name: its config file's stem (`python -m nodes.<role> --config X`)."""
+    if "-m" not in cmdline or "--config" not in cmdline:
+        return None
+    module = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
+    if not module.startswith("nodes."):
+        return None
+    k = cmdline.index("--config") + 1
+    return Path(cmdline[k]).stem if k < len(cmdline) else None
+
+
+@dataclass
+class Track:
+    name: str
+    times: list[float] = field(default_factory=list)  # unix seconds
+    cpu: list[float] = field(default_factory=list)  # cumulative CPU seconds
+
+    def at(self, t: float) -> float:
+        """Cumulative CPU at unix time t, interpolated; 0 before the first sample (the
+        process had just started) and the last value after the process ended."""
+        times, cpu = self.times, self.cpu
+        if not times or t <= times[0]:
+            return 0.0 if not times or t < times[0] else cpu[0]
+        k = bisect_left(times, t)
+        if k >= len(times):
+            return cpu[-1]
+        t0, t1 = times[k - 1], times[k]
+        return cpu[k - 1] + (cpu[k] - cpu[k - 1]) * (t - t0) / (t1 - t0)
+
+
+class CpuSampler:
+    """Samples the CPU of every node process whose command line mentions `marker`."""
+
+    def __init__(self, marker: str, period: float = SAMPLE_S) -> None:
+        self.marker = marker
+        self.period = period
+        self.tracks: dict[int, Track] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _scan(self) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            track = self.tracks.get(pid)
+            if track is None:
+                cmdline = proc_cmdline(pid)
+                name = node_name(cmdline)
+                if name is None or not any(self.marker in part for part in cmdline):
+                    continue
+                track = self.tracks[pid] = Track(name)
+            cpu = proc_cpu_s(pid)
+            if cpu is not None:
+                track.times.append(time.time())
+                track.cpu.append(cpu)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._scan()
+            self._stop.wait(self.period)
+
+    def window_cpu(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each node (by name; a restarted node's incarnations summed) spent in
+        [start, end] (unix seconds)."""
+        spent: dict[str, float] = {}
+        for track in self.tracks.values():
+            spent[track.name] = spent.get(track.name, 0.0) + track.at(end) - track.at(start)
+        return spent
+
+
+def proxy_roles(run_dir: Path) -> dict[str, str]:
+    """Proxy name -> its final role (leader, follower, ...) from the nodes' summaries."""
+    roles = {}
+    for path in run_dir.glob("*.node.json"):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("role") == "proxy":
+            roles[str(summary.get("name", path.name.removesuffix(".node.json")))] = str(
+                summary.get("final_role", "proxy"))
+    return roles
+
+
+def role_of(name: str, proxies: dict[str, str]) -> str:
+    if name in proxies:
+        return proxies[name]
+    return name.split("-", 1)[0]
+
+
+def cpu_per_op(sampler: CpuSampler, run_dir: Path, start: float, end: float,
+               ops: int) -> dict[str, float]:
+    """{"all": us/op, "<role>": us/op, ...} over the window [start, end] (unix seconds)."""
+    proxies = proxy_roles(run_dir)
+    by_role: dict[str, float] = {}
+    for name, seconds in sampler.window_cpu(start, end).items():
+        role = role_of(name, proxies)
+        by_role[role] = by_role.get(role, 0.0) + seconds
+    if ops <= 0:
+        return {}
+    result = {"all": sum(by_role.values()) * 1e6 / ops}
+    for role, seconds in sorted(by_role.items()):
+        result[role] = seconds * 1e6 / ops
+    return result
+
+
+def client_window(run_dir: Path) -> tuple[float, float, int]:
+    """The clients' common measured window (unix seconds) and the operations answered in
+    it, from every client's summary."""
+    starts, ends, ops = [], [], 0
+    for path in run_dir.rglob("*.summary.json"):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if "ops_measured" not in summary:
+            continue
+        starts.append(summary["window_start_unix_ms"] / 1000)
+        ends.append(summary["window_end_unix_ms"] / 1000)
+        ops += int(summary["ops_measured"])
+    if not starts:
+        return 0.0, 0.0, 0
+    return min(starts), max(ends), ops
+
+
+def format_roles(cpu: dict[str, float]) -> str:
+    """'all 24.1 (client 8.0, leader 9.2, ...)' for a table cell."""
+    if not cpu:
+        return "n/a"
+    parts = ", ".join(f"{role} {value:.1f}" for role, value in cpu.items() if role != "all")
+    return f"{cpu['all']:.1f} ({parts})"
