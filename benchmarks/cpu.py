@@ -5,7 +5,13 @@ names the run's directory, a few times a second. After the run, each process's C
 the clients' measured window is interpolated from the samples around the window's edges,
 so start-up and shut-down cancel out. Divided by the operations answered in the window it
 gives microseconds of CPU per operation, in all and per role (client, leader, follower,
-sequencer, ...).
+sequencer, log server, ...).
+
+Processes that are not node processes (a Java ZooKeeper server, the benchmark's own kazoo
+client) are sampled by pid, named and given a role by the caller. Where the processes stay
+up for the whole measurement the caller can also sample() at the edges of each point
+itself, without the sampler thread (whose own CPU would otherwise count for the process
+that runs it).
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nodes.status import parse_role, read_summary
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 SAMPLE_S = 0.05
@@ -42,20 +51,31 @@ def proc_cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def node_name(cmdline: list[str]) -> str | None:
-    """A node process's name: its config file's stem (`python -m nodes.<role> --config X`)."""
+def node_of(cmdline: list[str]) -> tuple[str, str] | None:
+    """(name, kind) of a node process, `python -m nodes.<kind> --config <dir>/<name>.toml`;
+    None for any other command line."""
     if "-m" not in cmdline or "--config" not in cmdline:
         return None
-    module = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
+    m = cmdline.index("-m") + 1
+    module = cmdline[m] if m < len(cmdline) else ""
     if not module.startswith("nodes."):
         return None
     k = cmdline.index("--config") + 1
-    return Path(cmdline[k]).stem if k < len(cmdline) else None
+    if k >= len(cmdline):
+        return None
+    return Path(cmdline[k]).stem, module.removeprefix("nodes.")
+
+
+def node_name(cmdline: list[str]) -> str | None:
+    """A node process's name: its config file's stem (`python -m nodes.<role> --config X`)."""
+    node = node_of(cmdline)
+    return None if node is None else node[0]
 
 
 @dataclass
 class Track:
     name: str
+    kind: str = ""  # the node's module under nodes/ (proxy, logserver, ...), or a role
     times: list[float] = field(default_factory=list)  # unix seconds
     cpu: list[float] = field(default_factory=list)  # cumulative CPU seconds
 
@@ -73,12 +93,15 @@ class Track:
 
 
 class CpuSampler:
-    """Samples the CPU of every node process whose command line mentions `marker`."""
+    """Samples the CPU of every node process whose command line mentions one of `markers`
+    (a run's directory), and of the processes `pids` names: pid -> (name, role)."""
 
-    def __init__(self, marker: str, period: float = SAMPLE_S) -> None:
-        self.marker = marker
+    def __init__(self, *markers: str, pids: dict[int, tuple[str, str]] | None = None,
+                 period: float = SAMPLE_S) -> None:
+        self.markers = markers
         self.period = period
-        self.tracks: dict[int, Track] = {}
+        self.tracks: dict[int, Track] = {
+            pid: Track(name, role) for pid, (name, role) in (pids or {}).items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -90,18 +113,22 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def _scan(self) -> None:
+    def sample(self) -> None:
+        """One reading of every process: new node processes are found, gone ones skipped."""
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             pid = int(entry)
             track = self.tracks.get(pid)
             if track is None:
-                cmdline = proc_cmdline(pid)
-                name = node_name(cmdline)
-                if name is None or not any(self.marker in part for part in cmdline):
+                if not self.markers:
                     continue
-                track = self.tracks[pid] = Track(name)
+                cmdline = proc_cmdline(pid)
+                node = node_of(cmdline)
+                if node is None or not any(marker in part for part in cmdline
+                                           for marker in self.markers):
+                    continue
+                track = self.tracks[pid] = Track(*node)
             cpu = proc_cpu_s(pid)
             if cpu is not None:
                 track.times.append(time.time())
@@ -109,45 +136,65 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._scan()
+            self.sample()
             self._stop.wait(self.period)
 
     def window_cpu(self, start: float, end: float) -> dict[str, float]:
-        """CPU seconds each node (by name; a restarted node's incarnations summed) spent in
-        [start, end] (unix seconds)."""
+        """CPU seconds each process (by name; a restarted node's incarnations summed) spent
+        in [start, end] (unix seconds)."""
         spent: dict[str, float] = {}
         for track in self.tracks.values():
             spent[track.name] = spent.get(track.name, 0.0) + track.at(end) - track.at(start)
         return spent
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Process name -> its kind (node module, or the role a pid was given)."""
+        return {track.name: track.kind for track in self.tracks.values()}
 
-def proxy_roles(run_dir: Path) -> dict[str, str]:
-    """Proxy name -> its final role (leader, follower, ...) from the nodes' summaries."""
-    roles = {}
-    for path in run_dir.glob("*.node.json"):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if summary.get("role") == "proxy":
-            roles[str(summary.get("name", path.name.removesuffix(".node.json")))] = str(
-                summary.get("final_role", "proxy"))
+
+def proxy_roles(*run_dirs: Path) -> dict[str, str]:
+    """Proxy name -> its role (leader, follower, ...): the final one from the summary it
+    wrote on stopping, else (still running) the one in its `.role` file."""
+    roles: dict[str, str] = {}
+    for run_dir in run_dirs:
+        for path in run_dir.glob("*.role"):
+            parsed = parse_role(path.read_text(errors="replace")) if path.is_file() else None
+            if parsed is not None:
+                roles[path.name.removesuffix(".role")] = parsed[0]
+        for path in run_dir.glob("*.node.json"):
+            try:
+                summary = read_summary(path)
+            except ValueError:
+                continue
+            if summary.role == "proxy":
+                roles[summary.name] = summary.final_role or "proxy"
     return roles
 
 
-def role_of(name: str, proxies: dict[str, str]) -> str:
-    if name in proxies:
+# Node kinds whose role has another name: every load generator is a client.
+KIND_ROLES = {"corfuclient": "client", "zkclient": "client", "zkshard": "shard"}
+
+
+def role_of(name: str, proxies: dict[str, str], kind: str = "") -> str:
+    """The role a process's CPU counts for: a proxy's Raft role, else its kind (node module
+    or the role its pid was sampled as), else its name's first word."""
+    if kind in ("", "proxy") and name in proxies:
         return proxies[name]
+    if kind:
+        return KIND_ROLES.get(kind, kind)
     return name.split("-", 1)[0]
 
 
-def cpu_per_op(sampler: CpuSampler, run_dir: Path, start: float, end: float,
-               ops: int) -> dict[str, float]:
-    """{"all": us/op, "<role>": us/op, ...} over the window [start, end] (unix seconds)."""
-    proxies = proxy_roles(run_dir)
+def cpu_per_op(sampler: CpuSampler, run_dirs: Path | Sequence[Path], start: float,
+               end: float, ops: int) -> dict[str, float]:
+    """{"all": us/op, "<role>": us/op, ...} over the window [start, end] (unix seconds);
+    `run_dirs` hold the proxies' role files."""
+    proxies = proxy_roles(*([run_dirs] if isinstance(run_dirs, Path) else run_dirs))
+    kinds = sampler.kinds
     by_role: dict[str, float] = {}
     for name, seconds in sampler.window_cpu(start, end).items():
-        role = role_of(name, proxies)
+        role = role_of(name, proxies, kinds.get(name, ""))
         by_role[role] = by_role.get(role, 0.0) + seconds
     if ops <= 0:
         return {}
