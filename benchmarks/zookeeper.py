@@ -9,19 +9,22 @@ the CPUs alone allow. `measure(connect_string, workload)` runs the same load aga
 server speaking ZooKeeper's protocol, so other systems are rows beside it, in the same run:
 every system of SERVED that `masonctl serve` can start (RSMKeeper: one Raft group of three
 replicas on this machine) and, with `--connect name=host:port,...`, a cluster already
-serving. Writes bench-results/zookeeper.json and bench-results/zookeeper.md.
+serving. Every row gives the CPU per operation of the servers and the load generators
+together, and of each role (benchmarks/cpu.py); rows of a cluster given by `--connect`
+count the load generators only. Writes bench-results/zookeeper.json and
+bench-results/zookeeper.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,6 +33,7 @@ from rich.console import Console
 
 from analysis.aggregate import summarize_run
 from benchmarks import apache_zk
+from benchmarks.cpu import CpuSampler, client_window, cpu_per_op, format_roles
 from benchmarks.run import write_report
 from benchmarks.serving import served
 from nodes.zkclient.counts import read_counts
@@ -45,7 +49,6 @@ SERVED = [
     *(("zkmason", f"ZK-Mason, {n} shard{'s' if n > 1 else ''} of 3 (one group of 3)",
         ("--nzk_servers", str(3 * n))) for n in (1, 2, 4)),
 ]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVE_TIMEOUT_S = 120.0
 console = Console(stderr=True)
 
@@ -79,32 +82,20 @@ def servers_of(connect_string: str) -> list[dict[str, object]]:
     return servers
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes have used so far (threads included); a process that
-    is gone counts nothing."""
-    total = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after the command name
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
-
-
-def pids_in(run_dir: Path) -> list[int]:
-    """The processes `masonctl serve` started (their .pid files)."""
-    return [int(p.read_text()) for p in sorted(run_dir.glob("*.pid"))
-            if p.read_text().strip().isdigit()]
+def ensemble_pids(zk: apache_zk.Ensemble) -> dict[int, tuple[str, str]]:
+    """Apache ZooKeeper's server processes as the CPU sampler takes them: pid -> (name,
+    the server's mode: leader, follower or standalone)."""
+    return {proc.pid: (f"zookeeper-{i}", apache_zk.serving_mode(port) or "server")
+            for i, (proc, port) in enumerate(zip(zk.procs, zk.client_ports, strict=True))}
 
 
 def measure(connect_string: str, workload: str, shape: Shape = Shape(),
-            root: Path | None = None, label: str = "zk",
-            server_pids: list[int] | None = None) -> dict[str, object]:
-    """One run of `workload` (setDatas or getDatas) against the servers; its row. With
-    `server_pids`, also the servers' CPU per answered operation (all of them summed, over
-    the whole client run: set-up, warm-up and cool-down included on both sides)."""
+            root: Path | None = None, label: str = "zk", server_dirs: Sequence[Path] = (),
+            server_pids: dict[int, tuple[str, str]] | None = None) -> dict[str, object]:
+    """One run of `workload` (setDatas or getDatas) against the servers; its row, with the
+    CPU per operation answered in the clients' measured window of the load generators and
+    of the servers: the node processes whose run directory is one of `server_dirs` (mason's
+    systems) and the processes `server_pids` names (pid -> (name, role))."""
     if workload not in WORKLOADS:
         raise ValueError(f"workload {workload!r} is not one of {', '.join(WORKLOADS)}")
     spec = check_zk_workload(ExperimentSpec(
@@ -119,25 +110,24 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
         slot = MachineSlot("client-0", "client", 0, "127.0.0.1", str(run_dir))
         procs = zk_client_procs(spec, [slot], [servers_of(connect_string)])
         started = []
-        cpu_before = cpu_seconds(server_pids or [])
         try:
-            for proc in procs:
-                config = run_dir / f"{proc.name}.toml"
-                config.write_text(render(proc.kind, proc.context))
-                with open(run_dir / f"{proc.name}.log", "wb") as log:
-                    started.append(subprocess.Popen(
-                        [sys.executable, "-m", proc.module, "--config", str(config)],
-                        stdout=log, stderr=subprocess.STDOUT))
-            limit = shape.warmup_s + shape.seconds + shape.cooldown_s + 120
-            deadline = time.monotonic() + limit
-            for p in started:
-                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+            with CpuSampler(str(run_dir), *map(str, server_dirs), pids=server_pids) as sampler:
+                for proc in procs:
+                    config = run_dir / f"{proc.name}.toml"
+                    config.write_text(render(proc.kind, proc.context))
+                    with open(run_dir / f"{proc.name}.log", "wb") as log:
+                        started.append(subprocess.Popen(
+                            [sys.executable, "-m", proc.module, "--config", str(config)],
+                            stdout=log, stderr=subprocess.STDOUT))
+                limit = shape.warmup_s + shape.seconds + shape.cooldown_s + 120
+                deadline = time.monotonic() + limit
+                for p in started:
+                    p.wait(timeout=max(1.0, deadline - time.monotonic()))
         finally:
             for p in started:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-        cpu_used = cpu_seconds(server_pids or []) - cpu_before
         failed = [(proc.name, p.returncode) for proc, p in zip(procs, started, strict=True)
                   if p.returncode != 0]
         if failed:
@@ -146,17 +136,19 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
             last = tail.splitlines()[-1] if tail else ""
             raise RuntimeError(f"{label} {workload}: {name} exited {code}: {last}")
         summary = summarize_run(run_dir)
-        errors = answered = 0
+        errors = 0
         for proc in procs:
             counts = read_counts(Path(slot.outdir(proc.kind)) / f"{proc.name}.zkops.json")
             errors += sum(sum(k.errors.values()) for k in counts.kinds.values())
-            answered += counts.setup_ops + sum(k.answered for k in counts.kinds.values())
-    cpu_us = 1e6 * cpu_used / answered if server_pids and answered else None
+        start, end, ops = client_window(run_dir)
+        cpu = cpu_per_op(sampler, [run_dir, *server_dirs], start, end, ops)
+    servers = (sum(v for role, v in cpu.items() if role not in ("all", "client"))
+               if cpu and (server_dirs or server_pids) else None)
     return {"system": label, "workload": workload, "ops_per_s": summary.throughput_ops,
             "p50_us": summary.p50_us, "p99_us": summary.p99_us, "p999_us": summary.p999_us,
             "errors": errors, "unanswered": summary.unanswered,
             "reconnects": summary.redirects, "outstanding": shape.outstanding,
-            "server_cpu_us_per_op": cpu_us}
+            "cpu_us_per_op": cpu, "server_cpu_us_per_op": servers}
 
 
 def can_serve() -> bool:
@@ -166,13 +158,15 @@ def can_serve() -> bool:
 
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| system | workload | ops/s | p50 us | p99 us | p99.9 us | errors "
-             "| server CPU us/op |", "|" + "---|" * 8]
+             "| servers' CPU us/op | CPU us/op, servers + clients (by role) |",
+             "|" + "---|" * 9]
     for r in rows:
-        cpu = r.get("server_cpu_us_per_op")
+        servers, cpu = r.get("server_cpu_us_per_op"), r.get("cpu_us_per_op")
         lines.append(
             f"| {r['system']} | {r['workload']} | {r['ops_per_s']:,.0f} | {r['p50_us']:,.0f} "
             f"| {r['p99_us']:,.0f} | {r['p999_us']:,.0f} | {r['errors']} "
-            f"| {'-' if cpu is None else f'{cpu:,.0f}'} |")
+            f"| {'-' if servers is None else f'{servers:,.1f}'} "
+            f"| {format_roles(cpu if isinstance(cpu, dict) else {})} |")
     return "\n".join(lines) + "\n"
 
 
@@ -223,19 +217,17 @@ def main(argv: list[str] | None = None) -> None:
                         for workload in WORKLOADS:
                             console.print(f"{label}: {workload}")
                             rows.append(measure(zk.connect_string, workload, shape,
-                                                label=label,
-                                                server_pids=[p.pid for p in zk.procs]))
+                                                label=label, server_pids=ensemble_pids(zk)))
         if can_serve():
             for system, label, flags in SERVED:
                 with tempfile.TemporaryDirectory(prefix=f"{system}-") as tmp:
                     console.print(f"starting {label} (masonctl serve)")
                     with served(system, Path(tmp), *flags, outdir=system,
                                 timeout_s=SERVE_TIMEOUT_S) as serving:
-                        pids = pids_in(serving.run_dir)
                         for workload in WORKLOADS:
                             console.print(f"{label}: {workload}")
-                            rows.append(measure(serving.hosts, workload, shape,
-                                                label=label, server_pids=pids))
+                            rows.append(measure(serving.hosts, workload, shape, label=label,
+                                                server_dirs=[serving.run_dir]))
         for name, hosts in others:
             for workload in WORKLOADS:
                 console.print(f"{name}: {workload}")
@@ -248,9 +240,13 @@ def main(argv: list[str] | None = None) -> None:
                  f"({shape.outstanding} in all), {shape.value_size}-byte values, "
                  f"{shape.nkeys} keys per process; every server and client on this machine. "
                  "Apache ZooKeeper fsyncs its transaction log before acknowledging a write "
-                 "unless forceSync=no. Server CPU us/op: the user + system CPU of every server "
-                 "process of the system (not the load generators), summed, over the whole "
-                 "client run, divided by the operations answered in it.",
+                 "unless forceSync=no. CPU per operation: the user + system CPU (from /proc) "
+                 "of every process in the load generators' measured window over the "
+                 "operations answered in it; servers' CPU: the server processes alone "
+                 "(Apache ZooKeeper's JVMs; mason's sequencer, proxies and shards), then "
+                 "servers and load generators together, by role (followers: all of them "
+                 "together). Rows of a cluster given by --connect count the load "
+                 "generators only.",
                  rows, table(rows))
 
 
