@@ -39,16 +39,24 @@ Id = Annotated[int, msgspec.Meta(ge=0)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_OP_COUNT)]
 BatchCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_BATCH_COUNT)]
 CumulativeAck = Annotated[int, msgspec.Meta(ge=-1)]  # -1: nothing acknowledged yet
+# Operations one run may carry: a run's numbers (MAX_RUN * MAX_OP_COUNT) stay far below
+# what one sequencer request may ask for.
+MAX_RUN = 1 << 10
+RunLength = Annotated[int, msgspec.Meta(ge=1, le=MAX_RUN)]
 
 
 # ---- client <-> proxy ----------------------------------------------------------------
 
 
 class OpRequest(Msg, tag="op", omit_defaults=True):
-    """One client operation: `counts[i]` numbers wanted in space i.
+    """A run of `nops` client operations, reqids `reqid`..`reqid + nops - 1`, each wanting
+    `counts[i]` numbers in space i.
 
-    `ack` is the client's cumulative acknowledgement: every reqid <= ack has been
-    answered, so the proxies may forget those answers.
+    A closed-loop client that gets many answers in one read sends as many new operations
+    at once: consecutive reqids with the same counts, carried as one run. A run is admitted,
+    sequenced, logged and answered as a unit, so proxies and followers work per run, not
+    per operation. `ack` is the client's cumulative acknowledgement: every reqid <= ack
+    has been answered, so the proxies may forget those answers.
     """
 
     client_id: Id
@@ -58,11 +66,15 @@ class OpRequest(Msg, tag="op", omit_defaults=True):
     counts: list[Count]
     kind: Id = 0  # system-specific operation type (0 = pure sequencing)
     payload: bytes = b""
+    nops: RunLength = 1
 
 
 class OpReply(Msg, tag="opr", omit_defaults=True):
-    """The operation's ranges, or `lasts is None` when the receiver is not the leader.
+    """The run's ranges, or `lasts is None` when the receiver is not the leader.
 
+    `lasts[i]` is the highest number of the run in space i: operation k of the run
+    (0-based) owns, in space i, the `counts[i]` numbers ending at
+    `lasts[i] - (nops - 1 - k) * counts[i]` (see `run_lasts`).
     `leader` is the replica index the receiver believes leads the group (-1: unknown).
     `status` and `payload` are the system's answer (OP_OK for a pure sequencing operation;
     a log read answers with a LOG_* status and the entry's bytes).
@@ -73,6 +85,15 @@ class OpReply(Msg, tag="opr", omit_defaults=True):
     leader: int = -1
     payload: bytes = b""
     status: int = 0
+    nops: int = 1
+
+
+def run_lasts(counts: list[int], lasts: list[int], nops: int, k: int) -> list[int]:
+    """The lasts of operation k (0-based) of a run of `nops` whose highest are `lasts`."""
+    behind = nops - 1 - k
+    if not behind:
+        return lasts
+    return [last - behind * count for count, last in zip(counts, lasts, strict=True)]
 
 
 # OpRequest kinds.

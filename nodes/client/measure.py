@@ -65,14 +65,15 @@ class Measurement:
         self.series_file = SeriesFile(Path(conf.outdir) / f"{conf.name}.series")
         self.appender: asyncio.Task[None] | None = None
 
-    def done(self, first_ns: int) -> int:
-        """One operation answered; returns the wall-clock time (ns) it was recorded at."""
+    def done(self, first_ns: int, n: int = 1) -> int:
+        """`n` operations sent together at `first_ns` answered; returns the wall-clock time
+        (ns) they were recorded at."""
         now_ns = time.time_ns()
-        self.ops_total += 1
-        self.series.record(now_ns)
+        self.ops_total += n
+        self.series.record(now_ns, n)
         if self.measuring:
-            self.ops_measured += 1
-            self.hist.record((time.perf_counter_ns() - first_ns) // 1000)
+            self.ops_measured += n
+            self.hist.record((time.perf_counter_ns() - first_ns) // 1000, n)
         return now_ns
 
     async def append_series(self) -> None:

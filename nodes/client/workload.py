@@ -1,10 +1,14 @@
 """The closed-loop client: `concurrency` outstanding operations against one group.
 
-Each slot sends an operation, waits for its answer and sends the next (a fresh reqid).
-A `not_leader` answer redirects to the replica the proxy names; a slot with no answer for
-`timeout_ms` retransmits the same reqid to the next replica. The cumulative ack tells the
-proxies which answers they may forget. Latency is measured from an operation's first
-transmission to its answer, in microseconds, over the whole measured window.
+Each answered operation is replaced by a new one (a fresh reqid). Operations issued in the
+same event-loop turn (the answers of one read) go out as one run: consecutive reqids with
+the same counts in one request (nodes/wire.py OpRequest.nops), answered together, so the
+group's work is per run, not per operation. Operations that carry a payload (log appends
+and reads) go one per request. A `not_leader` answer redirects to the replica the proxy
+names; a run with no answer for `timeout_ms` is retransmitted, as the same run, to the next
+replica. The cumulative ack tells the proxies which answers they may forget. Latency is
+measured from an operation's first transmission to its answer, in microseconds, over the
+whole measured window.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ from nodes.rpc import ConnectionLost, Peer
 log = logging.getLogger("mason.client")
 
 
-class Outstanding:
-    __slots__ = ("reqid", "first_ns", "last_ns", "replica", "rid", "payload")
+class Run:
+    """Outstanding operations sent together: reqids `reqid`..`reqid + nops - 1`."""
 
-    def __init__(self) -> None:
-        self.payload = b""
-        self.reqid = -1
-        self.first_ns = 0
-        self.last_ns = 0
-        self.replica = 0
+    __slots__ = ("reqid", "nops", "first_ns", "last_ns", "replica", "rid", "payload")
+
+    def __init__(self, reqid: int, nops: int, replica: int, payload: bytes = b"") -> None:
+        self.reqid = reqid
+        self.nops = nops
+        self.payload = payload
+        self.first_ns = self.last_ns = time.perf_counter_ns()
+        self.replica = replica
         self.rid = 0
 
 
@@ -59,6 +65,8 @@ class Client:
             self.counts = []
         if self.kind == wire.OP_APPEND and work.entry_size <= 0:
             raise runtime.NodeError("entry_size must be positive")
+        # Only pure sequencing operations share a request; the others carry a payload each.
+        self.max_run = wire.MAX_RUN if self.kind == wire.OP_SEQUENCE else 1
         self.positions = random.Random(work.seed * 1_000_003 + conf.client_id)
         self.read_misses = 0  # reads answered with anything but an entry
         self.refused = 0
@@ -66,9 +74,9 @@ class Client:
         self.leader = 0
         self.next_reqid = 0
         self.ack = -1
-        self.done_above: set[int] = set()  # answered reqids above the cumulative ack
-        self.slots = [Outstanding() for _ in range(conf.concurrency)]
-        self.by_reqid: dict[int, Outstanding] = {}
+        self.done_above: dict[int, int] = {}  # answered runs above the ack: first -> top
+        self.by_reqid: dict[int, Run] = {}  # outstanding runs by first reqid
+        self.to_issue = 0  # operations answered this loop turn, to be replaced at its end
         self.measure = Measurement(conf)
         self.issuing = True
         self.retransmits = 0
@@ -91,92 +99,117 @@ class Client:
         conn.abort(f"unexpected {type(msg).__name__} from a proxy")
 
     # ---- sending --------------------------------------------------------------------------
-    def issue(self, slot: Outstanding) -> None:
-        slot.reqid = self.next_reqid
-        self.next_reqid += 1
-        self.by_reqid[slot.reqid] = slot
-        slot.first_ns = time.perf_counter_ns()
-        slot.replica = self.leader
-        if self.kind == wire.OP_APPEND:
-            slot.payload = entry_value(self.conf.client_id, slot.reqid,
-                                       self.conf.workload.entry_size)
-        elif self.kind == wire.OP_READ:
-            position = self.positions.randrange(self.conf.workload.max_log_position)
-            slot.payload = position.to_bytes(8, "little")
-        self.transmit(slot)
+    def replace(self, nops: int) -> None:
+        """`nops` operations were answered: issue as many at the end of this loop turn, so
+        the answers of one read are replaced by one run."""
+        if not self.to_issue:
+            asyncio.get_running_loop().call_soon(self.issue_pending)
+        self.to_issue += nops
 
-    def transmit(self, slot: Outstanding) -> None:
-        slot.last_ns = time.perf_counter_ns()
+    def issue_pending(self) -> None:
+        n, self.to_issue = self.to_issue, 0
+        if self.issuing:
+            self.issue(n)
+
+    def issue(self, n: int) -> None:
+        """Send `n` new operations, as runs of at most `max_run`."""
+        while n > 0:
+            nops = min(n, self.max_run)
+            n -= nops
+            reqid = self.next_reqid
+            self.next_reqid = reqid + nops
+            payload = b""
+            if self.kind == wire.OP_APPEND:
+                payload = entry_value(self.conf.client_id, reqid, self.conf.workload.entry_size)
+            elif self.kind == wire.OP_READ:
+                position = self.positions.randrange(self.conf.workload.max_log_position)
+                payload = position.to_bytes(8, "little")
+            run = Run(reqid, nops, self.leader, payload)
+            self.by_reqid[reqid] = run
+            self.transmit(run)
+
+    def transmit(self, run: Run) -> None:
+        run.last_ns = time.perf_counter_ns()
         req = wire.OpRequest(
-            self.conf.client_id, slot.reqid, self.conf.group, self.ack, self.counts,
-            self.kind, slot.payload,
+            self.conf.client_id, run.reqid, self.conf.group, self.ack, self.counts,
+            self.kind, run.payload, run.nops,
         )
-        reqid = slot.reqid
-        peer = self.replicas[slot.replica]
-        slot.rid = peer.call_cb(req, lambda reply: self.on_reply(reqid, reply))
+        reqid = run.reqid
+        peer = self.replicas[run.replica]
+        run.rid = peer.call_cb(req, lambda reply: self.on_reply(reqid, reply))
 
     # ---- answers ------------------------------------------------------------------------
     def on_reply(self, reqid: int, reply: Any) -> None:
-        slot = self.by_reqid.get(reqid)
-        if slot is None or slot.reqid != reqid:
+        run = self.by_reqid.get(reqid)
+        if run is None:
             return  # a stale duplicate of an answer already taken
         if isinstance(reply, ConnectionLost):
-            return  # the timeout scan moves the slot to another replica
+            return  # the timeout scan moves the run to another replica
         if not isinstance(reply, wire.OpReply) or reply.reqid != reqid:
             log.warning("ignoring malformed answer for reqid %d", reqid)
             return
         if reply.lasts is None:
-            self.redirect(slot, reply.leader)
+            self.redirect(run, reply.leader)
             return
-        del self.by_reqid[reqid]
         if reply.status == wire.OP_REFUSED:
-            self.refused += 1
-            if self.refused == 1:
+            self.refused += run.nops
+            if self.refused == run.nops:
                 log.error("operation %d refused: %s", reqid,
                           reply.payload.decode(errors="replace"))
-            self.complete(reqid, None, slot)
+            lasts = None
+        elif reply.nops != run.nops or len(reply.lasts) != len(self.counts):
+            log.warning("ignoring malformed answer for reqid %d", reqid)
+            return
         elif self.kind == wire.OP_READ:
             if reply.status != wire.LOG_OK:
                 self.read_misses += 1
-            self.complete(reqid, None, slot)
+            lasts = None
         else:
-            self.complete(reqid, reply.lasts, slot)
+            lasts = reply.lasts
+        del self.by_reqid[reqid]
+        self.complete(run, lasts)
         if self.issuing:
-            self.issue(slot)
+            self.replace(run.nops)
         elif not self.by_reqid:
             self.idle.set()
 
-    def redirect(self, slot: Outstanding, hint: int) -> None:
+    def redirect(self, run: Run, hint: int) -> None:
         self.redirects += 1
         nreplicas = len(self.replicas)
-        if 0 <= hint < nreplicas and hint != slot.replica:
-            self.leader = slot.replica = hint
-            self.transmit(slot)
+        if 0 <= hint < nreplicas and hint != run.replica:
+            self.leader = run.replica = hint
+            self.transmit(run)
             return
-        if hint != slot.replica:
+        if hint != run.replica:
             # Nobody knows the leader (an election is running): try the next replica.
-            self.leader = (slot.replica + 1) % nreplicas
+            self.leader = (run.replica + 1) % nreplicas
         # Either way wait a moment rather than spin while the group settles.
-        asyncio.get_running_loop().call_later(0.02, self.retry, slot, slot.reqid)
+        asyncio.get_running_loop().call_later(0.02, self.retry, run)
 
-    def retry(self, slot: Outstanding, reqid: int) -> None:
-        if slot.reqid == reqid and reqid in self.by_reqid:
-            slot.replica = self.leader
-            self.transmit(slot)
+    def retry(self, run: Run) -> None:
+        if self.by_reqid.get(run.reqid) is run:
+            run.replica = self.leader
+            self.transmit(run)
 
-    def complete(self, reqid: int, lasts: list[int] | None, slot: Outstanding) -> None:
-        now_ns = self.measure.done(slot.first_ns)
+    def complete(self, run: Run, lasts: list[int] | None) -> None:
+        reqid, nops = run.reqid, run.nops
+        now_ns = self.measure.done(run.first_ns, nops)
         if self.recorder is not None and lasts is not None:
-            self.recorder.record(reqid, now_ns // 1000, self.counts, lasts)
+            counts, unix_us = self.counts, now_ns // 1000
+            for k in range(nops):
+                self.recorder.record(reqid + k, unix_us, counts,
+                                     wire.run_lasts(counts, lasts, nops, k))
+        top = reqid + nops - 1
         if reqid == self.ack + 1:
-            ack = reqid
             done = self.done_above
-            while ack + 1 in done:
-                ack += 1
-                done.discard(ack)
-            self.ack = ack
+            while top + 1 in done:
+                top = done.pop(top + 1)
+            self.ack = top
         else:
-            self.done_above.add(reqid)
+            self.done_above[reqid] = top
+
+    def unanswered(self) -> int:
+        return sum(run.nops for run in self.by_reqid.values())
 
     # ---- failure detection ------------------------------------------------------------------
     async def timeouts(self) -> None:
@@ -186,18 +219,18 @@ class Client:
             await asyncio.sleep(period)
             now = time.perf_counter_ns()
             moved = False
-            for slot in list(self.by_reqid.values()):
-                if now - slot.last_ns >= timeout_ns:
+            for run in list(self.by_reqid.values()):
+                if now - run.last_ns >= timeout_ns:
                     if not moved:
-                        # Rotate once per scan: every late slot follows to the same replica.
-                        self.leader = (slot.replica + 1) % len(self.replicas)
+                        # Rotate once per scan: every late run follows to the same replica.
+                        self.leader = (run.replica + 1) % len(self.replicas)
                         moved = True
-                    old = self.replicas[slot.replica].conn
+                    old = self.replicas[run.replica].conn
                     if old is not None:
-                        old.forget(slot.rid)
-                    slot.replica = self.leader
+                        old.forget(run.rid)
+                    run.replica = self.leader
                     self.retransmits += 1
-                    self.transmit(slot)
+                    self.transmit(run)
 
     # ---- the run ----------------------------------------------------------------------------
     async def run(self, stop: runtime.Stop) -> None:
@@ -208,8 +241,7 @@ class Client:
             raise runtime.NodeError("cannot reach replica 0 of the group within 30 s")
         runtime.mark_ready(conf, f"client {conf.client_id}")
         watcher = asyncio.get_running_loop().create_task(self.timeouts())
-        for slot in self.slots:
-            self.issue(slot)
+        self.issue(conf.concurrency)
         await self.measure.timeline(stop)
         # Stop issuing and wait for every outstanding answer, so every number handed out
         # to this client is on record.
@@ -219,11 +251,11 @@ class Client:
             try:
                 await asyncio.wait_for(self.idle.wait(), conf.drain_s)
             except asyncio.TimeoutError:
-                log.warning("%d operations unanswered after %.1f s", len(self.by_reqid),
+                log.warning("%d operations unanswered after %.1f s", self.unanswered(),
                             conf.drain_s)
         watcher.cancel()
         self.measure.write(retransmits=self.retransmits, redirects=self.redirects,
-                           unanswered=len(self.by_reqid), read_misses=self.read_misses,
+                           unanswered=self.unanswered(), read_misses=self.read_misses,
                            refused=self.refused,
                            recorded=self.recorder.lines if self.recorder is not None else -1)
         if self.recorder is not None:

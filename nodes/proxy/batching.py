@@ -6,6 +6,10 @@ of client c joins the open batch only if every earlier reqid of c is already seq
 earlier in this same batch; otherwise it is parked until that becomes true. Hence a client
 has at most one batch waiting for the sequencer, the sequencer's counters are monotone,
 and a batch's range is split over its operations in the order they joined.
+
+An `Op` is a run of `nops` operations with consecutive reqids and the same counts
+(nodes/wire.py OpRequest): it joins, parks and is split as one unit, and owns one
+consecutive sub-range per space of `nops * counts[i]` numbers.
 """
 
 from __future__ import annotations
@@ -15,28 +19,33 @@ from typing import Any
 
 
 class Op:
-    """An operation known to the leader and not yet answered."""
+    """A run of operations known to the leader and not yet answered: reqids
+    `reqid`..`top`."""
 
-    __slots__ = ("client_id", "reqid", "counts", "lasts", "conn", "rid", "payload")
+    __slots__ = ("client_id", "reqid", "counts", "lasts", "conn", "rid", "payload", "nops",
+                 "top")
 
     def __init__(self, client_id: int, reqid: int, counts: list[int], conn: Any, rid: int,
-                 payload: bytes = b""):
+                 payload: bytes = b"", nops: int = 1):
         self.client_id = client_id
         self.reqid = reqid
         self.counts = counts
         self.payload = payload
+        self.nops = nops
+        self.top = reqid + nops - 1
         self.lasts: list[int] | None = None
         self.conn = conn  # where to answer (the latest request for this op), or None
         self.rid = rid
 
 
 class Batch:
-    __slots__ = ("batch_id", "srid", "ops", "totals", "top", "probe", "sent_at")
+    __slots__ = ("batch_id", "srid", "ops", "nops", "totals", "top", "probe", "sent_at")
 
     def __init__(self, batch_id: int, nspaces: int) -> None:
         self.batch_id = batch_id
         self.srid = 0
         self.ops: list[Op] = []
+        self.nops = 0  # operations, counting every operation of every run
         self.totals = [0] * nspaces
         self.top: dict[int, int] = {}  # client -> highest reqid placed in this batch
         self.probe = False  # a new leader's zero-count request for an unsettled srid
@@ -44,20 +53,24 @@ class Batch:
 
     def add(self, op: Op) -> None:
         self.ops.append(op)
+        nops = op.nops
+        self.nops += nops
         totals = self.totals
         for i, count in enumerate(op.counts):
-            totals[i] += count
-        if op.reqid > self.top.get(op.client_id, -1):
-            self.top[op.client_id] = op.reqid
+            totals[i] += count * nops
+        if op.top > self.top.get(op.client_id, -1):
+            self.top[op.client_id] = op.top
 
 
 def split_ranges(batch: Batch, lasts: list[int]) -> None:
-    """Give each operation the next consecutive sub-range of the batch's range, in order."""
+    """Give each run the next consecutive sub-range of the batch's range, in order; a run's
+    `lasts` are the highest numbers of its sub-ranges."""
     cursors = [last - total for last, total in zip(lasts, batch.totals, strict=True)]
     for op in batch.ops:
+        nops = op.nops
         mine = []
         for i, count in enumerate(op.counts):
-            cursors[i] += count
+            cursors[i] += count * nops
             mine.append(cursors[i])
         op.lasts = mine
 
@@ -65,8 +78,12 @@ def split_ranges(batch: Batch, lasts: list[int]) -> None:
 class Admission:
     """Open batch + parked operations of one leader term."""
 
-    def __init__(self, nspaces: int, sequenced: dict[int, int], first_batch_id: int) -> None:
+    def __init__(self, nspaces: int, sequenced: dict[int, int], first_batch_id: int,
+                 max_ops: int = 1 << 15) -> None:
         self.nspaces = nspaces
+        # Parked runs released into one batch stop here, so a batch's numbers stay within
+        # what one sequencer request may carry however many runs a client parked.
+        self.max_ops = max_ops
         # Highest sequenced reqid per client: the committed state's at the start of the term,
         # then raised as this leader's batches are answered (before they commit).
         self.sequenced = sequenced
@@ -102,10 +119,11 @@ class Admission:
         moved = 0
         for client_id in list(self.parked):
             queue = self.parked[client_id]
-            while queue and self._fits(queue[0][1]):
+            while queue and self.open.nops < self.max_ops and self._fits(queue[0][1]):
                 self.open.add(heapq.heappop(queue)[1])
                 moved += 1
-            # Anything at or below the sequenced mark is a duplicate already handled.
+            # Anything at or below the sequenced mark is a duplicate already handled (a run
+            # that starts there is a retransmission the committed state answers).
             done = self.sequenced.get(client_id, -1)
             while queue and queue[0][0] <= done:
                 heapq.heappop(queue)

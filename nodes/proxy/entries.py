@@ -16,6 +16,10 @@ NOOP_CLIENT = -1  # client id of the single operation of a noop batch
 
 
 class OpRecord(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A committed run of `nops` operations, reqids `reqid`..`reqid + nops - 1`, each owning
+    `counts[i]` numbers of space i; `lasts[i]` is the run's highest (nodes/wire.py
+    `run_lasts` gives each operation's). Noops and every system but Mason have runs of 1."""
+
     client_id: int
     reqid: int
     counts: list[int]
@@ -23,6 +27,11 @@ class OpRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     # What the system keeps of the operation so any replica can finish it (a log append's
     # bytes); empty for pure sequencing.
     payload: bytes = b""
+    nops: int = 1
+
+    @property
+    def top(self) -> int:
+        return self.reqid + self.nops - 1
 
 
 class BatchEntry(msgspec.Struct, array_like=True, tag="b", omit_defaults=True):

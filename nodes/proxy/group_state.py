@@ -22,9 +22,12 @@ from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, Entry, OpRecord, Switch
 from nodes.services import Effect, Service
 from nodes.services.mason import MasonService
 
+# A committed run's answer: its highest numbers per space and how many operations it has.
+Answer = tuple[list[int], int]
+
 
 class Snapshot(msgspec.Struct, array_like=True):
-    results: dict[int, dict[int, list[int]]]
+    results: dict[int, dict[int, Answer]]
     acked: dict[int, int]
     sequenced: dict[int, int]
     srid_floor: int
@@ -57,7 +60,8 @@ class GroupState:
         self.owed: list[list[Effect]] | None = None
         self.bitmaps = [Bitmap(block) for _ in range(nspaces)]
         self.fills: set[int] = set()
-        self.results: dict[int, dict[int, list[int]]] = {}
+        # Per client, by a committed run's first reqid: its answer, until the client acks it.
+        self.results: dict[int, dict[int, Answer]] = {}
         self.acked: dict[int, int] = {}
         self.sequenced: dict[int, int] = {}
         self.srid_floor = 0
@@ -89,7 +93,8 @@ class GroupState:
         return [s for s in range(self.srid_floor + 1, upto + 1) if s not in self.srids_above]
 
     # ---- clients ------------------------------------------------------------------------
-    def answer(self, client_id: int, reqid: int) -> list[int] | None:
+    def answer(self, client_id: int, reqid: int) -> Answer | None:
+        """The answer of the committed run that starts at `reqid`, while it is kept."""
         per_client = self.results.get(client_id)
         return None if per_client is None else per_client.get(reqid)
 
@@ -104,13 +109,10 @@ class GroupState:
         per_client = self.results.get(client_id)
         if not per_client:
             return
-        # A client has at most `concurrency` unacknowledged answers, so a sweep is cheap.
-        for reqid in [r for r in per_client if r <= ack]:
+        # A client has at most `concurrency` unacknowledged answers, so a sweep is cheap. A
+        # run is kept until all of its operations are acknowledged.
+        for reqid in [r for r, (_, nops) in per_client.items() if r + nops - 1 <= ack]:
             del per_client[reqid]
-
-    def note_sequenced(self, client_id: int, reqid: int) -> None:
-        if reqid > self.sequenced.get(client_id, -1):
-            self.sequenced[client_id] = reqid
 
     # ---- apply ----------------------------------------------------------------------------
     def apply(self, entry: Entry) -> list[OpRecord]:
@@ -145,37 +147,46 @@ class GroupState:
             self.noops_committed += 1
             for op in entry.ops:
                 for i, count in enumerate(op.counts):
-                    self.noop_numbers[i] += count
+                    self.noop_numbers[i] += count * op.nops
             return entry.ops
         results = self.results
+        acked = self.acked
+        sequenced = self.sequenced
+        committed = 0
         for op in entry.ops:
-            per_client = results.get(op.client_id)
-            if per_client is None:
-                per_client = results[op.client_id] = {}
-            # An acked operation needs no answer kept (it can only be a late duplicate).
-            if op.reqid > self.acked.get(op.client_id, -1):
-                per_client[op.reqid] = op.lasts
-            self.note_sequenced(op.client_id, op.reqid)
-        self.ops_committed += len(entry.ops)
+            client_id = op.client_id
+            nops = op.nops
+            top = op.reqid + nops - 1
+            committed += nops
+            # An acked run needs no answer kept (it can only be a late duplicate).
+            if top > acked.get(client_id, -1):
+                per_client = results.get(client_id)
+                if per_client is None:
+                    per_client = results[client_id] = {}
+                per_client[op.reqid] = (op.lasts, nops)
+            if top > sequenced.get(client_id, -1):
+                sequenced[client_id] = top
+        self.ops_committed += committed
         return entry.ops
 
     def mark_numbers(self, ops: list[OpRecord]) -> None:
         """Record the committed numbers in the bitmaps.
 
-        A batch's operations own consecutive sub-ranges of one range per space, so one
-        range per space covers a whole batch; noops and fills may own disjoint ranges.
+        A batch's runs own consecutive sub-ranges of one range per space, so one range per
+        space covers a whole batch; noops and fills may own disjoint ranges.
         """
         if not ops:
             return
         for i, bitmap in enumerate(self.bitmaps):
             if len(ops) > 1 and ops[0].client_id != NOOP_CLIENT:
                 first_op, last_op = ops[0], ops[-1]
-                bitmap.set_range(first_op.lasts[i] - first_op.counts[i] + 1, last_op.lasts[i])
+                bitmap.set_range(first_op.lasts[i] - first_op.counts[i] * first_op.nops + 1,
+                                 last_op.lasts[i])
                 continue
             for op in ops:
-                count = op.counts[i]
-                if count:
-                    bitmap.set_range(op.lasts[i] - count + 1, op.lasts[i])
+                numbers = op.counts[i] * op.nops
+                if numbers:
+                    bitmap.set_range(op.lasts[i] - numbers + 1, op.lasts[i])
 
     def bases(self) -> list[int]:
         return [b.base for b in self.bitmaps]

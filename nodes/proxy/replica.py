@@ -62,6 +62,9 @@ def fresh_path(outdir: Path, name: str, suffix: str) -> Path:
     return path
 
 
+RUN_MISMATCH = "these operations were sent and committed as another run"
+
+
 def refused(reqid: int, reason: str) -> wire.OpReply:
     return wire.OpReply(reqid, [], status=wire.OP_REFUSED, payload=reason.encode())
 
@@ -76,6 +79,7 @@ class Replica:
         self.service = service or make_service(conf.service, conf.nspaces, max_entry,
                                                conf.zk_tick_ms, conf.group)
         self.direct_kinds = self.service.direct_kinds
+        self.runs = self.service.runs
         # A group whose operations need no numbers has no sequencer: a closed batch goes
         # straight into the log, and a new leader serves once its term is settled.
         self.unsequenced = conf.sequencer is None
@@ -353,11 +357,13 @@ class Replica:
                               effects))
             self.owe(pairs)
             return
+        answered = 0
         for rec in committed:
             waiting = inflight.pop((rec.client_id, rec.reqid), None)
             if waiting is not None and waiting.conn is not None:
-                waiting.conn.reply(waiting.rid, wire.OpReply(rec.reqid, rec.lasts))
-                self.ops_answered += 1
+                waiting.conn.reply(waiting.rid, wire.OpReply(rec.reqid, rec.lasts, nops=rec.nops))
+                answered += rec.nops
+        self.ops_answered += answered
 
     # ---- what committed operations owe ---------------------------------------------------
     def owe(self, owed: list[tuple[Op | None, list[Effect]]]) -> None:
@@ -419,9 +425,10 @@ class Replica:
             if op is None:
                 continue
             self.owing.pop((op.client_id, op.reqid), None)
-            lasts = answer(op.client_id, op.reqid)
-            if op.conn is None or lasts is None:
+            found = answer(op.client_id, op.reqid)
+            if op.conn is None or found is None:
                 continue
+            lasts = found[0]
             if failed and any(id(e) in failed for e in effects):
                 # Leader-local: only a write outside the protocol can take a position.
                 self.log_refusals[(op.client_id, op.reqid)] = "the log refused the write"
@@ -548,7 +555,7 @@ class Replica:
         # this term ends first, the committed state must not keep the mark (a later term
         # would drop the client's retransmission as a duplicate).
         self.admission = Admission(self.nspaces, dict(self.state.sequenced),
-                                   self.state.next_batch_id)
+                                   self.state.next_batch_id, self.conf.batch_max_ops)
         self.serving_term = term
         self.write_role()
         missing = self.state.unsettled_srids(upto)
@@ -577,42 +584,65 @@ class Replica:
             return
         state = self.state
         client_id = req.client_id
+        reqid = req.reqid
+        nops = req.nops
         ack = req.ack
-        if ack > state.acked.get(client_id, -1) and ack > self.acks.get(client_id, -1):
+        acked = state.acked.get(client_id, -1)
+        if ack > acked and ack > self.acks.get(client_id, -1):
             # Never beyond what the group has committed for this client: a forged or
             # corrupt ack would otherwise make every later request look like a duplicate.
             ack = min(ack, state.sequenced.get(client_id, -1))
-            if ack > state.acked.get(client_id, -1):
+            if ack > acked:
                 self.acks[client_id] = ack  # piggy-backed on the next entry
-        if state.already_acked(client_id, req.reqid):
-            return  # the client already has this answer: a late duplicate
-        key = (client_id, req.reqid)
-        answer = state.answer(client_id, req.reqid)
-        if answer is not None:
-            owing = self.owing.get(key)
-            if self.log_refusals and key in self.log_refusals:
-                conn.reply(rid, refused(req.reqid, self.log_refusals[key]))
-            elif owing is not None:
-                owing.conn, owing.rid = conn, rid  # answered once its effects are done
-            elif self.effects is not None and self.effects.answers:
-                self.answer_again(conn, rid, req)
-            else:
-                conn.reply(rid, wire.OpReply(req.reqid, answer))
+        if reqid + nops - 1 <= acked:
+            return  # the client already has these answers: a late duplicate
+        key = (client_id, reqid)
+        if reqid <= state.sequenced.get(client_id, -1):
+            self.answer_committed(conn, rid, req, key)
+            return
+        if nops > 1 and not self.runs:
+            conn.reply(rid, refused(reqid, f"{self.service.name} takes one operation per "
+                                           "request"))
             return
         op = self.inflight.get(key)
         if op is not None:
-            op.conn, op.rid = conn, rid  # a retransmission: answer the newest request
+            if op.nops != nops:
+                conn.reply(rid, refused(reqid, RUN_MISMATCH))
+            else:
+                op.conn, op.rid = conn, rid  # a retransmission: answer the newest request
             return
         try:
             counts = self.service.admit(req)
         except Refused as exc:
-            conn.reply(rid, refused(req.reqid, str(exc)))
+            conn.reply(rid, refused(reqid, str(exc)))
             return
-        op = Op(client_id, req.reqid, counts, conn, rid, req.payload)
+        op = Op(client_id, reqid, counts, conn, rid, req.payload, nops)
         self.inflight[key] = op
         assert self.admission is not None
         if self.admission.admit(op):
             self.batch_grew()
+
+    def answer_committed(self, conn: Conn, rid: int, req: wire.OpRequest,
+                         key: tuple[int, int]) -> None:
+        """A request whose first operation is committed: a retransmission after a lost
+        answer or a failover, answered from the committed state."""
+        found = self.state.answer(req.client_id, req.reqid)
+        if found is None or found[1] != req.nops:
+            # Committed runs are answered as they were sent; another grouping of committed
+            # reqids is no request this group's clients make.
+            conn.reply(rid, refused(req.reqid, RUN_MISMATCH if found else
+                                    "the answer is no longer kept"))
+            return
+        lasts, nops = found
+        owing = self.owing.get(key)
+        if self.log_refusals and key in self.log_refusals:
+            conn.reply(rid, refused(req.reqid, self.log_refusals[key]))
+        elif owing is not None:
+            owing.conn, owing.rid = conn, rid  # answered once its effects are done
+        elif self.effects is not None and self.effects.answers:
+            self.answer_again(conn, rid, req)
+        else:
+            conn.reply(rid, wire.OpReply(req.reqid, lasts, nops=nops))
 
     def on_direct(self, conn: Conn, rid: int, req: wire.OpRequest) -> None:
         """An operation served without the log (a read), by policy on any replica."""
@@ -630,7 +660,7 @@ class Replica:
     def batch_grew(self) -> None:
         assert self.admission is not None
         batch = self.admission.open
-        if len(batch.ops) >= self.conf.batch_max_ops:
+        if batch.nops >= self.conf.batch_max_ops:
             self.close_batch()
         elif self.batch_timer is None:
             # With no batch waiting for the sequencer, waiting helps nobody: close at the end
@@ -689,11 +719,11 @@ class Replica:
         records = []
         sequenced = admission.sequenced
         for op in batch.ops:
-            if op.reqid > sequenced.get(op.client_id, -1):
-                sequenced[op.client_id] = op.reqid
+            if op.top > sequenced.get(op.client_id, -1):
+                sequenced[op.client_id] = op.top
             assert op.lasts is not None
             records.append(entries.OpRecord(op.client_id, op.reqid, op.counts, op.lasts,
-                                            op.payload))
+                                            op.payload, op.nops))
         self.propose(entries.BatchEntry(batch.srid, batch.batch_id, records, self.take_acks()))
         if admission.release():
             self.batch_grew()

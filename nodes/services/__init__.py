@@ -66,6 +66,10 @@ Effect = Union[LogWrite, LogRead, "ZkCall"]  # noqa: UP007 - a forward reference
 class Service(Protocol):
     name: str
     direct_kinds: frozenset[int]  # operation kinds served by `direct`, without the log
+    # Whether a request may carry a run of operations (OpRequest.nops > 1): only where an
+    # operation is its numbers alone; the others take one operation, with its payload,
+    # per request.
+    runs: bool
 
     def admit(self, req: wire.OpRequest) -> list[int]: ...
 

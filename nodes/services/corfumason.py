@@ -49,6 +49,7 @@ def read_position(payload: bytes) -> int:
 class CorfuMasonService:
     name = "corfumason"
     direct_kinds = frozenset({wire.OP_READ})
+    runs = False
 
     def __init__(self, nspaces: int, max_entry_bytes: int) -> None:
         if nspaces != 1:

@@ -10,6 +10,7 @@ from nodes.services import Effect, Refused
 class MasonService:
     name = "mason"
     direct_kinds: frozenset[int] = frozenset()
+    runs = True
 
     def __init__(self, nspaces: int) -> None:
         self.nspaces = nspaces

@@ -56,6 +56,7 @@ def wall_clock_ms() -> int:
 class RsmKeeperService:
     name = "rsmkeeper"
     direct_kinds: frozenset[int] = frozenset()
+    runs = False
 
     def __init__(self, tick_ms: int = 2000, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.tick_ms = tick_ms

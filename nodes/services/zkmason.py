@@ -147,6 +147,7 @@ def zxid_of(lasts: list[int]) -> int:
 class ZkMasonService:
     name = "zkmason"
     direct_kinds: frozenset[int] = frozenset()
+    runs = False
 
     def __init__(self, nspaces: int, group: int = 0, tick_ms: int = 2000,
                  clock: Callable[[], int] = wall_clock_ms) -> None:

@@ -178,3 +178,40 @@ def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp
         reply = client.call(wire.OpRequest(3, reqid, 0, reqid - 1, [1, 1]))
         assert reply.lasts == [reqid, reqid]  # nothing was taken by the forged requests
     assert "closing connection" in (tmp_path / "proxy-m.log").read_text()
+
+
+def test_a_run_is_answered_whole_again_on_retransmission_and_never_regrouped(nodes, tmp_path):
+    base = free_port_block(2)
+    nodes.start("sequencer", "sequencer-0",
+                SEQUENCER.format(outdir=tmp_path, port=base).replace("nspaces = 1",
+                                                                    "nspaces = 2"))
+    nodes.start("proxy", "proxy-m", MASON_PROXY.format(outdir=tmp_path, port=base + 1,
+                                                       seq=base))
+    role = tmp_path / "proxy-m.role"
+    wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
+             30, "the proxy to lead its group of one")
+    client = Line(base + 1)
+    first = client.call(wire.OpRequest(3, 0, 0, -1, [1, 2], nops=5))
+    assert (first.lasts, first.nops) == ([4, 9], 5)  # reqids 0..4 own 0..4 and 0..9
+    single = client.call(wire.OpRequest(3, 5, 0, -1, [1, 2]))
+    assert (single.lasts, single.nops) == ([5, 11], 1)
+    # The same run again (its answer was lost): the same numbers, nothing new taken.
+    again = client.call(wire.OpRequest(3, 0, 0, -1, [1, 2], nops=5))
+    assert (again.lasts, again.nops) == ([4, 9], 5)
+    # Committed operations asked for as another grouping: refused, never numbered twice.
+    for reqid, nops in ((0, 2), (2, 3)):
+        regrouped = client.call(wire.OpRequest(3, reqid, 0, -1, [1, 2], nops=nops))
+        assert regrouped.status == wire.OP_REFUSED and regrouped.payload
+    nxt = client.call(wire.OpRequest(3, 6, 0, 5, [1, 2], nops=3))
+    assert (nxt.lasts, nxt.nops) == ([8, 17], 3)
+    # Once acked, a late duplicate of the run is ignored: the next run still follows on.
+    later = client.call(wire.OpRequest(3, 9, 0, 8, [1, 2], nops=2))
+    assert later.lasts == [10, 21]
+
+
+def test_a_system_whose_operations_carry_payloads_refuses_runs(nodes, tmp_path):
+    base, _ = start_group(nodes, tmp_path)
+    client = Line(base + 3)
+    reply = client.call(wire.OpRequest(3, 0, 0, -1, [1], wire.OP_APPEND, b"x", nops=2))
+    assert reply.status == wire.OP_REFUSED and b"one operation per request" in reply.payload
+    assert client.call(append(0, b"x")).lasts == [0]  # the refused run took no position

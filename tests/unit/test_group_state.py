@@ -24,9 +24,9 @@ def batch(srid, batch_id, ops, acks=(), noop=False):
 def test_committed_answers_are_kept_until_the_client_acks_them():
     state = GroupState(1, 1, "h", 1)
     state.apply(batch(1, 0, [(5, 0, 10), (5, 1, 11)]))
-    assert state.answer(5, 1) == [11]
+    assert state.answer(5, 1) == ([11], 1)
     state.apply(batch(2, 1, [], acks=[(5, 0)]))
-    assert state.answer(5, 0) is None and state.answer(5, 1) == [11]
+    assert state.answer(5, 0) is None and state.answer(5, 1) == ([11], 1)
     assert state.already_acked(5, 0) and not state.already_acked(5, 1)
 
 
@@ -64,7 +64,7 @@ def test_snapshot_round_trip_keeps_everything_a_new_leader_needs():
     state.apply(SwitchSequencer(2, "backup", 9))
     copy = GroupState(2, 1, "x", 0)
     copy.restore(state.snapshot())
-    assert copy.answer(1, 0) == [0, 0]
+    assert copy.answer(1, 0) == ([0, 0], 1)
     assert copy.unsettled_srids(3) == [2]
     assert (copy.epoch, copy.seq_host, copy.seq_port) == (2, "backup", 9)
 
@@ -90,15 +90,15 @@ def test_a_fresh_group_has_settled_nothing_and_owes_nothing():
 def test_answers_are_kept_per_operation_and_freed_by_the_highest_ack_only():
     state = GroupState(1, 1, "h", 1)
     state.apply(batch(1, 0, [(5, 0, 10), (5, 1, 11), (5, 2, 12)]))
-    assert [state.answer(5, r) for r in (0, 1, 2)] == [[10], [11], [12]]
+    assert [state.answer(5, r) for r in (0, 1, 2)] == [([10], 1), ([11], 1), ([12], 1)]
     state.apply(batch(2, 1, [], acks=[(5, 1)]))
-    assert [state.answer(5, r) for r in (0, 1, 2)] == [None, None, [12]]
+    assert [state.answer(5, r) for r in (0, 1, 2)] == [None, None, ([12], 1)]
     state.apply(batch(3, 2, [], acks=[(5, 0), (6, -1)]))  # an older ack; "none yet"
     assert state.already_acked(5, 1) and not state.already_acked(5, 2)
     assert state.acked == {5: 1}
     # A late duplicate of an acked operation commits but keeps no answer.
     state.apply(BatchEntry(4, 3, [OpRecord(5, 1, [1], [13])], []))
-    assert state.answer(5, 1) is None and state.results == {5: {2: [12]}}
+    assert state.answer(5, 1) is None and state.results == {5: {2: ([12], 1)}}
 
 
 def test_a_clients_sequenced_mark_never_goes_back():
@@ -187,7 +187,7 @@ def rich_state(nspaces=2):
 def test_a_snapshot_restores_every_part_of_the_state():
     copy = GroupState(2, 5, "x", 0, block=8)
     copy.restore(rich_state().snapshot())
-    assert copy.results == {1: {1: [2, 0]}, 2: {0: [3, 1]}}
+    assert copy.results == {1: {1: ([2, 0], 1)}, 2: {0: ([3, 1], 1)}}
     assert (copy.acked, copy.sequenced) == ({1: 0}, {1: 1, 2: 0})
     assert (copy.srid_floor, copy.srids_above, copy.max_srid) == (1, {3, 4}, 4)
     assert copy.next_batch_id == 5

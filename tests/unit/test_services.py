@@ -156,4 +156,4 @@ def test_rsmkeeper_replicas_apply_entries_at_the_leaders_time_and_agree():
     assert leader.snapshot() == follower.snapshot()
     assert [reqid for reqid, _ in seen] == [0, 1, 0, 1]
     # The group's dedup state knows every op: a retransmission is answered, not applied.
-    assert states[1].answer(5, 1) == [] and states[1].answer(6, 1) == []
+    assert states[1].answer(5, 1) == ([], 1) and states[1].answer(6, 1) == ([], 1)
