@@ -157,10 +157,9 @@ port = {seq}
 """
 
 
-def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp_path):
-    # The original's leader passed [1, -1] to the sequencer, which moved space 0 and then
-    # refused; the leader resent it without end, and two such requests in one frame gave
-    # one number to two operations. Such a frame is refused at the decoder now.
+def start_mason_group(nodes, tmp_path) -> int:
+    """A sequencer of two spaces and a mason group of one that leads; returns the base port
+    (the proxy listens on base + 1)."""
     base = free_port_block(2)
     nodes.start("sequencer", "sequencer-0",
                 SEQUENCER.format(outdir=tmp_path, port=base).replace("nspaces = 1",
@@ -170,6 +169,14 @@ def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp
     role = tmp_path / "proxy-m.role"
     wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
              30, "the proxy to lead its group of one")
+    return base
+
+
+def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp_path):
+    # The original's leader passed [1, -1] to the sequencer, which moved space 0 and then
+    # refused; the leader resent it without end, and two such requests in one frame gave
+    # one number to two operations. Such a frame is refused at the decoder now.
+    base = start_mason_group(nodes, tmp_path)
     forged = [wire.OpRequest(9, r, 0, -1, [1, -1]) for r in (0, 1)]
     send_garbage(base + 1, wire.encode_frame([(wire.CALL, r + 1, f)
                                               for r, f in enumerate(forged)]))
@@ -181,15 +188,7 @@ def test_negative_counts_in_one_frame_take_no_number_and_stop_nothing(nodes, tmp
 
 
 def test_a_run_is_answered_whole_again_on_retransmission_and_never_regrouped(nodes, tmp_path):
-    base = free_port_block(2)
-    nodes.start("sequencer", "sequencer-0",
-                SEQUENCER.format(outdir=tmp_path, port=base).replace("nspaces = 1",
-                                                                    "nspaces = 2"))
-    nodes.start("proxy", "proxy-m", MASON_PROXY.format(outdir=tmp_path, port=base + 1,
-                                                       seq=base))
-    role = tmp_path / "proxy-m.role"
-    wait_for(lambda: role.exists() and (parse_role(role.read_text()) or ("",))[0] == "leader",
-             30, "the proxy to lead its group of one")
+    base = start_mason_group(nodes, tmp_path)
     client = Line(base + 1)
     first = client.call(wire.OpRequest(3, 0, 0, -1, [1, 2], nops=5))
     assert (first.lasts, first.nops) == ([4, 9], 5)  # reqids 0..4 own 0..4 and 0..9
