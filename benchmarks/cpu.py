@@ -205,9 +205,14 @@ def cpu_per_op(sampler: CpuSampler, run_dirs: Path | Sequence[Path], start: floa
 
 
 def client_window(run_dir: Path) -> tuple[float, float, int]:
-    """The clients' common measured window (unix seconds) and the operations answered in
-    it, from every client's summary."""
-    starts, ends, ops = [], [], 0
+    """The window (unix seconds) in which every client was measuring, and the operations
+    answered in it, from the clients' summaries and their completions per bin (`.series`).
+
+    The common part of the clients' windows, not their union: where many client processes
+    start on few cores, the first ones measure while the last still start up, and the union
+    would charge that start-up to the operations. Without series files (or with windows that
+    never overlap) it falls back to the union and the operations the summaries count."""
+    starts, ends, measured, series = [], [], 0, []
     for path in run_dir.rglob("*.summary.json"):
         try:
             summary = json.loads(path.read_text())
@@ -215,12 +220,32 @@ def client_window(run_dir: Path) -> tuple[float, float, int]:
             continue
         if "ops_measured" not in summary:
             continue
-        starts.append(summary["window_start_unix_ms"] / 1000)
-        ends.append(summary["window_end_unix_ms"] / 1000)
-        ops += int(summary["ops_measured"])
+        starts.append(summary["window_start_unix_ms"])
+        ends.append(summary["window_end_unix_ms"])
+        measured += int(summary["ops_measured"])
+        series.append(path.with_name(path.name.removesuffix(".summary.json") + ".series"))
     if not starts:
         return 0.0, 0.0, 0
-    return min(starts), max(ends), ops
+    start_ms, end_ms = max(starts), min(ends)
+    if end_ms > start_ms and all(path.exists() for path in series):
+        ops = sum(series_ops(path, start_ms, end_ms) for path in series)
+        if ops:
+            return start_ms / 1000, end_ms / 1000, ops
+    return min(starts) / 1000, max(ends) / 1000, measured
+
+
+def series_ops(path: Path, start_ms: int, end_ms: int) -> int:
+    """Operations a client's `.series` file (`unix_ms,ops` per bin) records in bins that
+    start inside [start_ms, end_ms)."""
+    ops = 0
+    for line in path.read_text().splitlines()[1:]:
+        stamp, _, count = line.partition(",")
+        try:
+            if start_ms <= int(stamp) < end_ms:
+                ops += int(count)
+        except ValueError:
+            continue
+    return ops
 
 
 def format_roles(cpu: dict[str, float]) -> str:

@@ -25,7 +25,7 @@ from benchmarks.cpu import (
     role_of,
 )
 from nodes import status
-from nodes.metrics import ClientSummary, write_summary
+from nodes.metrics import ClientSummary, SeriesFile, ThroughputSeries, write_summary
 
 # A command name the kernel shows in /proc/<pid>/stat as "(<comm>)": its own ") (" and
 # spaces shift every later field for a parser that splits at the first ")".
@@ -187,11 +187,24 @@ def fake_run(tmp_path: Path) -> Path:
     return run
 
 
-def test_client_window_spans_every_client_and_sums_their_operations(tmp_path: Path) -> None:
+def test_without_series_the_window_spans_every_client_and_sums_their_operations(
+        tmp_path: Path) -> None:
     run = fake_run(tmp_path)
     (run / "not-a-client.summary.json").write_text('{"name": "x"}\n')
     assert client_window(run) == (100.0, 110.5, 4000)
     assert client_window(tmp_path / "empty") == (0.0, 0.0, 0)
+
+
+def test_with_series_the_window_is_where_every_client_measured(tmp_path: Path) -> None:
+    run = fake_run(tmp_path)
+    for name, ops_per_bin in (("client-0-0", 3), ("client-0-1", 1)):
+        series = ThroughputSeries(10)
+        for ms in range(95_000, 115_000, 10):  # every 10 ms bin, warm-up and cool-down too
+            series.record(ms * 1_000_000, ops_per_bin)
+        with SeriesFile(run / "clients" / f"{name}.series") as out:
+            out.append(series.take())
+    # Both measured in [100.5 s, 110 s): 950 bins of 3 + 1 operations.
+    assert client_window(run) == (100.5, 110.0, 950 * 4)
 
 
 def test_proxy_roles_prefer_the_final_summary_then_the_role_file(tmp_path: Path) -> None:
