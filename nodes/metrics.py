@@ -367,11 +367,14 @@ class _RangeRecorder(BufferedFile):
         self._file().write(header + "\n")
         self.lines = 0  # records written: the summary says how many, the checker compares
 
-    def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
+    def _check(self, counts: Sequence[int], lasts: Sequence[int]) -> None:
         if len(counts) != self.nspaces or len(lasts) != self.nspaces:
             raise ValueError(
                 f"expected {self.nspaces} counts and lasts, got {len(counts)} and {len(lasts)}"
             )
+
+    def _line(self, head: str, counts: Sequence[int], lasts: Sequence[int]) -> None:
+        self._check(counts, lasts)
         f = self._file()
         parts = [head]
         for c, last in zip(counts, lasts, strict=True):
@@ -392,6 +395,19 @@ class SeqnumRecorder(_RangeRecorder):
 
     def record(self, reqid: int, unix_us: int, counts: Sequence[int], lasts: Sequence[int]) -> None:
         self._line(f"{reqid} {unix_us}", counts, lasts)
+
+    def record_run(self, reqid: int, unix_us: int, counts: Sequence[int],
+                   lasts: Sequence[int], nops: int) -> None:
+        """One line per operation of a run answered at `unix_us` whose highest numbers are
+        `lasts` (operation k owns the range ending at lasts[i] - (nops - 1 - k) * counts[i]),
+        written in one go."""
+        self._check(counts, lasts)
+        firsts = [last - (nops - 1) * count for count, last in zip(counts, lasts, strict=True)]
+        pairs = list(zip(counts, firsts, strict=True))
+        self._file().write("".join(
+            f"{reqid + k} {unix_us} " + " ".join(f"{c} {f + k * c}" for c, f in pairs) + "\n"
+            for k in range(nops)))
+        self.lines += nops
 
 
 class NoopRecorder(_RangeRecorder):

@@ -195,10 +195,7 @@ class Client:
         reqid, nops = run.reqid, run.nops
         now_ns = self.measure.done(run.first_ns, nops)
         if self.recorder is not None and lasts is not None:
-            counts, unix_us = self.counts, now_ns // 1000
-            for k in range(nops):
-                self.recorder.record(reqid + k, unix_us, counts,
-                                     wire.run_lasts(counts, lasts, nops, k))
+            self.recorder.record_run(reqid, now_ns // 1000, self.counts, lasts, nops)
         top = reqid + nops - 1
         if reqid == self.ack + 1:
             done = self.done_above

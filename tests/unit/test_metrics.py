@@ -396,3 +396,20 @@ def test_a_binary_record_file_buffers_a_mebibyte_of_bytes(tmp_path: Path) -> Non
             w.write(line)
         assert (1 << 20) - len(line) <= p.stat().st_size <= 1 << 20
     assert p.read_bytes() == line * (1_000_000 // len(line) + 200_000 // len(line))
+
+
+def test_a_run_is_recorded_as_one_line_per_operation_like_single_records(tmp_path):
+    from nodes import wire
+
+    runs, singles = tmp_path / "runs.seqnums", tmp_path / "singles.seqnums"
+    with SeqnumRecorder(runs, 7, 2) as by_run, SeqnumRecorder(singles, 7, 2) as one_by_one:
+        by_run.record_run(10, 555, [2, 1], [29, 13], 4)
+        by_run.record_run(14, 556, [2, 1], [31, 14], 1)
+        for k in range(4):
+            one_by_one.record(10 + k, 555, [2, 1], wire.run_lasts([2, 1], [29, 13], 4, k))
+        one_by_one.record(14, 556, [2, 1], [31, 14])
+        assert by_run.lines == one_by_one.lines == 5
+    assert runs.read_text() == singles.read_text()
+    assert runs.read_text().splitlines()[1] == "10 555 2 23 1 10"
+    with pytest.raises(ValueError):
+        SeqnumRecorder(tmp_path / "bad", 7, 2).record_run(0, 0, [1], [1], 2)
