@@ -181,6 +181,9 @@ class ZkWorkload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froze
     prefix: str = "/mason"  # every znode of the run lives under it
     watch: bool = False  # reads leave a watch (the original's RSMKeeper client did)
     seed: int = 0  # the operation draw's seed (with the client id)
+    # Creates are PERSISTENT_SEQUENTIAL under the key's parent: the server appends the
+    # parent's next sequence number to the name (ZooKeeper's gap-free counter).
+    sequential: bool = False
 
 
 class ZkClientConfig(Common, kw_only=True):

@@ -8,7 +8,8 @@ the warm-up starts: the original's set-up for its getDatas and setDatas experime
 
 After that each slot draws a kind (mix.py) and a key uniformly, as the original did:
 - create: a new sibling `<parent>/<7 random letters>` takes the key's place (the old znode
-  stays);
+  stays); with `sequential`, a sequential znode `<parent>/n<sequence number>` instead, and
+  the key stays;
 - rename: a multi of delete(key) and create(new sibling) (ZooKeeper has no rename; this is
   the original's delete-and-create in one atomic step), the new name takes the key's place
   when it succeeds;
@@ -41,7 +42,7 @@ from nodes import runtime
 from nodes.client.measure import Measurement
 from nodes.config import ZK_OP_KINDS, ZkClientConfig
 from nodes.zk import wire
-from nodes.zk.codes import Err
+from nodes.zk.codes import CreateMode, Err
 from nodes.zk.history import HistoryRecorder, recorded_error
 from nodes.zk.jute import JuteError, Reader
 from nodes.zkclient import mix
@@ -90,6 +91,9 @@ class LoadGenerator:
         if conf.record_history and work.rename_percent > 0:
             raise runtime.NodeError("record_history cannot record renames: set "
                                     "rename_percent to 0")
+        if conf.record_history and work.sequential and work.create_percent > 0:
+            raise runtime.NodeError("record_history cannot record sequential creates (the "
+                                    "server names the znode): set sequential to false")
         rng = random.Random(work.seed * 1_000_003 + conf.client_id)
         self.mix = mix.Mix(work, rng)
         self.random = rng.random
@@ -99,6 +103,7 @@ class LoadGenerator:
         self.keys = [f"{parent}/k" for parent in self.parents]
         self.value_size = work.value_size
         self.watch = work.watch
+        self.create_flags = int(CreateMode.PERSISTENT_SEQUENTIAL) if work.sequential else 0
         self.values_written = 0
         self.counts = {kind: KindCounts() for kind in ZK_OP_KINDS}
         self.measure = Measurement(conf)
@@ -154,8 +159,9 @@ class LoadGenerator:
         elif kind == "delete":
             body = wire.DeleteRequest(key, -1)
         elif kind == "create":
-            path = self.sibling(index)
-            body = wire.CreateRequest(path, self.value(), wire.OPEN_ACL_UNSAFE, 0)
+            path = f"{self.parents[index]}/n" if self.create_flags else self.sibling(index)
+            body = wire.CreateRequest(path, self.value(), wire.OPEN_ACL_UNSAFE,
+                                      self.create_flags)
         else:  # rename
             path = self.sibling(index)
             body = wire.MultiRequest((
@@ -212,7 +218,7 @@ class LoadGenerator:
         counts = self.counts[req.kind]
         if err == 0 and not wrong_size:
             counts.ok += 1
-            if req.kind in ("create", "rename"):
+            if req.kind == "rename" or (req.kind == "create" and not self.create_flags):
                 self.keys[req.index] = req.path
         else:
             name = WRONG_SIZE if err == 0 else error_name(err)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 from analysis.aggregate import summarize_run
 from analysis.datfiles import read_hist, read_summary
@@ -51,7 +52,7 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def config(outdir: Path, port: int, name: str = "client-0-0", client_id: int = 0, *,
            mix: Mapping[str, float] | None = None, duration: float = 2.0,
-           connections: int = 2, extra: str = "") -> Path:
+           connections: int = 2, extra: str = "", workload: str = "") -> Path:
     shares = "\n".join(f"{FLAGS[k]} = {v}" for k, v in (mix or ALL_KINDS).items())
     path = outdir / f"{name}.toml"
     path.write_text(
@@ -59,7 +60,7 @@ def config(outdir: Path, port: int, name: str = "client-0-0", client_id: int = 0
         f'servers = [{{ host = "127.0.0.1", port = {port} }}]\nconnections = {connections}\n'
         f"concurrency = 8\nwarmup_s = 0.5\nduration_s = {duration}\ncooldown_s = 0.2\n"
         f"timeout_ms = 5000\n{extra}\n[workload]\n{shares}\nnkeys = 32\n"
-        f'prefix = "/{outdir.name}"\n')
+        f'prefix = "/{outdir.name}"\n{workload}\n')
     return path
 
 
@@ -116,6 +117,39 @@ def test_a_rename_cannot_be_recorded(zookeeper: int, tmp_path: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == ("error: client-0-0: record_history cannot record renames: set "
                          "rename_percent to 0")
+
+
+def test_sequential_creates_number_each_parents_children_without_gaps(
+        zookeeper: int, tmp_path: Path) -> None:
+    done = run(config(tmp_path, zookeeper, mix={"create": 100, "setData": 0}, duration=1.0,
+                      workload="sequential = true"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    created = read_counts(tmp_path / "client-0-0.zkops.json").kinds["create"]
+    assert created.ok > 0 and created.errors == {}
+    client = KazooClient(hosts=f"127.0.0.1:{zookeeper}", timeout=10)
+    client.start(timeout=10)
+    try:
+        numbered = 0
+        for i in range(32):
+            children = client.get_children(f"/{tmp_path.name}/c0-{i}")
+            assert "k" in children  # the key is not replaced by what was created
+            numbers = sorted(int(c.removeprefix("n")) for c in children if c != "k")
+            # The key's own creation took number 0 of its parent.
+            assert numbers == list(range(1, len(numbers) + 1)), numbers
+            numbered += len(numbers)
+    finally:
+        client.stop()
+        client.close()
+    assert numbered == created.ok
+
+
+def test_a_sequential_create_cannot_be_recorded(zookeeper: int, tmp_path: Path) -> None:
+    done = run(config(tmp_path, zookeeper, mix={"create": 100, "setData": 0},
+                      extra="record_history = true", workload="sequential = true"))
+    assert done.returncode == 2
+    assert done.stdout.strip().splitlines()[-1] == (
+        "error: client-0-0: record_history cannot record sequential creates (the server "
+        "names the znode): set sequential to false")
 
 
 class CuttableProxy:
