@@ -21,12 +21,14 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.recovery
 	$(PY) -m benchmarks.durable
 	$(PY) -m benchmarks.corfu
 	$(PY) -m benchmarks.zookeeper
 	$(PY) -m benchmarks.linearizability
+	$(PY) -m benchmarks.alternatives
 
 # Not part of `make test`: minutes of planted bugs; the report goes to bench-results/.
 mutation: $(STAMP)

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
+from benchmarks.local_servers import LocalServers
 from orchestrator.ports import free_port_block
 
 JAVA_DIR = Path("/usr/share/java")
@@ -56,27 +54,28 @@ def serving_mode(port: int) -> str:
     return ""
 
 
-class Ensemble:
+class Ensemble(LocalServers):
     """`n` Apache ZooKeeper servers on 127.0.0.1 (n = 1: a standalone server)."""
+
+    server_name = "Apache ZooKeeper server"
+    log_prefix = "zk"
 
     def __init__(self, n: int, workdir: Path, *, heap_mb: int = 512, force_sync: bool = True,
                  start_timeout_s: float = 120.0) -> None:
-        if n < 1:
-            raise ValueError("an ensemble needs at least one server")
-        self.n = n
-        self.workdir = Path(workdir)
+        super().__init__(n, workdir, start_timeout_s)
         self.heap_mb = heap_mb
         self.force_sync = force_sync  # fsync the transaction log before acknowledging
-        self.start_timeout_s = start_timeout_s
         base = free_port_block(3 * n)
         self.client_ports = [base + i for i in range(n)]
         self.peer_ports = [base + n + i for i in range(n)]
         self.election_ports = [base + 2 * n + i for i in range(n)]
-        self.procs: list[subprocess.Popen[bytes]] = []
 
     @property
     def connect_string(self) -> str:
         return ",".join(f"127.0.0.1:{p}" for p in self.client_ports)
+
+    def where(self) -> str:
+        return self.connect_string
 
     def config(self, i: int) -> str:
         data = self.workdir / f"zk-{i}" / "data"
@@ -89,47 +88,15 @@ class Ensemble:
                       f"{self.election_ports[k]}" for k in range(self.n)]
         return "\n".join(lines) + "\n"
 
-    def start(self) -> Ensemble:
+    def command(self, i: int) -> list[str]:
+        home = self.workdir / f"zk-{i}"
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        (home / "data" / "myid").write_text(f"{i + 1}\n")
+        cfg = home / "zoo.cfg"
+        cfg.write_text(self.config(i))
         classpath = ":".join(str(JAVA_DIR / j) for j in JARS)
         main = MAIN_QUORUM if self.n > 1 else MAIN_STANDALONE
-        for i in range(self.n):
-            home = self.workdir / f"zk-{i}"
-            (home / "data").mkdir(parents=True, exist_ok=True)
-            (home / "data" / "myid").write_text(f"{i + 1}\n")
-            cfg = home / "zoo.cfg"
-            cfg.write_text(self.config(i))
-            with open(self.workdir / f"zk-{i}.log", "wb") as log:
-                self.procs.append(subprocess.Popen(
-                    ["java", f"-Xmx{self.heap_mb}m", "-cp", classpath, main, str(cfg)],
-                    stdout=log, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + self.start_timeout_s
-        while True:
-            dead = [i for i, p in enumerate(self.procs) if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"Apache ZooKeeper server {dead[0]} exited while starting; "
-                                   f"see {self.workdir / f'zk-{dead[0]}.log'}")
-            if all(serving_mode(port) for port in self.client_ports):
-                return self
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Apache ZooKeeper ({self.connect_string}) not serving "
-                                   f"after {self.start_timeout_s:g} s; see {self.workdir}")
-            time.sleep(0.2)
+        return ["java", f"-Xmx{self.heap_mb}m", "-cp", classpath, main, str(cfg)]
 
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-        for proc in self.procs:
-            proc.wait()
-        self.procs.clear()
-
-    def __enter__(self) -> Ensemble:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    def serving(self) -> bool:
+        return all(serving_mode(port) for port in self.client_ports)

@@ -4,7 +4,8 @@
 `python -m benchmarks.drivers rpc PORT C SECONDS`  drives it with C outstanding calls.
 `python -m benchmarks.drivers redis PORT C SECONDS`  drives redis INCR with C outstanding
 requests pipelined on one connection, like a mason client process drives its group.
-Drivers print one JSON line: ops, seconds, ops_per_s and latency percentiles in us.
+Drivers print one JSON line: ops, seconds, ops_per_s, latency percentiles in us and the
+measured window in unix seconds (for the CPU spent in it).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from nodes import rpc, wire
 from nodes.metrics import LatencyHistogram
 
 
-def report(hist: LatencyHistogram, ops: int, seconds: float) -> None:
+def report(hist: LatencyHistogram, ops: int, seconds: float, start_unix: float) -> None:
     print(json.dumps({
         "ops": ops, "seconds": seconds, "ops_per_s": ops / seconds,
         "p50_us": hist.percentile(0.5), "p99_us": hist.percentile(0.99),
+        "window_start_unix": start_unix, "window_end_unix": start_unix + seconds,
     }), flush=True)
 
 
@@ -57,10 +59,10 @@ async def drive_rpc(port: int, concurrency: int, seconds: float) -> None:
         send()
     await asyncio.sleep(1.0)  # warm-up
     state["measuring"] = True
-    t0 = time.perf_counter()
+    t0, start_unix = time.perf_counter(), time.time()
     await asyncio.sleep(seconds)
     state["measuring"] = False
-    report(hist, state["ops"], time.perf_counter() - t0)
+    report(hist, state["ops"], time.perf_counter() - t0, start_unix)
 
 
 class RedisLoad(asyncio.Protocol):
@@ -107,10 +109,10 @@ async def drive_redis(port: int, concurrency: int, seconds: float) -> None:
     _, load = await loop.create_connection(lambda: RedisLoad(concurrency), "127.0.0.1", port)
     await asyncio.sleep(1.0)
     load.measuring = True
-    t0 = time.perf_counter()
+    t0, start_unix = time.perf_counter(), time.time()
     await asyncio.sleep(seconds)
     load.measuring = False
-    report(load.hist, load.ops, time.perf_counter() - t0)
+    report(load.hist, load.ops, time.perf_counter() - t0, start_unix)
 
 
 def main(argv: list[str]) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 
@@ -89,6 +90,52 @@ def ensemble_pids(zk: apache_zk.Ensemble) -> dict[int, tuple[str, str]]:
             for i, (proc, port) in enumerate(zip(zk.procs, zk.client_ports, strict=True))}
 
 
+def shape_spec(shape: Shape, name: str, **mix: Any) -> ExperimentSpec:
+    """The experiment of the load generators for `shape`, with the mix flags given
+    (setdatas=True, create_percent=100, ...), checked; SpecError in one line."""
+    return check_zk_workload(ExperimentSpec(
+        name=name, nclient_threads=shape.processes,
+        client_connections=shape.connections, client_concurrency=shape.concurrency,
+        expduration=shape.seconds, warmup=shape.warmup_s, cooldown=shape.cooldown_s,
+        client_timeout_ms=10_000, value_size=shape.value_size, nkeys=shape.nkeys, **mix))
+
+
+def run_load(spec: ExperimentSpec, connect_string: str, run_dir: Path, what: str,
+             workload: dict[str, object] | None = None) -> list[Path]:
+    """Runs the load generators of `spec` (their workload table updated with `workload`)
+    against the servers in `run_dir` until they have all exited; their .zkops.json files.
+    RuntimeError in one line when one fails (`what` names the run)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    slot = MachineSlot("client-0", "client", 0, "127.0.0.1", str(run_dir))
+    procs = zk_client_procs(spec, [slot], [servers_of(connect_string)])
+    started = []
+    try:
+        for proc in procs:
+            proc.context["workload"].update(workload or {})
+            config = run_dir / f"{proc.name}.toml"
+            config.write_text(render(proc.kind, proc.context))
+            with open(run_dir / f"{proc.name}.log", "wb") as log:
+                started.append(subprocess.Popen(
+                    [sys.executable, "-m", proc.module, "--config", str(config)],
+                    stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + spec.warmup + spec.expduration + spec.cooldown + 120
+        for p in started:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    failed = [(proc.name, p.returncode) for proc, p in zip(procs, started, strict=True)
+              if p.returncode != 0]
+    if failed:
+        name, code = failed[0]
+        tail = (run_dir / f"{name}.log").read_text(errors="replace").strip()
+        last = tail.splitlines()[-1] if tail else ""
+        raise RuntimeError(f"{what}: {name} exited {code}: {last}")
+    return [Path(slot.outdir(proc.kind)) / f"{proc.name}.zkops.json" for proc in procs]
+
+
 def measure(connect_string: str, workload: str, shape: Shape = Shape(),
             root: Path | None = None, label: str = "zk", server_dirs: Sequence[Path] = (),
             server_pids: dict[int, tuple[str, str]] | None = None) -> dict[str, object]:
@@ -98,47 +145,16 @@ def measure(connect_string: str, workload: str, shape: Shape = Shape(),
     systems) and the processes `server_pids` names (pid -> (name, role))."""
     if workload not in WORKLOADS:
         raise ValueError(f"workload {workload!r} is not one of {', '.join(WORKLOADS)}")
-    spec = check_zk_workload(ExperimentSpec(
-        name=f"{label}-{workload}", nclient_threads=shape.processes,
-        client_connections=shape.connections, client_concurrency=shape.concurrency,
-        expduration=shape.seconds, warmup=shape.warmup_s, cooldown=shape.cooldown_s,
-        client_timeout_ms=10_000, value_size=shape.value_size, nkeys=shape.nkeys,
-        setdatas=workload == "setDatas", getdatas=workload == "getDatas"))
+    spec = shape_spec(shape, f"{label}-{workload}", setdatas=workload == "setDatas",
+                      getdatas=workload == "getDatas")
     with tempfile.TemporaryDirectory(prefix="zk-bench-") as tmp:
         run_dir = Path(root or tmp) / spec.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        slot = MachineSlot("client-0", "client", 0, "127.0.0.1", str(run_dir))
-        procs = zk_client_procs(spec, [slot], [servers_of(connect_string)])
-        started = []
-        try:
-            with CpuSampler(str(run_dir), *map(str, server_dirs), pids=server_pids) as sampler:
-                for proc in procs:
-                    config = run_dir / f"{proc.name}.toml"
-                    config.write_text(render(proc.kind, proc.context))
-                    with open(run_dir / f"{proc.name}.log", "wb") as log:
-                        started.append(subprocess.Popen(
-                            [sys.executable, "-m", proc.module, "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT))
-                limit = shape.warmup_s + shape.seconds + shape.cooldown_s + 120
-                deadline = time.monotonic() + limit
-                for p in started:
-                    p.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            for p in started:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        failed = [(proc.name, p.returncode) for proc, p in zip(procs, started, strict=True)
-                  if p.returncode != 0]
-        if failed:
-            name, code = failed[0]
-            tail = (run_dir / f"{name}.log").read_text(errors="replace").strip()
-            last = tail.splitlines()[-1] if tail else ""
-            raise RuntimeError(f"{label} {workload}: {name} exited {code}: {last}")
+        with CpuSampler(str(run_dir), *map(str, server_dirs), pids=server_pids) as sampler:
+            counts_files = run_load(spec, connect_string, run_dir, f"{label} {workload}")
         summary = summarize_run(run_dir)
         errors = 0
-        for proc in procs:
-            counts = read_counts(Path(slot.outdir(proc.kind)) / f"{proc.name}.zkops.json")
+        for path in counts_files:
+            counts = read_counts(path)
             errors += sum(sum(k.errors.values()) for k in counts.kinds.values())
         start, end, ops = client_window(run_dir)
         cpu = cpu_per_op(sampler, [run_dir, *server_dirs], start, end, ops)

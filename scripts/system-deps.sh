@@ -5,7 +5,7 @@
 # skipped, so a package it cannot install is an error.
 set -euo pipefail
 declare -A wanted=([sshd]=openssh-server [ip]=iproute2 [redis-server]=redis-server [iptables]=iptables
-                  [java]=default-jre-headless)
+                  [java]=default-jre-headless [etcd]=etcd-server)
 missing=()
 for cmd in "${!wanted[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
