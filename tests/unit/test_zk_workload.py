@@ -166,6 +166,15 @@ def test_the_load_generators_configs_render_and_validate() -> None:
     assert workload_text(settled) == "100 % getData, 100 B values, 16 keys per client process"
 
 
+def test_a_boolean_workload_field_renders_as_a_toml_boolean() -> None:
+    settled = check_zk_workload(spec(create_percent=100))
+    slot = MachineSlot("client-0", "client", 0, "127.0.0.1", "/r/client-0")
+    proc = zk_client_procs(settled, [slot], [[{"host": "127.0.0.1", "port": 2181}]])[0]
+    proc.context["workload"].update(sequential=True, watch=False)
+    conf = node_config.parse(render(proc.kind, proc.context), node_config.ZkClientConfig)
+    assert conf.workload.sequential is True and conf.workload.watch is False
+
+
 # ---- a multi's answers, read by the client ----------------------------------------------------
 
 
