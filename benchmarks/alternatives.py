@@ -110,6 +110,10 @@ def split_evenly(total: int, per_process: int, least: int = 1) -> tuple[int, int
     return processes, total // processes
 
 
+def procs(n: int) -> str:
+    return f"{n} process{'es' if n != 1 else ''}"
+
+
 # ---- etcd ------------------------------------------------------------------------------------
 
 def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir: Path,
@@ -146,11 +150,11 @@ def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir:
     end = max(r["window_end_unix"] for r in results)
     ops = sum(int(r["ops"]) for r in results)
     return {"system": label, "outstanding": outstanding,
-            "shape": f"{processes} processes x {each} (raw gRPC Put, to the leader)",
+            "shape": f"{procs(processes)} x {each} (raw gRPC Put, to the leader)",
             "numbers_per_s": sum(r["ops_per_s"] for r in results),
             "p50_us": hist.percentile(0.5), "p99_us": hist.percentile(0.99),
             "cpu_us_per_number": cpu.per_number(start, end, ops),
-            "check": f"revisions {first}..{last} distinct and gap-free"}
+            "check": f"revisions {first}..{last}: distinct, gap-free"}
 
 
 def etcd_rows(totals: list[int], seconds: float) -> list[Row]:
@@ -191,7 +195,7 @@ def bench_zookeeper(zk: apache_zk.Ensemble, outstanding: int, seconds: float, wo
     summary = summarize_run(run_dir)
     start, end, ops = client_window(run_dir)
     return {"system": label, "outstanding": outstanding,
-            "shape": f"{processes} processes x {connections} sessions x "
+            "shape": f"{procs(processes)} x {connections} sessions x "
                      f"{each // connections} (sequential create)",
             "numbers_per_s": summary.throughput_ops, "p50_us": summary.p50_us,
             "p99_us": summary.p99_us, "check": "every create answered OK",
@@ -210,6 +214,10 @@ def zookeeper_rows(totals: list[int], seconds: float) -> list[Row]:
         with tempfile.TemporaryDirectory(prefix="apache-zk-") as tmp:
             console.print(f"starting {label}")
             with apache_zk.Ensemble(3, Path(tmp), force_sync=force_sync) as zk:
+                # The JVM compiles its hot paths under the first seconds of load, as it has
+                # long done in a server that runs: one unmeasured run first.
+                console.print(f"{label}: warming the JVM up")
+                bench_zookeeper(zk, totals[0], min(seconds, 3.0), Path(tmp) / "jit", label)
                 for total in totals:
                     console.print(f"{label}: {total} outstanding")
                     rows.append(bench_zookeeper(zk, total, seconds, Path(tmp), label))
@@ -321,7 +329,7 @@ def mason_rows(totals: list[int], seconds: float) -> list[Row]:
             if "client" in roles:
                 roles["server"] = roles["all"] - roles["client"]
             rows.append({"system": "mason, 1 sequencer + 1 group of 3", "outstanding": total,
-                         "shape": f"{processes} processes x {each}",
+                         "shape": f"{procs(processes)} x {each}",
                          "numbers_per_s": m["ops_per_s"], "p50_us": m["p50_us"],
                          "p99_us": m["p99_us"], "cpu_us_per_number": roles})
     return rows
@@ -350,13 +358,15 @@ def ratios(rows: list[Row]) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     lines = ["| system | outstanding | load | numbers/s | p50 us | p99 us "
-             "| server CPU us/number | load generator CPU us/number |", "|" + "---|" * 8]
+             "| server CPU us/number | load generator CPU us/number | checked |",
+             "|" + "---|" * 9]
     for r in rows:
         cpu = r.get("cpu_us_per_number") or {}
         lines.append(
             f"| {r['system']} | {r['outstanding']} | {r['shape']} | "
             f"{fmt(r['numbers_per_s'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
-            f"{fmt(cpu.get('server'), ',.1f')} | {fmt(cpu.get('client'), ',.1f')} |")
+            f"{fmt(cpu.get('server'), ',.1f')} | {fmt(cpu.get('client'), ',.1f')} | "
+            f"{r.get('check', '-')} |")
     lines += ["", "mason's numbers/s over each system's at the same outstanding total:", "",
               "| outstanding | system | mason / system |", "|---|---|---|"]
     for q in ratios(rows):
@@ -396,15 +406,19 @@ def main(argv: list[str] | None = None) -> None:
     write_report(args.out, "alternatives", "Gap-free increasing numbers: the alternatives",
                  args.seconds,
                  "Every server and load generator on this machine, one system at a time. "
-                 "etcd: every Put to one key is a number (its revision); ZooKeeper: every "
-                 "sequential create is one (its parent's next sequence number, one parent "
-                 "per load-generator process); Redis INCR is unreplicated, the upper "
-                 "reference; mason: one sequencer and one group of three proxies, its Raft "
-                 "log written but not fsynced (`--durable off`, the default), while etcd "
-                 "and ZooKeeper fsync before they answer unless their data is on tmpfs or "
-                 "forceSync=no. CPU per number: user + system CPU of the system's processes "
-                 "(server) and of its load generators, over the measured window (for "
-                 "redis-benchmark, its whole run), divided by the numbers handed out in it.",
+                 "etcd: every Put to one key is a number (its revision), sent by raw gRPC "
+                 "calls from several load-generator processes to the leader; ZooKeeper: "
+                 "every sequential create is one (its parent's next sequence number, one "
+                 "parent per load-generator process; the JVM warmed up by an unmeasured run "
+                 "first); Redis INCR is unreplicated, the upper reference; mason: one "
+                 "sequencer and one group of three proxies, its Raft log written but not "
+                 "fsynced (`--durable off`, the default), while etcd and ZooKeeper fsync "
+                 "before they answer unless their data is on tmpfs or forceSync=no. CPU per "
+                 "number: user + system CPU of the system's processes (server) and of its "
+                 "load generators, over the measured window (for redis-benchmark, its whole "
+                 "run), divided by the numbers handed out in it. On a machine of few cores "
+                 "the load generators compete with the servers for them: the two CPU "
+                 "columns show what each side takes.",
                  [*rows, *ratio_rows], table(rows))
 
 
