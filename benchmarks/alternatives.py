@@ -157,6 +157,10 @@ def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir:
             "check": f"revisions {first}..{last}: distinct, gap-free"}
 
 
+def etcd_missing() -> list[str]:
+    return etcd.missing() + etcd_load.missing()
+
+
 def etcd_rows(totals: list[int], seconds: float) -> list[Row]:
     rows = []
     for on_tmpfs in (False, True):
@@ -375,7 +379,7 @@ def table(rows: list[Row]) -> str:
 
 
 BENCHES: dict[str, Callable[[list[int], float], list[Row]]] = {
-    "etcd": lambda totals, seconds: etcd_rows(totals, seconds) if not etcd.missing() else [],
+    "etcd": lambda totals, seconds: [] if etcd_missing() else etcd_rows(totals, seconds),
     "zookeeper": zookeeper_rows, "redis": redis_rows, "mason": mason_rows,
 }
 
@@ -391,9 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     if any(t <= 0 for t in args.outstanding) or args.seconds <= 0:
         sys.exit("error: --outstanding and --seconds must be positive")
     signal.signal(signal.SIGTERM, _exit_on_term)
-    if "etcd" in args.systems and etcd.missing():
-        console.print(f"[yellow]etcd needs {', '.join(etcd.missing())}: skipping it "
-                      "(scripts/system-deps.sh installs it)")
+    if "etcd" in args.systems and etcd_missing():
+        console.print(f"[yellow]etcd needs {', '.join(etcd_missing())}: skipping it "
+                      "(`make bench` installs them)")
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     try:

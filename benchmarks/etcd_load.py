@@ -21,6 +21,7 @@ checked.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
 import time
@@ -46,6 +47,11 @@ class ProtoError(ValueError):
 
 class RevisionError(ValueError):
     """Revisions that are not what a sequencer must give; the text is one line."""
+
+
+def missing() -> list[str]:
+    """What running the load generator here lacks (empty when nothing)."""
+    return [] if importlib.util.find_spec("grpc") else ["grpcio (the `bench` extra)"]
 
 
 # ---- protobuf, the few fields needed -------------------------------------------------------

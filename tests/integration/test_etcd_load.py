@@ -10,7 +10,6 @@ extra); without them the module skips, except in CI, where that is a failure.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,12 +20,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from benchmarks import etcd
+from benchmarks import etcd, etcd_load
 from benchmarks.etcd_load import RevisionError, check_revisions, find_leader
 from nodes.metrics import LatencyHistogram
 from tests.conftest import free_port
 
-lacking = etcd.missing() + ([] if importlib.util.find_spec("grpc") else ["grpcio"])
+lacking = etcd.missing() + etcd_load.missing()
 if lacking:
     reason = f"the etcd load generator's tests need {', '.join(lacking)}"
     if os.environ.get("CI") == "true":
