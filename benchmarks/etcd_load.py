@@ -236,9 +236,16 @@ def main(argv: list[str]) -> None:
                  "OUTDIR NAME")
     endpoints, concurrency, seconds, outdir, name = argv
     try:
-        result = asyncio.run(drive(endpoints.split(","), int(concurrency), float(seconds),
-                                   Path(outdir), name))
-    except Exception as exc:  # a failed Put or a bad argument: one line, not a traceback
+        slots, window = int(concurrency), float(seconds)
+    except ValueError:
+        sys.exit(f"etcd load {name}: CONCURRENCY and SECONDS must be numbers, not "
+                 f"{concurrency!r} and {seconds!r}")
+    if slots <= 0 or window <= 0 or not endpoints or not Path(outdir).is_dir():
+        sys.exit(f"etcd load {name}: needs endpoints, CONCURRENCY > 0, SECONDS > 0 and an "
+                 "existing OUTDIR")
+    try:
+        result = asyncio.run(drive(endpoints.split(","), slots, window, Path(outdir), name))
+    except Exception as exc:  # a failed Put: one line, not a traceback
         first = (str(exc).strip().splitlines() or [""])[0]
         sys.exit(f"etcd load {name}: {type(exc).__name__}: {first}")
     print(json.dumps(result), flush=True)

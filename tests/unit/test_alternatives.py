@@ -3,6 +3,10 @@ captured from etcd 3.4.23, a fresh 3-member cluster) and the check of etcd's rev
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from benchmarks.alternatives import parse_redis_benchmark_csv, ratios, split_evenly
@@ -17,6 +21,7 @@ from benchmarks.etcd_load import (
     put_request,
     revision,
 )
+from tests.conftest import REPO
 
 # `redis-benchmark -t incr -c 64 -n 20000 --csv` (Redis 7.0.15).
 REDIS_CSV = (
@@ -110,3 +115,18 @@ def test_mason_is_compared_with_every_system_at_the_same_outstanding() -> None:
             {"system": "mason, one group", "outstanding": 64, "numbers_per_s": 40000.0},
             {"system": "redis", "outstanding": 256, "numbers_per_s": 80000.0}]
     assert ratios(rows) == [{"outstanding": 64, "over": "etcd", "mason_over": 8.0}]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["127.0.0.1:2379", "many", "1"], "CONCURRENCY and SECONDS must be numbers"),
+    (["127.0.0.1:2379", "0", "1"], "CONCURRENCY > 0"),
+    (["127.0.0.1:2379", "4", "-1"], "SECONDS > 0"),
+])
+def test_the_etcd_load_generator_refuses_bad_arguments_in_one_line(
+        args: list[str], message: str, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.etcd_load", *args,
+                           str(tmp_path), "d"], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("etcd load d: ") and message in lines[0]
