@@ -60,7 +60,9 @@ Row = dict[str, Any]
 
 class PidCpu:
     """Samples the CPU of the given processes (pid -> role) a few times a second, so that
-    what each role spent inside a window can be interpolated afterwards."""
+    what each role spent inside a window can be interpolated afterwards: the servers that
+    are not mason nodes and the load generators started here, which benchmarks.cpu's
+    CpuSampler (node processes found by their command line) does not see."""
 
     def __init__(self, pids: dict[int, str]) -> None:
         self.tracks = {pid: Track(role) for pid, role in pids.items()}
@@ -145,7 +147,7 @@ def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir:
                                      type=list[list[int]])
     first, last = etcd_load.check_revisions(slots)
     console.print(f"  {label}: revisions {first}..{last}: {last - first + 1} puts, distinct, "
-                  "gap-free, increasing per slot")
+                  "gap-free, increasing per slot", soft_wrap=True)
     start = min(r["window_start_unix"] for r in results)
     end = max(r["window_end_unix"] for r in results)
     ops = sum(int(r["ops"]) for r in results)
