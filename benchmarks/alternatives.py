@@ -392,21 +392,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outstanding", type=int, nargs="+", default=list(OUTSTANDING),
                         help="outstanding requests in all, per point")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every system this many times, one after the other, and "
+                             "keep each point's median (for a machine shared with other work)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
-    if any(t <= 0 for t in args.outstanding) or args.seconds <= 0:
-        sys.exit("error: --outstanding and --seconds must be positive")
+    if any(t <= 0 for t in args.outstanding) or args.seconds <= 0 or args.rounds <= 0:
+        sys.exit("error: --outstanding, --seconds and --rounds must be positive")
     signal.signal(signal.SIGTERM, _exit_on_term)
     if "etcd" in args.systems and etcd_missing():
         console.print(f"[yellow]etcd needs {', '.join(etcd_missing())}: skipping it "
                       "(`make bench` installs them)")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[Row] = []
+    measured: list[Row] = []
     try:
-        for system in args.systems:
-            rows += BENCHES[system](args.outstanding, args.seconds)
+        for round_ in range(args.rounds):
+            for system in args.systems:
+                if args.rounds > 1:
+                    console.print(f"round {round_ + 1} of {args.rounds}: {system}")
+                measured += BENCHES[system](args.outstanding, args.seconds)
     except (RuntimeError, SpecError, ValueError, etcd_load.ProtoError) as exc:
         sys.exit(f"error: {exc}")
+    rows = medians(measured)
     rows.sort(key=lambda r: (r["outstanding"], SYSTEMS.index(system_key(r))))
     ratio_rows: list[dict[str, object]] = [{"ratio": q} for q in ratios(rows)]
     write_report(args.out, "alternatives", "Gap-free increasing numbers: the alternatives",
@@ -424,8 +431,27 @@ def main(argv: list[str] | None = None) -> None:
                  "load generators, over the measured window (for redis-benchmark, its whole "
                  "run), divided by the numbers handed out in it. On a machine of few cores "
                  "the load generators compete with the servers for them: the two CPU "
-                 "columns show what each side takes.",
+                 "columns show what each side takes."
+                 + (f" Each row: the median of {args.rounds} rounds by numbers/s (all of "
+                    "them in numbers_per_s_rounds)." if args.rounds > 1 else ""),
                  [*rows, *ratio_rows], table(rows))
+
+
+def medians(measured: list[Row]) -> list[Row]:
+    """One row per system and outstanding total, in the order first measured: the round
+    with the median numbers/s (the lower middle one of an even count), with every
+    round's numbers/s beside it."""
+    points: dict[tuple[str, int], list[Row]] = {}
+    for row in measured:
+        points.setdefault((row["system"], row["outstanding"]), []).append(row)
+    rows = []
+    for same in points.values():
+        ranked = sorted(same, key=lambda r: float(r["numbers_per_s"]))
+        median = dict(ranked[(len(ranked) - 1) // 2])
+        if len(same) > 1:
+            median["numbers_per_s_rounds"] = [r["numbers_per_s"] for r in same]
+        rows.append(median)
+    return rows
 
 
 def system_key(row: Row) -> str:

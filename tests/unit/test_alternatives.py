@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.alternatives import parse_redis_benchmark_csv, ratios, split_evenly
+from benchmarks.alternatives import medians, parse_redis_benchmark_csv, ratios, split_evenly
 from benchmarks.etcd_load import (
     ProtoError,
     RevisionError,
@@ -130,3 +130,18 @@ def test_the_etcd_load_generator_refuses_bad_arguments_in_one_line(
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("etcd load d: ") and message in lines[0]
+
+
+def test_each_point_keeps_its_median_round() -> None:
+    measured = [
+        {"system": "etcd", "outstanding": 64, "numbers_per_s": 3000.0, "p50_us": 1.0},
+        {"system": "mason", "outstanding": 64, "numbers_per_s": 30000.0, "p50_us": 2.0},
+        {"system": "etcd", "outstanding": 64, "numbers_per_s": 9000.0, "p50_us": 3.0},
+        {"system": "mason", "outstanding": 64, "numbers_per_s": 20000.0, "p50_us": 4.0},
+        {"system": "etcd", "outstanding": 64, "numbers_per_s": 5000.0, "p50_us": 5.0},
+    ]
+    etcd_row, mason_row = medians(measured)
+    assert etcd_row == {"system": "etcd", "outstanding": 64, "numbers_per_s": 5000.0,
+                        "p50_us": 5.0, "numbers_per_s_rounds": [3000.0, 9000.0, 5000.0]}
+    assert mason_row["numbers_per_s"] == 20000.0 and mason_row["p50_us"] == 4.0
+    assert medians(measured[:1]) == measured[:1]  # one round: the row as it was
