@@ -32,9 +32,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,9 @@ from rich.console import Console
 
 from analysis.aggregate import summarize_run
 from benchmarks import apache_zk, etcd, etcd_load
-from benchmarks.cpu import SAMPLE_S, CpuSampler, Track, client_window, proc_cpu_s
+from benchmarks.cpu import CpuSampler, Track, client_window, cpu_per_op
 from benchmarks.run import bench_mason, free_port, wait_port, write_report
-from benchmarks.zookeeper import Shape, _exit_on_term, run_load, shape_spec
+from benchmarks.zookeeper import Shape, _exit_on_term, ensemble_pids, run_load, shape_spec
 from nodes.metrics import LatencyHistogram
 from nodes.zkclient.counts import read_counts
 from orchestrator.spec import SpecError
@@ -58,49 +57,19 @@ console = Console(stderr=True)
 Row = dict[str, Any]
 
 
-class PidCpu:
-    """Samples the CPU of the given processes (pid -> role) a few times a second, so that
-    what each role spent inside a window can be interpolated afterwards: the servers that
-    are not mason nodes and the load generators started here, which benchmarks.cpu's
-    CpuSampler (node processes found by their command line) does not see."""
+def watch(sampler: CpuSampler, pid: int, name: str, role: str) -> None:
+    """Has the sampler take a process started after it (a load generator), as `role`."""
+    sampler.tracks[pid] = Track(name, role)
 
-    def __init__(self, pids: dict[int, str]) -> None:
-        self.tracks = {pid: Track(role) for pid, role in pids.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pid-cpu", daemon=True)
 
-    def add(self, pid: int, role: str) -> None:
-        self.tracks[pid] = Track(role)
-
-    def __enter__(self) -> PidCpu:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            for pid, track in list(self.tracks.items()):
-                cpu = proc_cpu_s(pid)
-                if cpu is not None:
-                    track.times.append(time.time())
-                    track.cpu.append(cpu)
-            if self._stop.wait(SAMPLE_S):
-                return
-
-    def per_number(self, start: float, end: float, numbers: int,
-                   more: dict[str, float] | None = None) -> dict[str, float]:
-        """{"all": us, "<role>": us, ...} of CPU per number over [start, end] (unix s),
-        `more` (role -> CPU seconds in the window, sampled elsewhere) included."""
-        spent = dict(more or {})
-        for track in self.tracks.values():
-            spent[track.name] = spent.get(track.name, 0.0) + track.at(end) - track.at(start)
-        if numbers <= 0:
-            return {}
-        return {"all": sum(spent.values()) * 1e6 / numbers,
-                **{role: s * 1e6 / numbers for role, s in sorted(spent.items())}}
+def per_number(sampler: CpuSampler, start: float, end: float, numbers: int,
+               run_dirs: Sequence[Path] = ()) -> dict[str, float]:
+    """CPU us per number over [start, end], in all, per role, and for the servers (every
+    role but the load generators') together."""
+    cpu = cpu_per_op(sampler, run_dirs, start, end, numbers)
+    if cpu:
+        cpu["server"] = cpu["all"] - cpu.get("client", 0.0)
+    return cpu
 
 
 def split_evenly(total: int, per_process: int, least: int = 1) -> tuple[int, int]:
@@ -124,14 +93,17 @@ def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir:
     processes, each = split_evenly(outstanding, PER_PROCESS, least=2)
     outdir = workdir / f"load-{outstanding}"
     outdir.mkdir(parents=True, exist_ok=True)
-    with PidCpu({p.pid: "server" for p in cluster.procs}) as cpu:
+    members = {p.pid: (f"etcd-{i}", "leader" if endpoint == leader else "follower")
+               for i, (p, endpoint) in enumerate(zip(cluster.procs, cluster.endpoints,
+                                                     strict=True))}
+    with CpuSampler(pids=members) as cpu:
         drivers = []
         for i in range(processes):
             drivers.append(subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.etcd_load", leader, str(each),
                  str(seconds), str(outdir), f"driver-{i}"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            cpu.add(drivers[-1].pid, "client")
+            watch(cpu, drivers[-1].pid, f"driver-{i}", "client")
         results = []
         for i, driver in enumerate(drivers):
             out, err = driver.communicate(timeout=seconds + 120)
@@ -155,7 +127,7 @@ def bench_etcd(cluster: etcd.Cluster, outstanding: int, seconds: float, workdir:
             "shape": f"{procs(processes)} x {each} (raw gRPC Put, to the leader)",
             "numbers_per_s": sum(r["ops_per_s"] for r in results),
             "p50_us": hist.percentile(0.5), "p99_us": hist.percentile(0.99),
-            "cpu_us_per_number": cpu.per_number(start, end, ops),
+            "cpu_us_per_number": per_number(cpu, start, end, ops),
             "check": f"revisions {first}..{last}: distinct, gap-free"}
 
 
@@ -188,8 +160,7 @@ def bench_zookeeper(zk: apache_zk.Ensemble, outstanding: int, seconds: float, wo
     spec = shape_spec(shape, f"zk-{outstanding}", create_percent=100.0)
     run_dir = workdir / spec.name
     # The load generators are node processes, found by their config's path as they start.
-    with PidCpu({p.pid: "server" for p in zk.procs}) as cpu, \
-            CpuSampler(str(run_dir)) as clients:
+    with CpuSampler(str(run_dir), pids=ensemble_pids(zk)) as cpu:
         counts_files = run_load(spec, zk.connect_string, run_dir,
                                 f"{label} sequential creates", {"sequential": True})
     errors = 0
@@ -205,8 +176,7 @@ def bench_zookeeper(zk: apache_zk.Ensemble, outstanding: int, seconds: float, wo
                      f"{each // connections} (sequential create)",
             "numbers_per_s": summary.throughput_ops, "p50_us": summary.p50_us,
             "p99_us": summary.p99_us, "check": "every create answered OK",
-            "cpu_us_per_number": cpu.per_number(start, end, ops, {
-                "client": sum(clients.window_cpu(start, end).values())})}
+            "cpu_us_per_number": per_number(cpu, start, end, ops, [run_dir])}
 
 
 def zookeeper_rows(totals: list[int], seconds: float) -> list[Row]:
@@ -252,11 +222,11 @@ def parse_redis_benchmark_csv(text: str) -> dict[str, float]:
 
 
 def run_redis_benchmark(tool: str, port: int, clients: int, requests: int,
-                        cpu: PidCpu) -> tuple[dict[str, float], float, float]:
+                        cpu: CpuSampler) -> tuple[dict[str, float], float, float]:
     proc = subprocess.Popen([tool, "-p", str(port), "-t", "incr", "-c", str(clients),
                              "-n", str(requests), "--csv"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cpu.add(proc.pid, "client")
+    watch(cpu, proc.pid, f"redis-benchmark-{proc.pid}", "client")
     start = time.time()
     out, err = proc.communicate(timeout=300)
     end = time.time()
@@ -270,7 +240,7 @@ def bench_redis(server: subprocess.Popen[bytes], port: int, outstanding: int,
     rows = []
     tool = shutil.which("redis-benchmark")
     if tool:
-        with PidCpu({server.pid: "server"}) as cpu:
+        with CpuSampler(pids={server.pid: ("redis-server", "server")}) as cpu:
             # A short first run sizes the measured one to about `seconds`.
             probe, _, _ = run_redis_benchmark(tool, port, outstanding, 20_000, cpu)
             requests = max(20_000, int(probe["ops_per_s"] * seconds))
@@ -282,12 +252,12 @@ def bench_redis(server: subprocess.Popen[bytes], port: int, outstanding: int,
                               f"{requests} requests",
                      "numbers_per_s": result["ops_per_s"], "p50_us": result["p50_us"],
                      "p99_us": result["p99_us"],
-                     "cpu_us_per_number": cpu.per_number(start, end, requests)})
-    with PidCpu({server.pid: "server"}) as cpu:
+                     "cpu_us_per_number": per_number(cpu, start, end, requests)})
+    with CpuSampler(pids={server.pid: ("redis-server", "server")}) as cpu:
         driver = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.drivers", "redis", str(port), str(outstanding),
              str(seconds)], stdout=subprocess.PIPE, text=True)
-        cpu.add(driver.pid, "client")
+        watch(cpu, driver.pid, "redis-driver", "client")
         out, _ = driver.communicate(timeout=seconds + 60)
     if driver.returncode != 0:
         raise RuntimeError(f"the redis driver exited {driver.returncode}")
@@ -296,8 +266,8 @@ def bench_redis(server: subprocess.Popen[bytes], port: int, outstanding: int,
                  "outstanding": outstanding,
                  "shape": f"1 connection x {outstanding} pipelined",
                  "numbers_per_s": r["ops_per_s"], "p50_us": r["p50_us"], "p99_us": r["p99_us"],
-                 "cpu_us_per_number": cpu.per_number(r["window_start_unix"],
-                                                     r["window_end_unix"], int(r["ops"]))})
+                 "cpu_us_per_number": per_number(cpu, r["window_start_unix"],
+                                                 r["window_end_unix"], int(r["ops"]))})
     return rows
 
 
@@ -332,8 +302,8 @@ def mason_rows(totals: list[int], seconds: float) -> list[Row]:
             console.print(f"mason: {processes} x {each} outstanding")
             m = bench_mason(each, seconds, Path(tmp), processes)
             roles = dict(m["cpu_us_per_op"])
-            if "client" in roles:
-                roles["server"] = roles["all"] - roles["client"]
+            if roles:
+                roles["server"] = roles["all"] - roles.get("client", 0.0)
             rows.append({"system": "mason, 1 sequencer + 1 group of 3", "outstanding": total,
                          "shape": f"{procs(processes)} x {each}",
                          "numbers_per_s": m["ops_per_s"], "p50_us": m["p50_us"],
