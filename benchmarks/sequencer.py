@@ -122,7 +122,7 @@ def point(leaders: int, batch: int, seconds: float, drivers: int, outstanding: i
         end = start + seconds
         procs, first = [], 0
         hists = [run_dir / f"driver-{k}.hist" for k in range(min(leaders, drivers))]
-        for n, hist_path in zip(split(leaders, drivers), hists):
+        for n, hist_path in zip(split(leaders, drivers), hists, strict=True):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.seq_leaders", str(seq.port), str(first),
                  str(n), str(outstanding), str(batch), f"{start:.6f}", f"{end:.6f}",

@@ -115,7 +115,14 @@ class Conn(asyncio.Protocol):
         return self._queue((wire.CAST, 0, msg))
 
     def reply(self, rid: int, msg: Any) -> bool:
-        return self._queue((wire.REPLY, rid, msg))
+        # `_queue` inlined: a server's every answer comes through here.
+        if self.closed:
+            return False
+        self._out.append((wire.REPLY, rid, msg))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return True
 
     def call_cb(self, msg: Any, callback: ReplyCallback) -> int:
         """Send a call; callback gets the reply message or a ConnectionLost. Returns the id."""

@@ -397,11 +397,17 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[list[Envelope]]:
         buf = self._buf
-        buf += data
+        # Nothing left over from before (the common case: a peer's frames arrive whole):
+        # decode straight from the bytes received rather than copying them through the
+        # buffer; only an incomplete tail is kept.
+        source: bytes | bytearray = data
+        if buf:
+            buf += data
+            source = buf
         frames = []
         pos = 0
-        end = len(buf)
-        view = memoryview(buf)
+        end = len(source)
+        view = memoryview(source)
         try:
             while end - pos >= HEADER:
                 size = int.from_bytes(view[pos : pos + HEADER], "big")
@@ -412,8 +418,15 @@ class FrameReader:
                 start = pos + HEADER
                 frames.append(decode_body(view[start : start + size]))
                 pos = start + size
+        except FrameError:
+            if source is data:
+                buf += data  # as if it had gone through the buffer
+            raise
         finally:
             view.release()
-        if pos:
-            del buf[:pos]
+        if source is buf:
+            if pos:
+                del buf[:pos]
+        elif pos < end:
+            buf += data[pos:]
         return frames

@@ -46,64 +46,61 @@ class Counters:
     def table_size(self) -> int:
         return sum(len(g.assigned) for g in self.groups.values())
 
-    def _prune(self, state: GroupRecord, floor: int) -> None:
-        state.floor = floor
-        # Sweeping costs O(table); doing it only when the floor moved well past the last
-        # sweep keeps it amortised O(1) per request.
-        if floor - state.swept_floor >= 64 or len(state.assigned) > 4096:
-            state.assigned = {s: v for s, v in state.assigned.items() if s > floor}
-            state.swept_floor = floor
+    @staticmethod
+    def _sweep(state: GroupRecord, floor: int) -> None:
+        state.assigned = {s: v for s, v in state.assigned.items() if s > floor}
+        state.swept_floor = floor
 
     def handle(self, req: SeqRequest) -> SeqReply:
-        state = self.groups.get(req.group)
+        # The hot path of the sequencer, once per request: locals, positional Structs and
+        # one pass of checks (see `benchmarks/sequencer.py` for what it costs).
+        group = req.group
+        srid = req.srid
+        state = self.groups.get(group)
         if state is None:
-            state = self.groups[req.group] = GroupRecord()
+            state = self.groups[group] = GroupRecord()
         if req.term < state.term:
-            return self._reply(req, state, SEQ_STALE_TERM, req.counts, [], False)
+            return SeqReply(group, srid, SEQ_STALE_TERM, req.counts, [], False,
+                            state.max_srid, self.epoch)
         state.term = req.term
-        if req.floor > state.floor:
-            self._prune(state, req.floor)
-        if req.srid == 0:  # hello: fence older terms and report the highest srid seen
-            return self._reply(req, state, SEQ_OK, [0] * self.nspaces, self._lasts(), False)
-        if req.srid <= state.floor:
-            return self._reply(req, state, SEQ_PRUNED, req.counts, [], False)
-        done = state.assigned.get(req.srid)
+        floor = req.floor
+        if floor > state.floor:
+            state.floor = floor
+            # Sweeping costs O(table); doing it only when the floor moved well past the
+            # last sweep keeps it amortised O(1) per request.
+            if floor - state.swept_floor >= 64 or len(state.assigned) > 4096:
+                self._sweep(state, floor)
+        if srid == 0:  # hello: fence older terms and report the highest srid seen
+            return SeqReply(group, 0, SEQ_OK, [0] * self.nspaces, self._lasts(), False,
+                            state.max_srid, self.epoch)
+        if srid <= state.floor:
+            return SeqReply(group, srid, SEQ_PRUNED, req.counts, [], False, state.max_srid,
+                            self.epoch)
+        done = state.assigned.get(srid)
         if done is not None:
-            return self._reply(req, state, SEQ_OK, done[0], done[1], True)
+            return SeqReply(group, srid, SEQ_OK, done[0], done[1], True, state.max_srid,
+                            self.epoch)
         # Validate the whole request before any counter moves: a refused request must
         # leave no gap behind it.
-        if len(req.counts) != self.nspaces:
-            raise ValueError(f"request has {len(req.counts)} spaces, sequencer has {self.nspaces}")
-        if any(c < 0 or c > MAX_BATCH_COUNT for c in req.counts):
+        counts = req.counts
+        if len(counts) != self.nspaces:
+            raise ValueError(f"request has {len(counts)} spaces, sequencer has {self.nspaces}")
+        if counts and (min(counts) < 0 or max(counts) > MAX_BATCH_COUNT):
             raise ValueError(f"a count outside 0..{MAX_BATCH_COUNT}")
         nxt = self.next
-        lasts = []
-        for i, count in enumerate(req.counts):
-            nxt[i] += count
-            lasts.append(nxt[i] - 1)
-        state.assigned[req.srid] = (req.counts, lasts)
-        state.max_srid = max(state.max_srid, req.srid)
-        return self._reply(req, state, SEQ_OK, req.counts, lasts, False)
+        if len(counts) == 1:  # the common case, one space: no loop
+            last = nxt[0] + counts[0]
+            nxt[0] = last
+            lasts = [last - 1]
+        else:
+            lasts = []
+            for i, count in enumerate(counts):
+                nxt[i] += count
+                lasts.append(nxt[i] - 1)
+        state.assigned[srid] = (counts, lasts)
+        if srid > state.max_srid:
+            state.max_srid = srid
+        return SeqReply(group, srid, SEQ_OK, counts, lasts, False, state.max_srid, self.epoch)
 
     def _lasts(self) -> list[int]:
         return [n - 1 for n in self.next]
-
-    def _reply(
-        self,
-        req: SeqRequest,
-        state: GroupRecord,
-        status: int,
-        counts: list[int],
-        lasts: list[int],
-        retx: bool,
-    ) -> SeqReply:
-        return SeqReply(
-            group=req.group,
-            srid=req.srid,
-            status=status,
-            counts=counts,
-            lasts=lasts,
-            retx=retx,
-            max_srid=state.max_srid,
-            epoch=self.epoch,
-        )

@@ -87,15 +87,8 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
 
     def handle(conn: Conn, rid: int, msg: object) -> None:
         nonlocal answered, takeover
-        if isinstance(msg, wire.TakeOver):
-            # Any older epoch: when the standby in between is dead too, the groups ask
-            # this one (the switch fences every epoch below it).
-            if not serving and takeover is None:
-                takeover = start_takeover(msg)
-            if rid:
-                conn.reply(rid, wire.Ack())
-            return
-        if isinstance(msg, wire.SeqRequest):
+        # SeqRequests first: nearly every message is one (benchmarks/sequencer.py).
+        if type(msg) is wire.SeqRequest:
             if not serving:
                 conn.reply(rid, wire.SeqReply(msg.group, msg.srid, wire.SEQ_NOT_READY,
                                               msg.counts, [], False, 0, counters.epoch))
@@ -116,6 +109,13 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
                 return
             conn.reply(rid, reply)
             answered += 1
+        elif isinstance(msg, wire.TakeOver):
+            # Any older epoch: when the standby in between is dead too, the groups ask
+            # this one (the switch fences every epoch below it).
+            if not serving and takeover is None:
+                takeover = start_takeover(msg)
+            if rid:
+                conn.reply(rid, wire.Ack())
         elif isinstance(msg, wire.Heartbeat):
             conn.reply(rid, wire.HeartbeatReply(counters.epoch, list(counters.next)))
             answered += 1
