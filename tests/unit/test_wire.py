@@ -64,3 +64,14 @@ def test_well_formed_msgpack_with_wrong_shapes_is_rejected(items):
     except wire.FrameError:
         return
     assert frames == [[]] or all(len(f) == 0 for f in frames)
+
+
+def test_a_tail_received_with_whole_frames_is_kept_for_the_next_read():
+    first = [(wire.CALL, 1, wire.SeqRequest(0, 1, 1, [3], 0, 1))]
+    second = [(wire.REPLY, 1, wire.SeqReply(0, 1, wire.SEQ_OK, [3], [2], False, 1, 1))]
+    a, b = wire.encode_frame(first), wire.encode_frame(second)
+    reader = wire.FrameReader()
+    assert reader.feed(a + b[:5]) == [first]
+    assert reader.feed(b[5:9]) == []
+    assert reader.feed(b[9:] + a) == [second, first]
+    assert reader.feed(b"") == []
