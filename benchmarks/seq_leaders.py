@@ -1,15 +1,17 @@
 """Synthetic group leaders for the sequencer benchmark: one driver process, many leaders.
 
-`python -m benchmarks.seq_leaders PORT FIRST_GROUP LEADERS OUTSTANDING BATCH START END HIST`
+`python -m benchmarks.seq_leaders PORT FIRST_GROUP LEADERS OUTSTANDING BATCH HIST`
 
 Each leader is what a group leader is to the sequencer (nodes/proxy/sequencer_link.py),
 minus the group: its own connection, the hello (srid 0) of its term first, then srids
 1, 2, 3, ... with OUTSTANDING requests in flight (closed loop), each asking for BATCH
 numbers in the one space, and a `floor` that follows the answers, so the sequencer's
-at-most-once table is pruned as a real group's is. Answers that complete in the unix-time
-window [START, END] are counted and their latencies written to the histogram file HIST.
-Prints one JSON line: the requests answered in the window, whether every leader was
-loaded before the window opened, and the first wrong answers if any.
+at-most-once table is pruned as a real group's is. Once every leader is loaded the driver
+prints `loaded` and reads the measured window, `START END` in unix seconds, from stdin
+(so every driver measures the same window, opened only when all are loaded). Answers that
+complete in it are counted and their latencies written to the histogram file HIST.
+Prints one JSON line: the requests answered in the window and the first wrong answers if
+any.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class Leader:
 
 
 async def drive(port: int, first_group: int, leaders: int, outstanding: int, batch: int,
-                start: float, end: float, hist: str) -> dict[str, object]:
+                hist: str) -> dict[str, object]:
     window = Window()
     peers = [rpc.Peer("127.0.0.1", port, lambda c, r, m: None, name=f"leader {g}").start()
              for g in range(first_group, first_group + leaders)]
@@ -130,7 +132,12 @@ async def drive(port: int, first_group: int, leaders: int, outstanding: int, bat
         leader.start()
         running.append(leader)
     await asyncio.gather(*(leader.loaded for leader in running))
-    loaded_in_time = time.time() < start
+    print("loaded", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    try:
+        start, end = (float(t) for t in line.split())
+    except ValueError:
+        raise SystemExit(f"error: expected START END on stdin, got {line[:60]!r}") from None
     await asyncio.sleep(max(0.0, start - time.time()))
     window.measuring = True
     t0 = time.time()
@@ -141,21 +148,18 @@ async def drive(port: int, first_group: int, leaders: int, outstanding: int, bat
         peer.stop()
     window.hist.write(hist)
     return {"requests": window.requests, "seconds": measured,
-            "loaded_in_time": loaded_in_time,
             "errors": window.errors[:5]}
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 8:
+    if len(argv) != 6:
         raise SystemExit(__doc__.splitlines()[2] if __doc__ else "bad arguments")
     try:
         port, first, leaders, outstanding, batch = (int(a) for a in argv[:5])
-        start, end = float(argv[5]), float(argv[6])
     except ValueError:
-        raise SystemExit("error: PORT FIRST_GROUP LEADERS OUTSTANDING BATCH are integers, "
-                         "START END unix times") from None
+        raise SystemExit("error: PORT FIRST_GROUP LEADERS OUTSTANDING BATCH: integers") from None
     rpc.install_uvloop()
-    result = asyncio.run(drive(port, first, leaders, outstanding, batch, start, end, argv[7]))
+    result = asyncio.run(drive(port, first, leaders, outstanding, batch, argv[5]))
     print(json.dumps(result), flush=True)
 
 

@@ -33,7 +33,7 @@ BATCHES = (1, 16, 256)
 OUTSTANDING = 4  # requests in flight per leader
 DRIVERS = 4  # driver processes at most (never more than leaders)
 NSPACES = 1
-SETTLE_S = 1.5  # from launching the drivers to the window: start-up, connect, warm-up
+WARMUP_S = 0.5  # from every leader loaded to the measured window
 REPO = Path(__file__).resolve().parent.parent
 
 # One group of three on this machine at saturation (benchmarks/reference/core.md, 4 client
@@ -51,12 +51,14 @@ def groups_carried(ceiling_rps: float, group_ops_per_s: float, ops_per_batch: fl
     return ceiling_rps / (group_ops_per_s / ops_per_batch)
 
 
-def ceilings(rows: list[dict[str, object]]) -> dict[int, float]:
-    """Per leader count, the lowest requests/s over the batch sizes: the request rate the
-    sequencer sustains whatever numbers each request asks for."""
+def ceilings(rows: list[dict[str, object]], key: str = "requests_per_s") -> dict[int, float]:
+    """Per leader count, the lowest `key` (requests/s) over the batch sizes: the request
+    rate the sequencer sustains whatever numbers each request asks for."""
     out: dict[int, float] = {}
     for r in rows:
-        leaders, rps = r["leaders"], r["requests_per_s"]
+        leaders, rps = r["leaders"], r[key]
+        if rps is None:
+            continue
         assert isinstance(leaders, int) and isinstance(rps, (int, float))
         out[leaders] = min(out.get(leaders, rps), rps)
     return out
@@ -117,18 +119,26 @@ def split(leaders: int, drivers: int) -> list[int]:
 def point(leaders: int, batch: int, seconds: float, drivers: int, outstanding: int,
           run_dir: Path, profile: Path | None) -> dict[str, object]:
     seq = Sequencer(run_dir, profile)
+    procs: list[subprocess.Popen[str]] = []
     try:
-        start = time.time() + SETTLE_S
-        end = start + seconds
-        procs, first = [], 0
+        first = 0
         hists = [run_dir / f"driver-{k}.hist" for k in range(min(leaders, drivers))]
         for n, hist_path in zip(split(leaders, drivers), hists, strict=True):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.seq_leaders", str(seq.port), str(first),
-                 str(n), str(outstanding), str(batch), f"{start:.6f}", f"{end:.6f}",
-                 str(hist_path)],
-                stdout=subprocess.PIPE, text=True, cwd=REPO))
+                 str(n), str(outstanding), str(batch), str(hist_path)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO))
             first += n
+        for p in procs:  # every leader connected, greeted and with its requests in flight
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "loaded":
+                raise SystemExit("error: a leader driver failed to load the sequencer")
+        start = time.time() + WARMUP_S
+        end = start + seconds
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write(f"{start:.6f} {end:.6f}\n")
+            p.stdin.flush()
         time.sleep(max(0.0, start - time.time()))
         seq_cpu0 = seq.cpu_s()
         drv_cpu0 = sum(proc_cpu_s(p.pid) or 0.0 for p in procs)
@@ -142,11 +152,14 @@ def point(leaders: int, batch: int, seconds: float, drivers: int, outstanding: i
                 raise SystemExit(f"error: a leader driver failed (exit {p.returncode})")
             results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         seq.stop()
     errors = [e for r in results for e in r["errors"]]
     if errors:
         raise SystemExit(f"error: the sequencer answered wrongly: {errors[0]}")
-    late = not all(r["loaded_in_time"] for r in results)
     hist = LatencyHistogram()
     for hist_path in hists:
         hist.merge(LatencyHistogram.read(hist_path))
@@ -159,7 +172,10 @@ def point(leaders: int, batch: int, seconds: float, drivers: int, outstanding: i
         "numbers_per_s": rps * batch * NSPACES, "p50_us": p50, "p99_us": p99,
         "seq_cpu_pct": 100 * seq_cpu / seconds,
         "seq_cpu_us_per_req": 1e6 * seq_cpu / requests if requests else None,
-        "drivers_cpu_pct": 100 * drv_cpu / seconds, "loaded_late": late,
+        # What one whole core would serve at this cost per request: the ceiling free of
+        # whatever else the machine runs (the drivers, other processes).
+        "requests_per_cpu_s": requests / seq_cpu if seq_cpu > 0 else None,
+        "drivers_cpu_pct": 100 * drv_cpu / seconds,
     }
 
 
@@ -169,26 +185,33 @@ def fmt(value: object, spec: str = ",.0f") -> str:
 
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| leaders | batch | requests/s | numbers/s | p50 us | p99 us | sequencer CPU % "
-             "| sequencer CPU us/request | drivers CPU % |", "|" + "---|" * 9]
+             "| sequencer CPU us/request | requests per sequencer CPU-second "
+             "| drivers CPU % |", "|" + "---|" * 10]
     for r in rows:
-        late = " (late)" if r["loaded_late"] else ""
         lines.append(
-            f"| {r['leaders']} | {r['batch']} | {fmt(r['requests_per_s'])}{late} | "
+            f"| {r['leaders']} | {r['batch']} | {fmt(r['requests_per_s'])} | "
             f"{fmt(r['numbers_per_s'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
             f"{fmt(r['seq_cpu_pct'])} | {fmt(r['seq_cpu_us_per_req'], '.1f')} | "
-            f"{fmt(r['drivers_cpu_pct'])} |")
+            f"{fmt(r['requests_per_cpu_s'])} | {fmt(r['drivers_cpu_pct'])} |")
     return "\n".join(lines) + "\n"
 
 
 def projection(rows: list[dict[str, object]], group_ops: float, group_batch: float) -> str:
     per_group = group_ops / group_batch
+    measured, per_cpu = ceilings(rows), ceilings(rows, "requests_per_cpu_s")
     lines = [f"\nA group serving {group_ops:,.0f} ops/s in batches of {group_batch:g} ops "
-             f"sends {per_group:,.0f} requests/s; the ceiling at each leader count (the "
-             "lowest requests/s over the batch sizes) carries:\n",
-             "| leaders | ceiling requests/s | such groups |", "|---|---|---|"]
-    for leaders, rps in sorted(ceilings(rows).items()):
-        lines.append(f"| {leaders} | {rps:,.0f} | "
-                     f"{groups_carried(rps, group_ops, group_batch):.1f} |")
+             f"sends {per_group:,.0f} requests/s. Per leader count, the lowest requests/s "
+             "over the batch sizes, measured and per CPU-second of the sequencer (what it "
+             "serves with a core of its own), and the groups of that load it carries:\n",
+             "| leaders | requests/s measured | groups | requests per CPU-second | groups |",
+             "|---|---|---|---|---|"]
+    def groups(rps: float | None) -> str:
+        return "-" if rps is None else f"{groups_carried(rps, group_ops, group_batch):.0f}"
+
+    for leaders, rps in sorted(measured.items()):
+        cpu_rps = per_cpu.get(leaders)
+        lines.append(f"| {leaders} | {rps:,.0f} | {groups(rps)} | {fmt(cpu_rps)} | "
+                     f"{groups(cpu_rps)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -235,8 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         f"One sequencer process, {NSPACES} sequence space; synthetic group leaders "
         f"(benchmarks/seq_leaders.py), {args.outstanding} requests outstanding each, spread "
         f"over up to {args.drivers} driver processes; numbers/s = requests/s x batch x "
-        f"{NSPACES} space. CPU from /proc over the measured window; \"(late)\": a driver was "
-        "still loading when the window opened.", rows,
+        f"{NSPACES} space. CPU from /proc over the measured window.", rows,
         table(rows) + projection(rows, args.group_ops, args.group_batch))
 
 
