@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from nodes.sequencer.fill_carrier import FillCarrier
 from nodes.sequencer.recovery import Superseded, take_over
 
 log = logging.getLogger("mason.sequencer")
+
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
 
 
 async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
@@ -123,6 +126,14 @@ async def run(conf: SequencerConfig, stop: runtime.Stop) -> None:
             conn.abort(f"unexpected {type(msg).__name__}")
 
     server = await runtime.listen(conf, handle)
+    # Every request allocates a handful of short-lived containers (the decoded request,
+    # its reply, their envelopes); at the default threshold of 700 the young generation is
+    # collected every few dozen requests, mostly scanning replies still waiting for the end
+    # of the loop turn. A larger one lets them die first; what survives is the small
+    # at-most-once table. Everything built at start-up is frozen out of the collections.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     write_role()
     runtime.mark_ready(conf, f"epoch {conf.epoch}")
     log.info("serving %d spaces (epoch %d%s)", conf.nspaces, conf.epoch,
