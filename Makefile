@@ -29,6 +29,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m benchmarks.zookeeper
 	$(PY) -m benchmarks.linearizability
 	$(PY) -m benchmarks.alternatives
+	$(PY) -m benchmarks.sequencer
 
 # Not part of `make test`: minutes of planted bugs; the report goes to bench-results/.
 mutation: $(STAMP)
