@@ -83,16 +83,20 @@ class Counters:
         # Validate the whole request before any counter moves: a refused request must
         # leave no gap behind it.
         counts = req.counts
-        if len(counts) != self.nspaces:
-            raise ValueError(f"request has {len(counts)} spaces, sequencer has {self.nspaces}")
-        if counts and (min(counts) < 0 or max(counts) > MAX_BATCH_COUNT):
-            raise ValueError(f"a count outside 0..{MAX_BATCH_COUNT}")
+        nspaces = self.nspaces
+        if len(counts) != nspaces:
+            raise ValueError(f"request has {len(counts)} spaces, sequencer has {nspaces}")
         nxt = self.next
-        if len(counts) == 1:  # the common case, one space: no loop
-            last = nxt[0] + counts[0]
+        if nspaces == 1:  # the common case, one space: no loop
+            count = counts[0]
+            if count < 0 or count > MAX_BATCH_COUNT:
+                raise ValueError(f"a count outside 0..{MAX_BATCH_COUNT}")
+            last = nxt[0] + count
             nxt[0] = last
             lasts = [last - 1]
         else:
+            if counts and (min(counts) < 0 or max(counts) > MAX_BATCH_COUNT):
+                raise ValueError(f"a count outside 0..{MAX_BATCH_COUNT}")
             lasts = []
             for i, count in enumerate(counts):
                 nxt[i] += count

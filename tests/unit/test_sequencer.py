@@ -181,3 +181,16 @@ def test_a_request_that_leaves_the_floor_where_it_was_never_sweeps():
     assert seq.table_size() == 4100
     seq.handle(req(4101, [1], floor=11))  # the floor moves: srids 12..4101 stay
     assert seq.table_size() == 4090
+
+
+def test_one_space_refuses_a_count_out_of_range_and_moves_nothing():
+    # One space has a path of its own (the common case); it validates as the others do.
+    seq = Counters(nspaces=1, epoch=1)
+    for count in (-1, MAX_BATCH_COUNT + 1):
+        with pytest.raises(ValueError, match=rf"^a count outside 0\.\.{MAX_BATCH_COUNT}$"):
+            seq.handle(req(1, [count]))
+    with pytest.raises(ValueError, match=r"^request has 2 spaces, sequencer has 1$"):
+        seq.handle(req(1, [1, 1]))
+    assert seq.next == [0] and seq.table_size() == 0
+    assert seq.handle(req(1, [0])).lasts == [-1]  # zero is a count like any other
+    assert seq.handle(req(2, [MAX_BATCH_COUNT])).lasts == [MAX_BATCH_COUNT - 1]
