@@ -33,31 +33,26 @@ class SridWindow:
     """A leader's srids: handed out in order; the floor is the highest srid below which
     every srid was answered (what a group settles in its log), never one still in flight."""
 
-    __slots__ = ("next_srid", "floor", "_early")
+    __slots__ = ("next_srid", "floor", "_in_flight")
 
     def __init__(self) -> None:
         self.next_srid = 1
         self.floor = 0
-        self._early: set[int] = set()  # answered srids above the floor
+        self._in_flight: set[int] = set()  # a handful: the leader's outstanding requests
 
     def issue(self) -> int:
         srid = self.next_srid
         self.next_srid = srid + 1
+        self._in_flight.add(srid)
         return srid
 
     def answered(self, srid: int) -> None:
-        if srid <= self.floor or srid >= self.next_srid:
+        in_flight = self._in_flight
+        if srid not in in_flight:
             raise ValueError(f"srid {srid} is not in flight (floor {self.floor}, "
                              f"next {self.next_srid})")
-        if srid == self.floor + 1:
-            floor = srid
-            early = self._early
-            while floor + 1 in early:
-                floor += 1
-                early.discard(floor)
-            self.floor = floor
-        else:
-            self._early.add(srid)
+        in_flight.discard(srid)
+        self.floor = min(in_flight) - 1 if in_flight else self.next_srid - 1
 
 
 class Window:
