@@ -3,7 +3,8 @@
 One real sequencer (`python -m nodes.sequencer --config ...`, its config rendered by the
 orchestrator's template, started afresh for every point) against 1, 4, 16 and 64
 synthetic group leaders (benchmarks/seq_leaders.py: the real wire protocol, hello first,
-a floor that follows the answers), each with OUTSTANDING requests in flight, asking for
+a floor that follows the answers), each with 4 requests in flight (4 share a frame when
+the sequencer answers a burst) and then with 1 (every request its own frame), asking for
 1, 16 or 256 numbers per request in one space. The leaders run in up to DRIVERS driver
 processes. The sequencer's own CPU over the measured window comes from /proc, so each row
 shows whether the sequencer (CPU near 100%) or the drivers set the pace.
@@ -30,7 +31,7 @@ from orchestrator.render import render
 
 LEADERS = (1, 4, 16, 64)
 BATCHES = (1, 16, 256)
-OUTSTANDING = 4  # requests in flight per leader
+OUTSTANDING = (4, 1)  # requests in flight per leader
 DRIVERS = 4  # driver processes at most (never more than leaders)
 NSPACES = 1
 WARMUP_S = 0.5  # from every leader loaded to the measured window
@@ -51,16 +52,19 @@ def groups_carried(ceiling_rps: float, group_ops_per_s: float, ops_per_batch: fl
     return ceiling_rps / (group_ops_per_s / ops_per_batch)
 
 
-def ceilings(rows: list[dict[str, object]], key: str = "requests_per_s") -> dict[int, float]:
-    """Per leader count, the lowest `key` (requests/s) over the batch sizes: the request
-    rate the sequencer sustains whatever numbers each request asks for."""
-    out: dict[int, float] = {}
+def ceilings(rows: list[dict[str, object]],
+             key: str = "requests_per_s") -> dict[tuple[int, int], float]:
+    """Per (outstanding, leaders), the lowest `key` (requests/s) over the batch sizes: the
+    request rate the sequencer sustains whatever numbers each request asks for."""
+    out: dict[tuple[int, int], float] = {}
     for r in rows:
-        leaders, rps = r["leaders"], r[key]
+        outstanding, leaders, rps = r["outstanding"], r["leaders"], r[key]
         if rps is None:
             continue
-        assert isinstance(leaders, int) and isinstance(rps, (int, float))
-        out[leaders] = min(out.get(leaders, rps), rps)
+        assert isinstance(outstanding, int) and isinstance(leaders, int)
+        assert isinstance(rps, (int, float))
+        where = (outstanding, leaders)
+        out[where] = min(out.get(where, rps), rps)
     return out
 
 
@@ -184,34 +188,36 @@ def fmt(value: object, spec: str = ",.0f") -> str:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| leaders | batch | requests/s | numbers/s | p50 us | p99 us | sequencer CPU % "
-             "| sequencer CPU us/request | requests per sequencer CPU-second "
-             "| drivers CPU % |", "|" + "---|" * 10]
+    lines = ["| outstanding | leaders | batch | requests/s | numbers/s | p50 us | p99 us "
+             "| sequencer CPU % | sequencer CPU us/request "
+             "| requests per sequencer CPU-second | drivers CPU % |", "|" + "---|" * 11]
     for r in rows:
         lines.append(
-            f"| {r['leaders']} | {r['batch']} | {fmt(r['requests_per_s'])} | "
-            f"{fmt(r['numbers_per_s'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
-            f"{fmt(r['seq_cpu_pct'])} | {fmt(r['seq_cpu_us_per_req'], '.1f')} | "
-            f"{fmt(r['requests_per_cpu_s'])} | {fmt(r['drivers_cpu_pct'])} |")
+            f"| {r['outstanding']} | {r['leaders']} | {r['batch']} | "
+            f"{fmt(r['requests_per_s'])} | {fmt(r['numbers_per_s'])} | {fmt(r['p50_us'])} | "
+            f"{fmt(r['p99_us'])} | {fmt(r['seq_cpu_pct'])} | "
+            f"{fmt(r['seq_cpu_us_per_req'], '.1f')} | {fmt(r['requests_per_cpu_s'])} | "
+            f"{fmt(r['drivers_cpu_pct'])} |")
     return "\n".join(lines) + "\n"
 
 
 def projection(rows: list[dict[str, object]], group_ops: float, group_batch: float) -> str:
     per_group = group_ops / group_batch
     measured, per_cpu = ceilings(rows), ceilings(rows, "requests_per_cpu_s")
+
+    def groups(rps: float | None) -> str:
+        return "-" if rps is None else f"{groups_carried(rps, group_ops, group_batch):.0f}"
+
     lines = [f"\nA group serving {group_ops:,.0f} ops/s in batches of {group_batch:g} ops "
              f"sends {per_group:,.0f} requests/s. Per leader count, the lowest requests/s "
              "over the batch sizes, measured and per CPU-second of the sequencer (what it "
              "serves with a core of its own), and the groups of that load it carries:\n",
-             "| leaders | requests/s measured | groups | requests per CPU-second | groups |",
-             "|---|---|---|---|---|"]
-    def groups(rps: float | None) -> str:
-        return "-" if rps is None else f"{groups_carried(rps, group_ops, group_batch):.0f}"
-
-    for leaders, rps in sorted(measured.items()):
-        cpu_rps = per_cpu.get(leaders)
-        lines.append(f"| {leaders} | {rps:,.0f} | {groups(rps)} | {fmt(cpu_rps)} | "
-                     f"{groups(cpu_rps)} |")
+             "| outstanding | leaders | requests/s measured | groups "
+             "| requests per CPU-second | groups |", "|---|---|---|---|---|---|"]
+    for (outstanding, leaders), rps in sorted(measured.items(), reverse=True):
+        cpu_rps = per_cpu.get((outstanding, leaders))
+        lines.append(f"| {outstanding} | {leaders} | {rps:,.0f} | {groups(rps)} | "
+                     f"{fmt(cpu_rps)} | {groups(cpu_rps)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leaders", type=int, nargs="*", default=list(LEADERS))
     parser.add_argument("--batches", type=int, nargs="*", default=list(BATCHES),
                         help="numbers per request (one space)")
-    parser.add_argument("--outstanding", type=int, default=OUTSTANDING,
+    parser.add_argument("--outstanding", type=int, nargs="*", default=list(OUTSTANDING),
                         help="requests in flight per leader")
     parser.add_argument("--drivers", type=int, default=DRIVERS,
                         help="driver processes the leaders are spread over, at most")
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="write each point's sequencer profile (cProfile) here")
     args = parser.parse_args(argv)
-    if (args.seconds <= 0 or args.outstanding < 1 or args.drivers < 1
+    if (args.seconds <= 0 or args.drivers < 1 or any(n < 1 for n in args.outstanding)
             or any(n < 1 for n in args.leaders)
             or any(b < 1 or b > MAX_BATCH_COUNT for b in args.batches)):
         raise SystemExit("error: seconds, leaders, batches, outstanding and drivers must be "
@@ -245,22 +251,23 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="sequencer-bench-") as tmp:
-        for leaders in args.leaders:
-            for batch in args.batches:
-                print(f"{leaders} leaders, batch {batch}", file=sys.stderr, flush=True)
-                profile = (None if args.profile is None
-                           else args.profile / f"l{leaders}-b{batch}")
-                rows.append(point(leaders, batch, args.seconds, args.drivers,
-                                  args.outstanding, Path(tmp) / f"l{leaders}-b{batch}",
-                                  profile))
+        for outstanding in args.outstanding:
+            for leaders in args.leaders:
+                for batch in args.batches:
+                    where = f"o{outstanding}-l{leaders}-b{batch}"
+                    print(f"{outstanding} outstanding x {leaders} leaders, batch {batch}",
+                          file=sys.stderr, flush=True)
+                    rows.append(point(
+                        leaders, batch, args.seconds, args.drivers, outstanding,
+                        Path(tmp) / where, None if args.profile is None else args.profile / where))
     write_report(
         args.out, "sequencer", "One sequencer's ceiling", args.seconds,
         f"One sequencer process, {NSPACES} sequence space; synthetic group leaders "
-        f"(benchmarks/seq_leaders.py), {args.outstanding} requests outstanding each, spread "
-        f"over up to {args.drivers} driver processes; numbers/s = requests/s x batch x "
-        f"{NSPACES} space. CPU from /proc over the measured window.", rows,
+        f"(benchmarks/seq_leaders.py) with the given requests outstanding each, spread over up "
+        f"to {args.drivers} driver processes; numbers/s = requests/s x batch x {NSPACES} "
+        "space. CPU from /proc over the measured window; requests per sequencer CPU-second: "
+        "what it serves with a core of its own, free of what else the machine runs.", rows,
         table(rows) + projection(rows, args.group_ops, args.group_batch))
-
 
 if __name__ == "__main__":
     main()

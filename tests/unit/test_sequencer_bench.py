@@ -60,8 +60,10 @@ def test_a_group_sends_one_request_per_batch():
         groups_carried(1000, 1000, 0)
 
 
-def test_the_ceiling_per_leader_count_is_the_lowest_over_batch_sizes():
-    rows = [{"leaders": 4, "batch": 1, "requests_per_s": 900.0},
-            {"leaders": 4, "batch": 16, "requests_per_s": 800.0},
-            {"leaders": 16, "batch": 1, "requests_per_s": 1200.0}]
-    assert ceilings(rows) == {4: 800.0, 16: 1200.0}
+def test_the_ceiling_per_load_is_the_lowest_over_batch_sizes():
+    rows = [{"outstanding": 4, "leaders": 4, "batch": 1, "requests_per_s": 900.0},
+            {"outstanding": 4, "leaders": 4, "batch": 16, "requests_per_s": 800.0},
+            {"outstanding": 4, "leaders": 16, "batch": 1, "requests_per_s": 1200.0},
+            {"outstanding": 1, "leaders": 4, "batch": 1, "requests_per_s": 300.0},
+            {"outstanding": 1, "leaders": 4, "batch": 16, "requests_per_s": None}]
+    assert ceilings(rows) == {(4, 4): 800.0, (4, 16): 1200.0, (1, 4): 300.0}
