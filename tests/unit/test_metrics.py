@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -313,6 +314,31 @@ def test_series_taken_as_it_goes_is_the_whole_series(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a 'unix_ms,ops' row: '10,x'"):
         parse_series_rows("unix_ms,ops\n10,x\n")
 
+
+
+def test_a_take_that_hands_out_nothing_leaves_the_start_of_the_series_open() -> None:
+    # Nothing handed out yet: a bin recorded below the first one (the wall clock stepped
+    # back) is still handed out, so the rows taken add up to every operation recorded.
+    s = ThroughputSeries(bin_ms=10)
+    s.record(50 * 1_000_000)
+    assert s.take(55 * 1_000_000) == []  # the bin of 50 ms is still filling
+    s.record(42 * 1_000_000)
+    assert s.take() == [(40, 1), (50, 1)]
+    assert s.total == 2
+
+
+@pytest.mark.parametrize("line", ["-5,3", " 5,3", "1_0,3", "x,3", "5,-3", "5, 3", "5", "5,3,1"])
+def test_a_series_row_is_two_runs_of_digits_around_one_comma(line: str) -> None:
+    # int() would take a sign, blanks or underscores: a row is exactly what
+    # format_series_row writes, and anything else is refused with the line quoted.
+    with pytest.raises(ValueError, match=f"^not a 'unix_ms,ops' row: {re.escape(repr(line))}$"):
+        parse_series_rows(f"unix_ms,ops\n{line}\n")
+
+
+def test_a_refused_series_row_is_quoted_up_to_40_characters() -> None:
+    line = "1" * 45 + ",x"
+    with pytest.raises(ValueError, match=f"^not a 'unix_ms,ops' row: '{'1' * 40}'$"):
+        parse_series_rows(line + "\n")
 
 def test_write_dat_rate_for_windows_of_any_length(tmp_path: Path) -> None:
     p = tmp_path / "client-0-0.dat"
