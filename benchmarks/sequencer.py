@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # One group of three on this machine at saturation (benchmarks/reference/core.md, 4 client
 # processes x 64 outstanding): the load the projection divides the ceiling by.
-GROUP_OPS_PER_S = 110_000
-GROUP_OPS_PER_BATCH = 80
+GROUP_OPS_PER_S = 340_000
+GROUP_OPS_PER_BATCH = 100
 
 
 def groups_carried(ceiling_rps: float, group_ops_per_s: float, ops_per_batch: float) -> float:
