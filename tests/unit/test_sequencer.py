@@ -136,6 +136,16 @@ def test_the_largest_count_a_request_may_carry_is_granted():
     assert seq.handle(req(1, [MAX_BATCH_COUNT])).lasts == [MAX_BATCH_COUNT - 1]
 
 
+def test_several_spaces_grant_the_largest_count_in_any_of_them():
+    # Several spaces check their counts on a path apart from the one-space one: the largest
+    # count is as legal there, whichever space carries it.
+    seq = Counters(nspaces=3, epoch=1)
+    assert seq.handle(req(1, [MAX_BATCH_COUNT, 0, 1])).lasts == [MAX_BATCH_COUNT - 1, -1, 0]
+    assert seq.handle(req(2, [1, 2, MAX_BATCH_COUNT])).lasts == [
+        MAX_BATCH_COUNT, 1, MAX_BATCH_COUNT]
+    assert seq.next == [MAX_BATCH_COUNT + 1, 2, MAX_BATCH_COUNT + 1]
+
+
 def test_a_refused_request_says_why():
     seq = Counters(nspaces=2, epoch=1)
     with pytest.raises(ValueError, match=r"^request has 3 spaces, sequencer has 2$"):
