@@ -628,10 +628,10 @@ class Replica:
         answer or a failover, answered from the committed state."""
         found = self.state.answer(req.client_id, req.reqid)
         if found is None or found[1] != req.nops:
-            # Committed runs are answered as they were sent; another grouping of committed
-            # reqids is no request this group's clients make.
-            conn.reply(rid, refused(req.reqid, RUN_MISMATCH if found else
-                                    "the answer is no longer kept"))
+            # Committed runs are answered as they were sent (an answer is kept until all of
+            # its run is acked): another grouping of committed reqids is no request this
+            # group's clients make.
+            conn.reply(rid, refused(req.reqid, RUN_MISMATCH))
             return
         lasts, nops = found
         owing = self.owing.get(key)
