@@ -74,7 +74,7 @@ class OpReply(Msg, tag="opr", omit_defaults=True):
 
     `lasts[i]` is the highest number of the run in space i: operation k of the run
     (0-based) owns, in space i, the `counts[i]` numbers ending at
-    `lasts[i] - (nops - 1 - k) * counts[i]` (see `run_lasts`).
+    `lasts[i] - (nops - 1 - k) * counts[i]`.
     `leader` is the replica index the receiver believes leads the group (-1: unknown).
     `status` and `payload` are the system's answer (OP_OK for a pure sequencing operation;
     a log read answers with a LOG_* status and the entry's bytes).
@@ -86,14 +86,6 @@ class OpReply(Msg, tag="opr", omit_defaults=True):
     payload: bytes = b""
     status: int = 0
     nops: int = 1
-
-
-def run_lasts(counts: list[int], lasts: list[int], nops: int, k: int) -> list[int]:
-    """The lasts of operation k (0-based) of a run of `nops` whose highest are `lasts`."""
-    behind = nops - 1 - k
-    if not behind:
-        return lasts
-    return [last - behind * count for count, last in zip(counts, lasts, strict=True)]
 
 
 # OpRequest kinds.

@@ -17,8 +17,9 @@ NOOP_CLIENT = -1  # client id of the single operation of a noop batch
 
 class OpRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     """A committed run of `nops` operations, reqids `reqid`..`reqid + nops - 1`, each owning
-    `counts[i]` numbers of space i; `lasts[i]` is the run's highest (nodes/wire.py
-    `run_lasts` gives each operation's). Noops and every system but Mason have runs of 1."""
+    `counts[i]` numbers of space i; `lasts[i]` is the run's highest (operation k owns the
+    range ending at `lasts[i] - (nops - 1 - k) * counts[i]`). Noops and every system but
+    Mason have runs of 1."""
 
     client_id: int
     reqid: int

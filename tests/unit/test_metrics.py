@@ -425,14 +425,12 @@ def test_a_binary_record_file_buffers_a_mebibyte_of_bytes(tmp_path: Path) -> Non
 
 
 def test_a_run_is_recorded_as_one_line_per_operation_like_single_records(tmp_path):
-    from nodes import wire
-
     runs, singles = tmp_path / "runs.seqnums", tmp_path / "singles.seqnums"
     with SeqnumRecorder(runs, 7, 2) as by_run, SeqnumRecorder(singles, 7, 2) as one_by_one:
         by_run.record_run(10, 555, [2, 1], [29, 13], 4)
         by_run.record_run(14, 556, [2, 1], [31, 14], 1)
-        for k in range(4):
-            one_by_one.record(10 + k, 555, [2, 1], wire.run_lasts([2, 1], [29, 13], 4, k))
+        for k in range(4):  # operation k owns the 2 and 1 numbers ending at 23+2k and 10+k
+            one_by_one.record(10 + k, 555, [2, 1], [23 + 2 * k, 10 + k])
         one_by_one.record(14, 556, [2, 1], [31, 14])
         assert by_run.lines == one_by_one.lines == 5
     assert runs.read_text() == singles.read_text()

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from nodes import wire
+from nodes.metrics import SeqnumRecorder
 from nodes.proxy.batching import Admission, Op, split_ranges
 from nodes.proxy.entries import NOOP_CLIENT, BatchEntry, OpRecord, decode, encode
 from nodes.proxy.group_state import GroupState
@@ -17,13 +18,13 @@ def run(client, reqid, nops, counts=(1,)):
     return Op(client, reqid, list(counts), None, 0, nops=nops)
 
 
-def test_each_operation_of_a_run_owns_its_own_consecutive_numbers():
-    assert wire.run_lasts([2, 1], [20, 7], 3, 2) == [20, 7]
-    assert wire.run_lasts([2, 1], [20, 7], 3, 1) == [18, 6]
-    assert wire.run_lasts([2, 1], [20, 7], 3, 0) == [16, 5]
-    ranges = [(last - 2 + 1, last) for last in
-              (wire.run_lasts([2], [20], 3, k)[0] for k in range(3))]
-    assert ranges == [(15, 16), (17, 18), (19, 20)]
+def test_each_operation_of_a_run_owns_its_own_consecutive_numbers(tmp_path):
+    # A run of 3 operations, 2 numbers each in space 0 and 1 in space 1, whose highest
+    # numbers are 20 and 7: the client writes each operation's own ranges, tiling the run's.
+    with SeqnumRecorder(tmp_path / "c.seqnums", 1, 2) as out:
+        out.record_run(4, 99, [2, 1], [20, 7], 3)
+    lines = (tmp_path / "c.seqnums").read_text().splitlines()[1:]
+    assert lines == ["4 99 2 16 1 5", "5 99 2 18 1 6", "6 99 2 20 1 7"]
 
 
 def test_a_batch_splits_its_range_over_runs_and_single_operations_in_order():
