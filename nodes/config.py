@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
+
+from nodes.wire import MAX_BATCH_OPS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +74,7 @@ class ProxyConfig(Common, kw_only=True):
     epoch: int = 1
     designated_leader: bool = False  # campaigns at start-up, as replica 0 did in the original
     batch_timeout_us: int = 200
-    batch_max_ops: int = 1024
+    batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_OPS)] = 1024
     tick_ms: int = 10
     election_ticks: int = 30
     heartbeat_ticks: int = 3

@@ -43,6 +43,9 @@ CumulativeAck = Annotated[int, msgspec.Meta(ge=-1)]  # -1: nothing acknowledged 
 # what one sequencer request may ask for.
 MAX_RUN = 1 << 10
 RunLength = Annotated[int, msgspec.Meta(ge=1, le=MAX_RUN)]
+# Operations that close a batch, at most: with one run past it, a batch's numbers in a
+# space stay below MAX_BATCH_COUNT ((MAX_BATCH_OPS + MAX_RUN) * MAX_OP_COUNT < 2^32).
+MAX_BATCH_OPS = 1 << 15
 
 
 # ---- client <-> proxy ----------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from nodes import config as node_config
+from nodes.wire import MAX_BATCH_OPS
 from orchestrator.spec import ExperimentSpec, SpecError, field_defaults
 
 if TYPE_CHECKING:
@@ -188,6 +189,12 @@ def check_positive(flags: Mapping[str, int]) -> None:
     for flag, value in flags.items():
         if value <= 0:
             raise SpecError(f"{flag} must be positive, not {value}")
+
+
+def check_batch_max_ops(value: int) -> None:
+    """A batch's numbers must fit one sequencer request (nodes/wire.py MAX_BATCH_OPS)."""
+    if not 1 <= value <= MAX_BATCH_OPS:
+        raise SpecError(f"--batch_max_ops must be 1 to {MAX_BATCH_OPS}, not {value}")
 
 
 def check_window(spec: ExperimentSpec) -> None:

@@ -16,6 +16,7 @@ from orchestrator.systems.base import (
     Counts,
     System,
     check_base_port,
+    check_batch_max_ops,
     check_fault_times,
     check_positive,
     check_window,
@@ -67,11 +68,11 @@ def check_groups(spec: ExperimentSpec, events: tuple[str, ...],
         "--nclient_threads": spec.nclient_threads,
         "--client_concurrency": spec.client_concurrency,
         "--nsequence_spaces": spec.nsequence_spaces,
-        "--batch_max_ops": spec.batch_max_ops,
         "--max_log_size": spec.max_log_size,
         "--raft_tick_ms": spec.raft_tick_ms,
     })
     check_window(spec)
+    check_batch_max_ops(spec.batch_max_ops)
     if spec.batch_timeout < 0:
         raise SpecError(f"--batch_timeout must be >= 0 microseconds, not {spec.batch_timeout}")
     if spec.heartbeat_ms <= 0 or spec.heartbeat_misses <= 0:

@@ -21,6 +21,7 @@ from orchestrator.systems.base import (
     Counts,
     System,
     check_base_port,
+    check_batch_max_ops,
     check_fault_times,
     check_positive,
     check_window,
@@ -66,14 +67,14 @@ class RSMKeeper(System):
                             f"{spec.nproxies}")
         if spec.nproxy_threads != 1:
             raise SpecError("--nproxy_threads must be 1 for rsmkeeper (one Raft group)")
-        check_positive({"--batch_max_ops": spec.batch_max_ops,
-                        "--max_log_size": spec.max_log_size,
+        check_positive({"--max_log_size": spec.max_log_size,
                         "--raft_tick_ms": spec.raft_tick_ms, "--zk_tick_ms": spec.zk_tick_ms})
         if spec.batch_timeout < 0:
             raise SpecError(f"--batch_timeout must be >= 0 microseconds, not {spec.batch_timeout}")
         if spec.election_timeout_ms < 2 * spec.raft_tick_ms:
             raise SpecError("--election_timeout_ms must be at least two Raft ticks")
         check_window(spec)
+        check_batch_max_ops(spec.batch_max_ops)
         check_fault_times(spec, self.fault_events)
         check_durability(spec)
         check_base_port(spec)

@@ -206,3 +206,26 @@ def test_testbed_defaults_are_the_original_launchers():
     assert (cm.max_log_size, cm.corfu_units, cm.nsequencers) == (500_000, 4, 2)
     mason = build("x", "mason", systems.get("mason").testbed_defaults(counts))
     assert (mason.nproxies, mason.nsequencers, mason.nproxy_threads) == (21, 2, 8)
+
+
+@pytest.mark.parametrize("system", ["mason", "corfumason", "rsmkeeper", "zkmason"])
+@pytest.mark.parametrize("value", [0, -3, (1 << 15) + 1])
+def test_a_batch_limit_outside_what_one_sequencer_request_carries_is_refused(system, value):
+    with pytest.raises(SpecError) as info:
+        build("x", system, {"batch_max_ops": value})
+    assert str(info.value) == f"--batch_max_ops must be 1 to 32768, not {value}"
+
+
+def test_a_proxy_config_with_a_batch_limit_out_of_range_is_refused_on_loading(tmp_path):
+    from nodes import config
+
+    text = ('name = "p"\noutdir = "."\nnspaces = 1\ngroup = 0\nreplica = 0\npeers = {{}}\n'
+            'batch_max_ops = {}\n[listen]\nhost = "127.0.0.1"\nport = 1\n')
+    for value, ok in ((1, True), (1 << 15, True), (0, False), ((1 << 15) + 1, False)):
+        path = tmp_path / f"p{value}.toml"
+        path.write_text(text.format(value))
+        if ok:
+            assert config.load(path, config.ProxyConfig).batch_max_ops == value
+        else:
+            with pytest.raises(config.ConfigError, match="batch_max_ops"):
+                config.load(path, config.ProxyConfig)
