@@ -17,6 +17,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from nodes.wire import MAX_BATCH_OPS
+
 
 class Op:
     """A run of operations known to the leader and not yet answered: reqids
@@ -79,7 +81,7 @@ class Admission:
     """Open batch + parked operations of one leader term."""
 
     def __init__(self, nspaces: int, sequenced: dict[int, int], first_batch_id: int,
-                 max_ops: int = 1 << 15) -> None:
+                 max_ops: int = MAX_BATCH_OPS) -> None:
         self.nspaces = nspaces
         # Parked runs released into one batch stop here, so a batch's numbers stay within
         # what one sequencer request may carry however many runs a client parked.

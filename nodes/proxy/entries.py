@@ -30,10 +30,6 @@ class OpRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     payload: bytes = b""
     nops: int = 1
 
-    @property
-    def top(self) -> int:
-        return self.reqid + self.nops - 1
-
 
 class BatchEntry(msgspec.Struct, array_like=True, tag="b", omit_defaults=True):
     srid: int
